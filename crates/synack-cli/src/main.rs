@@ -1,0 +1,3 @@
+//! The `synack` command line.
+
+fn main() {}

@@ -1,0 +1,74 @@
+//! Trace events: what the core reports about itself, as values.
+//!
+//! Drivers turn these into JSON Lines (`--trace`), sequence diagrams and
+//! statistics. The shape follows `shared/CONTRACT.md` ("The trace").
+
+use core::net::SocketAddr;
+
+use synack_wire::TcpFlags;
+
+use crate::{Instant, State};
+
+/// The connection an event concerns: (local, remote).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnTuple {
+    /// Our address and port.
+    pub local: SocketAddr,
+    /// The peer's address and port.
+    pub remote: SocketAddr,
+}
+
+/// One trace event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceEvent {
+    /// When it happened.
+    pub at: Instant,
+    /// The connection; `None` when a packet was too broken to name one.
+    pub conn: Option<ConnTuple>,
+    /// What happened.
+    pub kind: TraceKind,
+}
+
+/// A segment as the trace shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Control bits.
+    pub flags: TcpFlags,
+    /// Raw sequence number.
+    pub seq: u32,
+    /// Raw acknowledgment number.
+    pub ack: u32,
+    /// Payload bytes.
+    pub len: u32,
+    /// Window field as on the wire (unscaled).
+    pub win: u16,
+}
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceKind {
+    /// The connection changed state.
+    State {
+        /// Old state.
+        from: State,
+        /// New state.
+        to: State,
+    },
+    /// A segment was handed to the driver to send.
+    Send {
+        /// The segment.
+        seg: SegmentInfo,
+        /// True when it resends sequence space sent before.
+        rtx: bool,
+    },
+    /// A valid segment arrived for this connection (or listener).
+    Recv {
+        /// The segment.
+        seg: SegmentInfo,
+    },
+    /// An arriving packet was discarded.
+    Drop {
+        /// Why (a short stable phrase).
+        reason: &'static str,
+    },
+}
