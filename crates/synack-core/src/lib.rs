@@ -1,19 +1,48 @@
 //! The synack TCP engine: RFC 9293 in a pure, deterministic core.
 //!
 //! `no_std` + `alloc`, sans-I/O: the core never reads a clock or touches a
-//! device. A driver feeds it packets (`handle_packet`), the time
-//! (`handle_timeout`) and the application's calls, and drains what it wants
-//! done (`poll_transmit`, `poll_event`, `poll_trace`, `poll_timeout`).
+//! device. A driver feeds a [`Stack`] packets ([`Stack::handle_packet`]),
+//! the time ([`Stack::handle_timeout`]) and the application's calls
+//! ([`Stack::connect`], [`Stack::listen`], [`Stack::send`], ...), and
+//! drains what it wants done: [`Stack::poll_transmit`] (IP packets),
+//! [`Stack::poll_event`] (application events), [`Stack::poll_trace`]
+//! (trace events) and [`Stack::poll_timeout`] (when to call
+//! `handle_timeout` next). Any `handle_*` or user call can change the
+//! answers of every `poll_*`.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 extern crate alloc;
 
+mod cc;
+mod config;
+mod conn;
+mod error;
+mod event;
+mod isn;
+mod outbox;
+mod recv_buf;
+mod rtt;
+mod send_buf;
+mod seq;
+mod stack;
 mod state;
 mod time;
+mod timewait;
 mod trace;
+mod wheel;
 
+pub use cc::{CongestionControl, Reno};
+pub use config::Config;
+pub use error::Error;
+pub use event::{ConnId, Event, ListenerId};
+pub use isn::IsnGenerator;
+pub use outbox::Stats;
+pub use rtt::RttEstimator;
+pub use seq::Seq;
+pub use stack::Stack;
 pub use state::State;
 pub use time::Instant;
 pub use trace::{ConnTuple, SegmentInfo, TraceEvent, TraceKind};
+pub use wheel::TimerWheel;

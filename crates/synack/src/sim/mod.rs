@@ -1,1 +1,331 @@
-//! Simulator.
+//! The deterministic network simulator: a virtual clock, hosts that each run
+//! a [`Stack`] and an application, and links with seeded faults.
+//!
+//! It runs as fast as the CPU allows (a 60 s TIME-WAIT costs nothing to wait
+//! out) and a run is a pure function of its seed and setup, so any failure
+//! reproduces exactly. It is both the test bed and the engine of `synack demo`.
+
+mod apps;
+mod link;
+mod rng;
+
+pub use apps::{pattern, Client, ClientMode, EchoServer, ServerMode};
+pub use link::{DropRule, LinkConfig};
+pub use rng::Rng;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::IpAddr;
+
+use synack_core::{Config, Event, Instant, Stack, TraceKind};
+use synack_wire::parse_packet;
+
+use crate::record::{HostId, LinkFate, Record};
+
+/// An application running on a simulated host. It reacts to its stack's
+/// events and may keep timers of its own.
+pub trait App {
+    /// Called once when the simulation starts.
+    fn start(&mut self, now: Instant, stack: &mut Stack);
+    /// Called for every event of its stack.
+    fn on_event(&mut self, now: Instant, stack: &mut Stack, event: Event);
+    /// The application's own next deadline, if any.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    /// Called when the application's deadline has come.
+    fn on_timeout(&mut self, _now: Instant, _stack: &mut Stack) {}
+    /// Lets a scenario read the application's results after the run.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+struct Host {
+    name: String,
+    stack: Stack,
+    app: Box<dyn App>,
+}
+
+/// A packet on its way.
+struct InFlight {
+    to: HostId,
+    packet: Vec<u8>,
+}
+
+/// The simulated network.
+pub struct Sim {
+    now: Instant,
+    rng: Rng,
+    link: LinkConfig,
+    hosts: Vec<Host>,
+    routes: HashMap<IpAddr, HostId>,
+    queue: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    in_flight: HashMap<usize, InFlight>,
+    next_slot: usize,
+    order: u64,
+    drop_rule: Option<DropRule>,
+    record: bool,
+    records: Vec<Record>,
+    capture: Option<Vec<(Instant, Vec<u8>)>>,
+    started: bool,
+    delivered: u64,
+}
+
+impl Sim {
+    /// An empty network whose faults draw from `seed`.
+    pub fn new(seed: u64, link: LinkConfig) -> Self {
+        Sim {
+            now: Instant::ZERO,
+            rng: Rng::new(seed),
+            link,
+            hosts: Vec::new(),
+            routes: HashMap::new(),
+            queue: BinaryHeap::new(),
+            in_flight: HashMap::new(),
+            next_slot: 0,
+            order: 0,
+            drop_rule: None,
+            record: false,
+            records: Vec::new(),
+            capture: None,
+            started: false,
+            delivered: 0,
+        }
+    }
+
+    /// Keep [`Record`]s of everything (turns on the stacks' traces).
+    pub fn record(mut self, on: bool) -> Self {
+        self.record = on;
+        self
+    }
+
+    /// Keep a copy of every packet sent, for pcap output.
+    pub fn capture(mut self, on: bool) -> Self {
+        self.capture = on.then(Vec::new);
+        self
+    }
+
+    /// Installs a scripted drop rule.
+    pub fn set_drop_rule(&mut self, rule: DropRule) {
+        self.drop_rule = Some(rule);
+    }
+
+    /// Adds a host with its addresses, stack configuration and application.
+    pub fn add_host(
+        &mut self,
+        name: &str,
+        addrs: &[IpAddr],
+        mut cfg: Config,
+        app: Box<dyn App>,
+    ) -> HostId {
+        let id = HostId(self.hosts.len());
+        cfg.trace = cfg.trace || self.record;
+        let mut stack = Stack::new(cfg, self.rng.secret());
+        for a in addrs {
+            stack.add_address(*a);
+            self.routes.insert(*a, id);
+        }
+        self.hosts.push(Host {
+            name: name.to_string(),
+            stack,
+            app,
+        });
+        id
+    }
+
+    /// The current virtual time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// A host's stack.
+    pub fn stack(&self, h: HostId) -> &Stack {
+        &self.hosts[h.0].stack
+    }
+
+    /// A host's name.
+    pub fn host_name(&self, h: HostId) -> &str {
+        &self.hosts[h.0].name
+    }
+
+    /// A host's application, for reading results.
+    pub fn app(&self, h: HostId) -> &dyn App {
+        self.hosts[h.0].app.as_ref()
+    }
+
+    /// Everything recorded so far.
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// Packets captured so far (with `capture(true)`).
+    pub fn captured(&self) -> &[(Instant, Vec<u8>)] {
+        self.capture.as_deref().unwrap_or(&[])
+    }
+
+    /// Packets delivered to a host so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Runs until nothing is left to happen or the virtual clock would pass
+    /// `limit`. Returns true when the network went quiet before the limit.
+    pub fn run(&mut self, limit: Instant) -> bool {
+        if !self.started {
+            self.started = true;
+            for h in 0..self.hosts.len() {
+                let host = &mut self.hosts[h];
+                host.app.start(self.now, &mut host.stack);
+                self.settle(HostId(h));
+            }
+        }
+        loop {
+            let Some(next) = self.next_instant() else {
+                return true;
+            };
+            if next > limit {
+                self.now = limit;
+                return false;
+            }
+            self.now = self.now.max(next);
+            self.step();
+        }
+    }
+
+    fn next_instant(&self) -> Option<Instant> {
+        let mut next = self.queue.peek().map(|Reverse((t, _, _))| *t);
+        for h in &self.hosts {
+            for t in [h.stack.poll_timeout(), h.app.poll_timeout()]
+                .into_iter()
+                .flatten()
+            {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        }
+        next
+    }
+
+    /// Does everything due at `self.now`.
+    fn step(&mut self) {
+        let now = self.now;
+        while let Some(Reverse((t, _, slot))) = self.queue.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.queue.pop();
+            if let Some(p) = self.in_flight.remove(&slot) {
+                self.delivered += 1;
+                let host = &mut self.hosts[p.to.0];
+                host.stack.handle_packet(now, &p.packet);
+                self.settle(p.to);
+            }
+        }
+        for h in 0..self.hosts.len() {
+            let host = &mut self.hosts[h];
+            if host.stack.poll_timeout().is_some_and(|t| t <= now) {
+                host.stack.handle_timeout(now);
+            }
+            if host.app.poll_timeout().is_some_and(|t| t <= now) {
+                host.app.on_timeout(now, &mut host.stack);
+            }
+            self.settle(HostId(h));
+        }
+    }
+
+    /// Drains a host: events to its application, packets onto the link,
+    /// trace events into the records, until nothing more comes out.
+    fn settle(&mut self, h: HostId) {
+        loop {
+            let mut progressed = false;
+            while let Some(ev) = self.hosts[h.0].stack.poll_event() {
+                progressed = true;
+                let host = &mut self.hosts[h.0];
+                host.app.on_event(self.now, &mut host.stack, ev);
+            }
+            if self.record {
+                while let Some(ev) = self.hosts[h.0].stack.poll_trace() {
+                    progressed = true;
+                    let is_send = matches!(ev.kind, TraceKind::Send { .. });
+                    self.records.push(Record::Trace { host: h, event: ev });
+                    if is_send {
+                        if let Some(p) = self.hosts[h.0].stack.poll_transmit() {
+                            self.transmit(h, p);
+                        }
+                    }
+                }
+            }
+            while let Some(p) = self.hosts[h.0].stack.poll_transmit() {
+                progressed = true;
+                self.transmit(h, p);
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    /// Puts one packet on the link, applying the faults.
+    fn transmit(&mut self, from: HostId, packet: Vec<u8>) {
+        let now = self.now;
+        if let Some(c) = self.capture.as_mut() {
+            c.push((now, packet.clone()));
+        }
+        let to = match parse_packet(&packet) {
+            Ok(seg) => {
+                if let Some(rule) = self.drop_rule.as_mut() {
+                    if rule(from, &seg) {
+                        self.note(from, LinkFate::Lost);
+                        return;
+                    }
+                }
+                self.routes.get(&seg.dst).copied()
+            }
+            Err(_) => None,
+        };
+        let Some(to) = to else {
+            // Nobody owns the destination: the packet vanishes.
+            self.note(from, LinkFate::Lost);
+            return;
+        };
+        if self.rng.chance(self.link.loss) {
+            self.note(from, LinkFate::Lost);
+            return;
+        }
+        let mut packet = packet;
+        if self.rng.chance(self.link.corrupt) && !packet.is_empty() {
+            let bit = self.rng.below(packet.len() as u64 * 8);
+            packet[(bit / 8) as usize] ^= 1 << (bit % 8);
+            self.note(from, LinkFate::Corrupted);
+        }
+        let mut at = now + self.link.delay;
+        if self.rng.chance(self.link.reorder) {
+            let j = self
+                .rng
+                .below(self.link.reorder_jitter.as_micros() as u64 + 1);
+            at = Instant(at.micros() + j);
+        }
+        if self.rng.chance(self.link.duplicate) {
+            self.note(from, LinkFate::Duplicated);
+            let extra = self.rng.below(1000);
+            self.enqueue(Instant(at.micros() + extra), to, packet.clone());
+        }
+        self.enqueue(at, to, packet);
+    }
+
+    fn enqueue(&mut self, at: Instant, to: HostId, packet: Vec<u8>) {
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        self.order += 1;
+        self.in_flight.insert(slot, InFlight { to, packet });
+        self.queue.push(Reverse((at, self.order, slot)));
+    }
+
+    fn note(&mut self, from: HostId, fate: LinkFate) {
+        if self.record {
+            self.records.push(Record::Link {
+                at: self.now,
+                from,
+                fate,
+            });
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Congestion control (RFC 5681): the seam where NewReno, CUBIC and fast
+//! recovery plug in. For now: slow start, congestion avoidance and the loss
+//! window after an RTO.
+
+/// What a congestion controller must answer. One per connection.
+pub trait CongestionControl {
+    /// Congestion window, bytes.
+    fn cwnd(&self) -> u32;
+    /// New data was cumulatively acknowledged.
+    fn on_ack(&mut self, acked: u32, mss: u32);
+    /// The retransmission timer expired with `flight` bytes outstanding.
+    fn on_rto(&mut self, flight: u32, mss: u32);
+}
+
+/// RFC 5681 slow start and congestion avoidance (fast recovery comes later).
+#[derive(Clone, Debug)]
+pub struct Reno {
+    cwnd: u32,
+    ssthresh: u32,
+    /// Bytes acknowledged toward the next +1 MSS in congestion avoidance.
+    ca_acked: u32,
+}
+
+impl Reno {
+    /// Initial window per RFC 5681 §3.1: min(4·MSS, max(2·MSS, 4380)), or one
+    /// segment when the SYN or SYN-ACK had to be retransmitted (5681-2).
+    pub fn new(mss: u32, syn_lost: bool) -> Self {
+        let iw = if syn_lost {
+            mss
+        } else {
+            (4 * mss).min((2 * mss).max(4380))
+        };
+        Reno {
+            cwnd: iw,
+            ssthresh: u32::MAX,
+            ca_acked: 0,
+        }
+    }
+}
+
+impl CongestionControl for Reno {
+    fn cwnd(&self) -> u32 {
+        self.cwnd
+    }
+
+    fn on_ack(&mut self, acked: u32, mss: u32) {
+        if self.cwnd < self.ssthresh {
+            // Slow start: at most one SMSS per ACK (RFC 5681 §3.1, 5681-3).
+            self.cwnd = self.cwnd.saturating_add(acked.min(mss));
+        } else {
+            // Congestion avoidance: one SMSS per cwnd of acknowledged data (5681-4).
+            self.ca_acked = self.ca_acked.saturating_add(acked);
+            if self.ca_acked >= self.cwnd {
+                self.ca_acked -= self.cwnd;
+                self.cwnd = self.cwnd.saturating_add(mss);
+            }
+        }
+    }
+
+    fn on_rto(&mut self, flight: u32, mss: u32) {
+        // RFC 5681 §3.1 equation (4) and the loss window (5681-5, 5681-6).
+        self.ssthresh = (flight / 2).max(2 * mss);
+        self.cwnd = mss;
+        self.ca_acked = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc5681_1_initial_window() {
+        assert_eq!(Reno::new(1460, false).cwnd(), 4380);
+        assert_eq!(Reno::new(536, false).cwnd(), 2144);
+        assert_eq!(Reno::new(1460, true).cwnd(), 1460);
+    }
+
+    #[test]
+    fn rfc5681_slow_start_then_avoidance() {
+        let mut r = Reno::new(1000, false);
+        r.on_ack(4000, 1000); // stretch ACK counts one SMSS
+        assert_eq!(r.cwnd(), 5000);
+        r.on_rto(10_000, 1000);
+        assert_eq!(r.cwnd(), 1000);
+        for _ in 0..4 {
+            r.on_ack(1000, 1000);
+        }
+        assert_eq!(r.cwnd(), 5000); // reached ssthresh = 5000
+        r.on_ack(1000, 1000);
+        assert_eq!(r.cwnd(), 5000);
+        for _ in 0..4 {
+            r.on_ack(1000, 1000);
+        }
+        assert_eq!(r.cwnd(), 6000, "one SMSS per window in CA");
+    }
+}

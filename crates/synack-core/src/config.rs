@@ -1,0 +1,90 @@
+//! Tunables of a [`crate::Stack`], with defaults that follow RFC 9293 and,
+//! where the RFC leaves a choice, Linux.
+
+use core::time::Duration;
+
+/// Stack-wide configuration. Every field has a default ([`Config::default`]).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Link MTU: our advertised MSS is derived from it (MUST-67, SHLD-5).
+    pub mtu: usize,
+    /// Send buffer size per connection, bytes.
+    pub send_buffer: usize,
+    /// Receive buffer size per connection, bytes. It also decides the
+    /// window scale we offer (RFC 7323).
+    pub recv_buffer: usize,
+    /// Maximum Segment Lifetime; TIME-WAIT lasts 2×MSL (RFC 9293 §3.4.2).
+    pub msl: Duration,
+    /// SYN retransmissions before an active open fails (MUST-23: the span
+    /// must reach 3 minutes; 7 gives 1+2+…+128 = 255 s).
+    pub syn_retries: u32,
+    /// SYN-ACK retransmissions before a half-open connection is dropped.
+    pub synack_retries: u32,
+    /// Data retransmissions before the connection is aborted (R2, MUST-20).
+    pub max_retries: u32,
+    /// Retransmissions after which the application is told of delivery
+    /// trouble (R1, SHLD-9, SHLD-10: at least 3).
+    pub r1_retries: u32,
+    /// How long FIN-WAIT-2 waits for the peer's FIN once the application has
+    /// closed (Linux tcp_fin_timeout).
+    pub fin_timeout: Duration,
+    /// RTO before any RTT sample (RFC 6298 §2.1).
+    pub initial_rto: Duration,
+    /// Lower bound of the RTO (RFC 6298 §2.4: 1 s).
+    pub min_rto: Duration,
+    /// Upper bound of the RTO (RFC 6298 §2.5: at least 60 s).
+    pub max_rto: Duration,
+    /// Delayed-ACK timeout (MUST-40: under 0.5 s).
+    pub delayed_ack: Duration,
+    /// Offer and accept window scaling (RFC 7323 §2).
+    pub window_scaling: bool,
+    /// Offer and accept timestamps (RFC 7323 §3).
+    pub timestamps: bool,
+    /// Challenge ACKs allowed per connection per second (RFC 5961 §7).
+    pub challenge_ack_limit: u32,
+    /// Default listen backlog (connections in SYN-RECEIVED plus those
+    /// waiting for accept).
+    pub default_backlog: usize,
+    /// Maximum number of connections (all states but TIME-WAIT).
+    pub max_connections: usize,
+    /// Maximum number of TIME-WAIT entries; past it the oldest is recycled.
+    pub max_time_wait: usize,
+    /// First ephemeral port.
+    pub ephemeral_low: u16,
+    /// Last ephemeral port.
+    pub ephemeral_high: u16,
+    /// TTL / hop limit of packets we send (MUST-49).
+    pub ttl: u8,
+    /// Record trace events for `poll_trace`.
+    pub trace: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mtu: 1500,
+            send_buffer: 256 * 1024,
+            recv_buffer: 256 * 1024,
+            msl: Duration::from_secs(30),
+            syn_retries: 7,
+            synack_retries: 5,
+            max_retries: 15,
+            r1_retries: 3,
+            fin_timeout: Duration::from_secs(60),
+            initial_rto: Duration::from_secs(1),
+            min_rto: Duration::from_secs(1),
+            max_rto: Duration::from_secs(120),
+            delayed_ack: Duration::from_millis(200),
+            window_scaling: true,
+            timestamps: true,
+            challenge_ack_limit: 10,
+            default_backlog: 128,
+            max_connections: 1 << 22,
+            max_time_wait: 1 << 22,
+            ephemeral_low: 49152,
+            ephemeral_high: 65535,
+            ttl: 64,
+            trace: false,
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! One TCP connection: its Transmission Control Block (RFC 9293 §3.3.1) and
+//! the transitions of §3.10, split by concern:
+//!
+//! - [`input`]: SEGMENT ARRIVES (§3.10.7.3, §3.10.7.4),
+//! - [`output`]: what to send now (data, FIN, ACKs, window updates),
+//! - [`user`]: SEND, RECEIVE, CLOSE, ABORT (§3.10.2–§3.10.5),
+//! - [`timers`]: retransmission, delayed ACK, persist, FIN-WAIT-2 (§3.10.8).
+
+mod input;
+mod output;
+mod timers;
+mod user;
+
+use alloc::collections::VecDeque;
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use crate::cc::{CongestionControl, Reno};
+use crate::outbox::Outbox;
+use crate::recv_buf::RecvBuffer;
+use crate::rtt::RttEstimator;
+use crate::send_buf::SendBuffer;
+use crate::seq::Seq;
+use crate::{Config, ConnId, ConnTuple, Error, Event, Instant, ListenerId, State};
+
+/// Everything a connection handler may touch besides its own TCB.
+pub(crate) struct Ctx<'a> {
+    pub now: Instant,
+    pub cfg: &'a Config,
+    pub out: &'a mut Outbox,
+    pub events: &'a mut VecDeque<Event>,
+    pub id: ConnId,
+}
+
+/// What the stack must do with a connection after a handler ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Nothing: the connection lives on.
+    Stay,
+    /// It reached CLOSED: unlink it (and free it once the application let go).
+    Closed,
+    /// It entered TIME-WAIT: move it to the compact TIME-WAIT table.
+    TimeWait,
+    /// A passive SYN-RECEIVED connection was reset: forget it, the listener
+    /// stays (RFC 9293 §3.10.7.4, MUST-11).
+    ReturnToListen,
+}
+
+/// RFC 7323 timestamp state of a connection that negotiated timestamps.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timestamps {
+    /// TS.Recent: the peer's TSval to echo.
+    pub recent: u32,
+    /// When TS.Recent was last updated (PAWS ages it out after 24 days).
+    pub recent_at: Instant,
+}
+
+/// The Transmission Control Block.
+pub(crate) struct Tcb {
+    pub state: State,
+    pub tuple: ConnTuple,
+    /// Reached SYN-RECEIVED from a passive OPEN (MUST-11).
+    pub passive: bool,
+    /// The listener that spawned it, until accepted.
+    pub listener: Option<ListenerId>,
+
+    // Send sequence space (RFC 9293 §3.3.1).
+    pub iss: Seq,
+    pub snd_una: Seq,
+    pub snd_nxt: Seq,
+    /// Highest sequence number sent so far (SND.NXT before a go-back).
+    pub snd_max: Seq,
+    pub snd_wnd: u32,
+    pub snd_wl1: Seq,
+    pub snd_wl2: Seq,
+    /// Largest window the peer ever offered (RFC 5961 §5.2 ACK check).
+    pub max_snd_wnd: u32,
+    /// Shift applied to window fields we receive.
+    pub snd_wscale: u8,
+    /// Effective send MSS (MUST-16), payload bytes per segment.
+    pub snd_mss: u32,
+
+    // Receive sequence space.
+    pub irs: Seq,
+    pub rcv_nxt: Seq,
+    /// Right edge of the window we last advertised (SHLD-14: never moves left).
+    pub rcv_adv: Seq,
+    /// Shift applied to window fields we send.
+    pub rcv_wscale: u8,
+    /// Our receive MSS, for ACK-every-second-segment (SHLD-19).
+    pub rcv_mss: u32,
+    /// RCV.NXT as carried by the last ACK we sent (RFC 7323 Last.ACK.sent).
+    pub last_ack_sent: Seq,
+
+    pub ts: Option<Timestamps>,
+    /// Our RFC 7323 clock offset for this connection (kept from the SYN on).
+    pub ts_offset: u32,
+    /// Both SYNs carried a window scale option (RFC 7323 §2.2).
+    pub wscale_agreed: bool,
+
+    pub sendq: SendBuffer,
+    pub recvq: RecvBuffer,
+    /// The application asked to send FIN (CLOSE or shutdown of writing).
+    pub fin_queued: bool,
+    /// Sequence number of our FIN once its place is known.
+    pub fin_seq: Option<Seq>,
+    /// The peer's FIN has been received in sequence.
+    pub fin_rcvd: bool,
+    /// Sequence number of a FIN seen beyond RCV.NXT, kept until the gap fills.
+    pub peer_fin: Option<Seq>,
+    /// The application called close(): it reads no more (MAY-1).
+    pub read_closed: bool,
+    /// The application dropped its handle: free the TCB at CLOSED.
+    pub released: bool,
+    /// Turn Nagle off (MUST-17).
+    pub nodelay: bool,
+
+    pub rtt: RttEstimator,
+    /// Segment being timed for an RTT sample: (end sequence, sent at).
+    pub timing: Option<(Seq, Instant)>,
+    /// Consecutive retransmissions of the same data.
+    pub retries: u32,
+    /// SYN or SYN-ACK had to be retransmitted (RFC 6298 §5.7, RFC 5681 §3.1).
+    pub syn_retransmitted: bool,
+    pub cc: Reno,
+
+    pub rto_at: Option<Instant>,
+    pub delack_at: Option<Instant>,
+    pub persist_at: Option<Instant>,
+    /// TIME-WAIT expiry or the FIN-WAIT-2 timeout.
+    pub close_at: Option<Instant>,
+    /// The earliest deadline currently registered in the stack's timer wheel.
+    pub wheel_at: Option<Instant>,
+
+    /// Send an ACK at the next output.
+    pub ack_now: bool,
+    /// Bytes received since the last ACK we sent.
+    pub unacked_bytes: u32,
+    /// Challenge-ACK rate limit window start and count (RFC 5961 §7).
+    pub challenge_window: Instant,
+    pub challenge_count: u32,
+
+    pub error: Option<Error>,
+    /// A Readable event is outstanding (cleared when the application reads).
+    pub readable_signalled: bool,
+    /// The application saw a full send buffer: tell it when room opens.
+    pub want_writable: bool,
+    /// Delivery trouble was reported for the current run of retransmissions.
+    pub trouble_reported: bool,
+    /// Send one byte even into a zero window (a window probe).
+    pub force_probe: bool,
+}
+
+impl Tcb {
+    /// A fresh TCB for `tuple` with initial send sequence number `iss`.
+    pub fn new(cfg: &Config, tuple: ConnTuple, iss: Seq, state: State) -> Self {
+        let v6 = tuple.local.is_ipv6();
+        let rcv_mss = our_mss(cfg, v6);
+        Tcb {
+            state,
+            tuple,
+            passive: false,
+            listener: None,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            snd_wl1: Seq(0),
+            snd_wl2: iss,
+            max_snd_wnd: 0,
+            snd_wscale: 0,
+            snd_mss: default_peer_mss(v6),
+            irs: Seq(0),
+            rcv_nxt: Seq(0),
+            rcv_adv: Seq(0),
+            rcv_wscale: 0,
+            rcv_mss,
+            last_ack_sent: Seq(0),
+            ts: None,
+            ts_offset: 0,
+            wscale_agreed: false,
+            sendq: SendBuffer::new(cfg.send_buffer),
+            recvq: RecvBuffer::new(cfg.recv_buffer),
+            fin_queued: false,
+            fin_seq: None,
+            fin_rcvd: false,
+            peer_fin: None,
+            read_closed: false,
+            released: false,
+            nodelay: false,
+            rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
+            timing: None,
+            retries: 0,
+            syn_retransmitted: false,
+            cc: Reno::new(default_peer_mss(v6), false),
+            rto_at: None,
+            delack_at: None,
+            persist_at: None,
+            close_at: None,
+            wheel_at: None,
+            ack_now: false,
+            unacked_bytes: 0,
+            challenge_window: Instant::ZERO,
+            challenge_count: 0,
+            error: None,
+            readable_signalled: false,
+            want_writable: false,
+            trouble_reported: false,
+            force_probe: false,
+        }
+    }
+
+    /// Moves to `to`, tracing the change.
+    pub fn set_state(&mut self, ctx: &mut Ctx<'_>, to: State) {
+        ctx.out.state(ctx.now, self.tuple, self.state, to);
+        self.state = to;
+    }
+
+    /// Ends the connection in CLOSED with `error`, telling the application.
+    pub fn close_with(&mut self, ctx: &mut Ctx<'_>, error: Option<Error>) -> Next {
+        self.set_state(ctx, State::Closed);
+        if self.error.is_none() {
+            self.error = error;
+        }
+        self.rto_at = None;
+        self.delack_at = None;
+        self.persist_at = None;
+        self.close_at = None;
+        if !self.released && (self.listener.is_none() || !self.passive) {
+            ctx.events.push_back(Event::Closed {
+                id: ctx.id,
+                error: self.error,
+            });
+        }
+        Next::Closed
+    }
+
+    /// The earliest instant any timer of this connection wants service.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [self.rto_at, self.delack_at, self.persist_at, self.close_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Sequence number one past the last byte the application queued.
+    pub fn data_end(&self) -> Seq {
+        // SND.UNA counts our SYN until it is acknowledged.
+        let base = if self.snd_una == self.iss {
+            self.iss.add(1)
+        } else {
+            self.snd_una
+        };
+        // Once the FIN is acknowledged SND.UNA has passed the data by one.
+        match self.fin_seq {
+            Some(f) if self.snd_una.gt(f) => f,
+            _ => base.add(self.sendq.len() as u32),
+        }
+    }
+
+    /// True once our FIN has been acknowledged.
+    pub fn fin_acked(&self) -> bool {
+        matches!(self.fin_seq, Some(f) if self.snd_una.gt(f))
+    }
+
+    /// Bytes sent and not yet acknowledged.
+    pub fn in_flight(&self) -> u32 {
+        self.snd_nxt.since(self.snd_una)
+    }
+
+    /// Congestion window.
+    pub fn cwnd(&self) -> u32 {
+        self.cc.cwnd()
+    }
+
+    /// Our timestamp clock: milliseconds plus the per-connection offset.
+    pub fn ts_val(&self, now: Instant) -> u32 {
+        let ms = (now.micros() / 1000) as u32;
+        ms.wrapping_add(self.ts_offset)
+    }
+
+    /// The retransmission timeout now in force.
+    pub fn rto(&self) -> Duration {
+        self.rtt.rto()
+    }
+}
+
+/// Our MSS for this link (MUST-67, SHLD-5): MTU less the IP and TCP headers.
+pub(crate) fn our_mss(cfg: &Config, v6: bool) -> u32 {
+    let ip = if v6 { 40 } else { 20 };
+    (cfg.mtu.saturating_sub(ip + 20)).clamp(64, 65535) as u32
+}
+
+/// MSS assumed when the peer sent none (MUST-15).
+pub(crate) fn default_peer_mss(v6: bool) -> u32 {
+    if v6 {
+        1220
+    } else {
+        536
+    }
+}
+
+/// The address pair of a connection as (local, remote) socket addresses.
+#[allow(dead_code)]
+pub(crate) fn tuple_of(local: SocketAddr, remote: SocketAddr) -> ConnTuple {
+    ConnTuple { local, remote }
+}

@@ -1,0 +1,258 @@
+//! Deciding what to send: SYN and SYN-ACK, data under the send, congestion
+//! and Nagle limits, FIN, ACKs and window updates.
+
+use synack_wire::{TcpFlags, TcpOptions, TcpRepr};
+
+use super::{Ctx, Tcb};
+use crate::seq::Seq;
+use crate::State;
+
+impl Tcb {
+    /// Sequence number of the first byte held in the send buffer.
+    pub(crate) fn send_base(&self) -> Seq {
+        if self.snd_una == self.iss {
+            self.iss.add(1)
+        } else {
+            self.snd_una
+        }
+    }
+
+    /// The window field to send and the right edge it advertises, never
+    /// moving the edge left (SHLD-14) and moving it right only in steps of
+    /// min(MSS, buffer/2) (receiver SWS avoidance, MUST-39).
+    fn advertise(&mut self, syn: bool) -> u16 {
+        let shift = if syn { 0 } else { self.rcv_wscale };
+        let room = self.recvq.window() as u32;
+        let fresh = self.rcv_nxt.add(room);
+        let step = self.rcv_mss.min(self.recvq.capacity() as u32 / 2).max(1);
+        let old = self.rcv_adv.max(self.rcv_nxt);
+        let field = if fresh.gt(old) && (fresh.since(old) >= step || old == self.rcv_nxt) {
+            let f = (room >> shift).min(0xFFFF);
+            let edge = self.rcv_nxt.add(f << shift);
+            if edge.gt(old) {
+                self.rcv_adv = edge;
+                f
+            } else {
+                old.since(self.rcv_nxt).div_ceil(1 << shift).min(0xFFFF)
+            }
+        } else {
+            // Keep the old edge; round up so that it never appears to shrink.
+            old.since(self.rcv_nxt).div_ceil(1 << shift).min(0xFFFF)
+        };
+        field as u16
+    }
+
+    /// The receive window as last advertised (RCV.WND of §3.3.1).
+    pub(crate) fn rcv_wnd(&self) -> u32 {
+        if self.rcv_adv.gt(self.rcv_nxt) {
+            self.rcv_adv.since(self.rcv_nxt)
+        } else {
+            0
+        }
+    }
+
+    fn base_repr(&mut self, ctx: &Ctx<'_>, flags: TcpFlags, seq: Seq) -> TcpRepr {
+        let syn = flags.syn();
+        let window = self.advertise(syn);
+        let mut options = TcpOptions::default();
+        if let Some(ts) = self.ts {
+            options.timestamps = Some((self.ts_val(ctx.now), ts.recent));
+        }
+        let ack = if flags.ack() { self.rcv_nxt.0 } else { 0 };
+        TcpRepr {
+            src_port: self.tuple.local.port(),
+            dst_port: self.tuple.remote.port(),
+            seq: seq.0,
+            ack,
+            flags,
+            window,
+            urgent: 0,
+            options,
+        }
+    }
+
+    /// Hands one segment to the outbox and does the bookkeeping every
+    /// sent ACK implies.
+    fn emit(&mut self, ctx: &mut Ctx<'_>, repr: &TcpRepr, payload: &[u8], rtx: bool) {
+        if repr.flags.ack() {
+            self.last_ack_sent = self.rcv_nxt;
+            self.ack_now = false;
+            self.unacked_bytes = 0;
+            self.delack_at = None;
+        }
+        ctx.out.send(
+            ctx.now,
+            self.tuple.local,
+            self.tuple.remote,
+            repr,
+            payload,
+            rtx,
+        );
+    }
+
+    /// Sends our SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED) with the options
+    /// we offer: MSS always (MAY-3, MUST-14), window scale, timestamps and
+    /// SACK-permitted when configured (and, in a SYN-ACK, only when the
+    /// peer's SYN offered them: RFC 7323 §1.3, RFC 2018 §2).
+    pub(crate) fn send_syn(&mut self, ctx: &mut Ctx<'_>, rtx: bool) {
+        let synack = self.state == State::SynReceived;
+        let flags = if synack {
+            TcpFlags::SYN | TcpFlags::ACK
+        } else {
+            TcpFlags::SYN
+        };
+        let mut repr = self.base_repr(ctx, flags, self.iss);
+        repr.options.mss = Some(self.rcv_mss.min(0xFFFF) as u16);
+        if synack {
+            if self.snd_wscale_offered() {
+                repr.options.window_scale = Some(self.rcv_wscale);
+            }
+            if let Some(ts) = self.ts {
+                repr.options.timestamps = Some((self.ts_val(ctx.now), ts.recent));
+            }
+        } else {
+            if ctx.cfg.window_scaling {
+                repr.options.window_scale = Some(self.rcv_wscale);
+            }
+            if ctx.cfg.timestamps {
+                repr.options.timestamps = Some((self.ts_val(ctx.now), 0));
+            }
+        }
+        self.emit(ctx, &repr, &[], rtx);
+        self.snd_nxt = self.iss.add(1);
+        self.snd_max = self.snd_max.max(self.snd_nxt);
+        if self.rto_at.is_none() || rtx {
+            self.rto_at = Some(ctx.now + self.rto());
+        }
+    }
+
+    /// In SYN-RECEIVED: did both sides agree to scale windows?
+    fn snd_wscale_offered(&self) -> bool {
+        self.wscale_agreed
+    }
+
+    /// Sends a bare ACK now (§3.10.7.4: the reply to unacceptable segments,
+    /// window updates, delayed ACKs).
+    pub(crate) fn send_ack(&mut self, ctx: &mut Ctx<'_>) {
+        let repr = self.base_repr(ctx, TcpFlags::ACK, self.snd_nxt);
+        self.emit(ctx, &repr, &[], false);
+    }
+
+    /// Sends `<SEQ=SND.NXT><CTL=RST>` (ABORT, §3.10.5; SHLD-3).
+    pub(crate) fn send_rst(&mut self, ctx: &mut Ctx<'_>) {
+        let mut repr = self.base_repr(ctx, TcpFlags::RST, self.snd_nxt);
+        repr.window = 0;
+        repr.ack = 0;
+        ctx.out.send(
+            ctx.now,
+            self.tuple.local,
+            self.tuple.remote,
+            &repr,
+            &[],
+            false,
+        );
+    }
+
+    /// Sends what the windows, Nagle and the state allow: new data, a
+    /// retransmission after a go-back, our FIN, and else a pending ACK.
+    pub(crate) fn output(&mut self, ctx: &mut Ctx<'_>) {
+        let can_send = matches!(
+            self.state,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
+        );
+        let mut sent = false;
+        if can_send {
+            sent = self.output_data(ctx);
+        }
+        if !sent && self.ack_now && self.state != State::Closed && self.state != State::SynSent {
+            self.send_ack(ctx);
+        }
+    }
+
+    fn output_data(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let mut sent = false;
+        loop {
+            let data_end = self.data_end();
+            let unsent = if self.snd_nxt.lt(data_end) {
+                data_end.since(self.snd_nxt)
+            } else {
+                0
+            };
+            let in_flight = self.in_flight();
+            let wnd = self.snd_wnd.min(self.cwnd());
+            // MUST-34: a shrunk window makes this negative; never wrap.
+            let mut usable = wnd.saturating_sub(in_flight);
+            let mut probing = false;
+            if self.force_probe && usable == 0 && unsent > 0 {
+                usable = 1;
+                probing = true;
+                self.force_probe = false;
+            }
+            let len = unsent.min(usable).min(self.snd_mss);
+            let fin_now = self.fin_queued
+                && self.snd_nxt.add(len) == data_end
+                && (self.fin_seq.is_none() || self.snd_nxt.le(data_end))
+                && !self.fin_acked();
+            if len == 0 && !fin_now {
+                break;
+            }
+            if len > 0 && len < self.snd_mss && !fin_now && !probing {
+                // Nagle (SHLD-7, MUST-17) and sender SWS avoidance (MUST-38):
+                // a short segment goes only when it empties the queue and
+                // nothing is in flight (or Nagle is off), or it fills at
+                // least half the largest window the peer offered.
+                let empties = len == unsent;
+                let nagle_ok = self.nodelay || in_flight == 0;
+                let half_window = len >= self.max_snd_wnd / 2;
+                let retransmitting = self.snd_nxt.lt(self.snd_max);
+                if !((empties && nagle_ok) || half_window || retransmitting) {
+                    break;
+                }
+            }
+            let seq = self.snd_nxt;
+            let mut flags = TcpFlags::ACK;
+            if len > 0 && seq.add(len) == data_end {
+                // MUST-61: PSH on the segment that empties the queue.
+                flags |= TcpFlags::PSH;
+            }
+            if fin_now {
+                flags |= TcpFlags::FIN;
+                self.fin_seq = Some(data_end);
+            }
+            let rtx = seq.lt(self.snd_max);
+            let mut payload = alloc::vec![0u8; len as usize];
+            let off = seq.since(self.send_base()) as usize;
+            let got = self.sendq.copy_range(off, &mut payload);
+            payload.truncate(got);
+            let repr = self.base_repr(ctx, flags, seq);
+            self.emit(ctx, &repr, &payload, rtx);
+            let adv = got as u32 + u32::from(fin_now);
+            self.snd_nxt = seq.add(adv);
+            if !rtx && self.timing.is_none() && self.ts.is_none() {
+                // Time one segment per RTT; Karn's rule clears it on a
+                // retransmission (RFC 6298 §3, MUST-18).
+                self.timing = Some((self.snd_nxt, ctx.now));
+            }
+            self.snd_max = self.snd_max.max(self.snd_nxt);
+            if self.rto_at.is_none() {
+                self.rto_at = Some(ctx.now + self.rto());
+            }
+            self.persist_at = None;
+            sent = true;
+            if fin_now || got == 0 {
+                break;
+            }
+        }
+        // Zero window with data waiting and nothing in flight: the persist
+        // timer sends the first probe after one RTO (SHLD-29, MUST-36).
+        let waiting = self.snd_nxt.lt(self.data_end());
+        if waiting && self.snd_wnd == 0 && self.in_flight() == 0 && self.persist_at.is_none() {
+            self.persist_at = Some(ctx.now + self.rto());
+        }
+        sent
+    }
+}

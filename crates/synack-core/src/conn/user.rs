@@ -1,0 +1,121 @@
+//! The user calls on an open connection: SEND, RECEIVE, CLOSE (and its
+//! half, shutdown of writing), ABORT (RFC 9293 §3.10.2–§3.10.5).
+
+use super::{Ctx, Next, Tcb};
+use crate::{Error, State};
+
+impl Tcb {
+    /// SEND (§3.10.2): queue as much of `data` as fits and send what the
+    /// windows allow. Returns the number of bytes taken.
+    pub(crate) fn send(&mut self, ctx: &mut Ctx<'_>, data: &[u8]) -> Result<usize, Error> {
+        match self.state {
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
+            State::Closed => return Err(self.error.unwrap_or(Error::InvalidState)),
+            _ => return Err(Error::Closing),
+        }
+        if self.fin_queued {
+            return Err(Error::Closing);
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let n = self.sendq.push(data);
+        if n < data.len() {
+            self.want_writable = true;
+        }
+        if n == 0 {
+            return Err(Error::WouldBlock);
+        }
+        self.output(ctx);
+        Ok(n)
+    }
+
+    /// RECEIVE (§3.10.3): copy readable data out. `Ok(0)` is the end of the
+    /// stream (the peer's FIN), `Err(WouldBlock)` means wait for `Readable`.
+    pub(crate) fn recv(&mut self, ctx: &mut Ctx<'_>, out: &mut [u8]) -> Result<usize, Error> {
+        self.readable_signalled = false;
+        if self.read_closed {
+            return Err(Error::InvalidState);
+        }
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let n = self.recvq.read(out);
+        if n > 0 {
+            // A read can open the window; update the peer when it grows by
+            // enough to be worth it (MUST-39).
+            if self.window_update_due() && self.delack_at.is_none_or(|t| t > ctx.now) {
+                // Deferred to the end of this instant, so that data the
+                // application sends next can carry the update instead.
+                self.delack_at = Some(ctx.now);
+            }
+            return Ok(n);
+        }
+        if self.fin_rcvd {
+            return Ok(0);
+        }
+        match self.state {
+            State::Closed => Err(self.error.unwrap_or(Error::InvalidState)),
+            _ => Err(Error::WouldBlock),
+        }
+    }
+
+    /// True when reading has opened the window enough to advertise it.
+    fn window_update_due(&self) -> bool {
+        if !self.state.is_synchronized() || self.fin_rcvd {
+            return false;
+        }
+        let fresh = self.rcv_nxt.add(self.recvq.window() as u32);
+        let step = self.rcv_mss.min(self.recvq.capacity() as u32 / 2).max(1);
+        fresh.gt(self.rcv_adv) && fresh.since(self.rcv_adv) >= step
+    }
+
+    /// CLOSE of the sending half (§3.10.4): queue a FIN after the data.
+    /// With `full`, the application also stops reading (MAY-1); unread data
+    /// then turns the close into a reset (SHLD-3).
+    pub(crate) fn close(&mut self, ctx: &mut Ctx<'_>, full: bool) -> Result<Next, Error> {
+        if full {
+            self.read_closed = true;
+            if self.recvq.readable() > 0 && self.state.is_synchronized() {
+                // SHLD-3: received data would be lost: RST, not FIN.
+                self.send_rst(ctx);
+                return Ok(self.close_with(ctx, None));
+            }
+        }
+        match self.state {
+            State::SynSent => return Ok(self.close_with(ctx, None)),
+            State::SynReceived | State::Established => {
+                self.fin_queued = true;
+                self.set_state(ctx, State::FinWait1);
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.set_state(ctx, State::LastAck);
+            }
+            State::FinWait2 if full => {
+                if self.close_at.is_none() {
+                    self.close_at = Some(ctx.now + ctx.cfg.fin_timeout);
+                }
+            }
+            State::Closed => return Ok(Next::Closed),
+            _ => {}
+        }
+        self.output(ctx);
+        Ok(Next::Stay)
+    }
+
+    /// ABORT (§3.10.5): RST in the states where the peer knows of us.
+    pub(crate) fn abort(&mut self, ctx: &mut Ctx<'_>) -> Next {
+        self.read_closed = true;
+        match self.state {
+            State::SynReceived
+            | State::Established
+            | State::FinWait1
+            | State::FinWait2
+            | State::CloseWait => self.send_rst(ctx),
+            State::Closed => return Next::Closed,
+            _ => {}
+        }
+        self.close_with(ctx, Some(Error::Aborted))
+    }
+}

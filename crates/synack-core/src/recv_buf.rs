@@ -1,0 +1,488 @@
+//! The receive buffer: in-order data waiting for the application, followed by
+//! out-of-order data kept for reassembly (RFC 9293 SHLD-31).
+//!
+//! One ring of `capacity` bytes holds both. From the ring's head come the
+//! readable bytes (received in order, not yet read), then the receive window:
+//! `capacity - readable` bytes starting at RCV.NXT. Out-of-order segments are
+//! stored at their place in the window, and a short sorted list of ranges
+//! records which window bytes are present. When the hole at RCV.NXT fills, the
+//! bytes behind it become readable without being copied.
+//!
+//! Memory is bounded whatever the peer sends: the ring never grows past
+//! `capacity` (and is only allocated on the first write), data beyond the
+//! window is cut off, and at most [`MAX_RANGES`] separate out-of-order ranges
+//! are tracked: a segment that would start yet another separate range is
+//! dropped (it will be retransmitted), while segments that extend or join
+//! existing ranges, or land at RCV.NXT, are always accepted.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// The most separate out-of-order ranges a [`RecvBuffer`] tracks.
+pub const MAX_RANGES: usize = 64;
+
+/// A bounded receive buffer with reassembly of out-of-order data.
+///
+/// Offsets in the API are relative to RCV.NXT, the first byte not yet
+/// received in order (the end of the readable data).
+#[derive(Clone, Debug, Default)]
+pub struct RecvBuffer {
+    /// The ring: empty until the first write, then exactly `capacity` bytes.
+    buf: Vec<u8>,
+    /// Size of the ring.
+    capacity: usize,
+    /// Ring index of the first readable byte (`< capacity` when non-zero).
+    head: usize,
+    /// Number of readable bytes.
+    readable: usize,
+    /// Out-of-order data present, as `[start, end)` offsets from RCV.NXT:
+    /// sorted, non-empty, with gaps between them, `start >= 1` and
+    /// `end <= window()`.
+    ranges: Vec<(usize, usize)>,
+}
+
+impl RecvBuffer {
+    /// An empty buffer of `capacity` bytes; allocates nothing until the first
+    /// write.
+    pub fn new(capacity: usize) -> Self {
+        RecvBuffer {
+            buf: Vec::new(),
+            capacity,
+            head: 0,
+            readable: 0,
+            ranges: Vec::new(),
+        }
+    }
+
+    /// The total size of the buffer.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Bytes received in order that the application has not read yet.
+    pub fn readable(&self) -> usize {
+        self.readable
+    }
+
+    /// The receive window: `capacity - readable`. Out-of-order data is kept
+    /// inside the window, so it does not reduce it.
+    pub fn window(&self) -> usize {
+        self.capacity.saturating_sub(self.readable)
+    }
+
+    /// Whether any out-of-order data is held.
+    pub fn has_ooo(&self) -> bool {
+        !self.ranges.is_empty()
+    }
+
+    /// The out-of-order ranges held, as `(start, end)` offsets from RCV.NXT
+    /// (end exclusive), in increasing order, never adjacent: the material for
+    /// SACK blocks.
+    pub fn ooo_ranges(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.ranges.iter().copied()
+    }
+
+    /// Stores `data`, which starts `offset` bytes after RCV.NXT, and returns
+    /// by how much RCV.NXT advanced (the number of bytes that became
+    /// readable, including any out-of-order data the write joined up with).
+    ///
+    /// Bytes at or beyond `window()` are cut off. Bytes already present may be
+    /// overwritten (a retransmission carries the same bytes). A write that
+    /// would start a new separate out-of-order range while [`MAX_RANGES`] are
+    /// held is ignored and returns 0.
+    pub fn write_at(&mut self, offset: usize, data: &[u8]) -> usize {
+        let window = self.window();
+        if offset >= window || data.is_empty() {
+            return 0;
+        }
+        let end = offset.saturating_add(data.len()).min(window);
+        let Some(data) = data.get(..end - offset) else {
+            return 0;
+        };
+        // Ranges touching [offset, end) (overlapping or adjacent) are i..j.
+        let i = self.ranges.partition_point(|r| r.1 < offset);
+        let j = self.ranges.partition_point(|r| r.0 <= end).max(i);
+        if i == j && offset > 0 && self.ranges.len() >= MAX_RANGES {
+            return 0;
+        }
+        if self.buf.is_empty() {
+            self.buf = vec![0; self.capacity];
+        }
+        let pos = self.ring_pos(self.readable.saturating_add(offset));
+        copy_into_ring(&mut self.buf, pos, data);
+
+        let (mut start, mut stop) = (offset, end);
+        if let Some(touching) = self.ranges.get(i..j) {
+            if let (Some(first), Some(last)) = (touching.first(), touching.last()) {
+                start = start.min(first.0);
+                stop = stop.max(last.1);
+            }
+        }
+        self.ranges.drain(i..j);
+        if start > 0 {
+            self.ranges.insert(i, (start, stop));
+            return 0;
+        }
+        // The hole at RCV.NXT is filled: [0, stop) becomes readable. The
+        // merged range absorbed every range it touched, so the rest start
+        // after a gap.
+        self.readable = self.readable.saturating_add(stop);
+        for r in &mut self.ranges {
+            r.0 = r.0.saturating_sub(stop);
+            r.1 = r.1.saturating_sub(stop);
+        }
+        stop
+    }
+
+    /// Copies readable bytes into `out`, frees their space (opening the
+    /// window) and returns how many were copied.
+    pub fn read(&mut self, out: &mut [u8]) -> usize {
+        let (a, b) = self.peek_slices();
+        let mut n = 0;
+        for src in [a, b] {
+            let take = src.len().min(out.len().saturating_sub(n));
+            if let (Some(dst), Some(src)) = (out.get_mut(n..n + take), src.get(..take)) {
+                dst.copy_from_slice(src);
+                n += take;
+            }
+        }
+        self.consume(n);
+        n
+    }
+
+    /// The readable bytes, in order, as two slices (the second is non-empty
+    /// only when the data wraps round the end of the ring).
+    pub fn peek_slices(&self) -> (&[u8], &[u8]) {
+        let first_len = self.readable.min(self.capacity.saturating_sub(self.head));
+        let a = self
+            .buf
+            .get(self.head..self.head.saturating_add(first_len))
+            .unwrap_or_default();
+        let b = self
+            .buf
+            .get(..self.readable - first_len)
+            .unwrap_or_default();
+        (a, b)
+    }
+
+    /// Drops the first `n` readable bytes (clamped to what is readable), as
+    /// if they were read, opening the window.
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.readable);
+        self.head = self.ring_pos(n);
+        self.readable -= n;
+    }
+
+    /// Frees the ring if it holds nothing (no readable and no out-of-order
+    /// data), so an idle connection costs no buffer memory. Returns whether
+    /// memory was freed. The next write allocates again.
+    pub fn release_if_empty(&mut self) -> bool {
+        if self.readable == 0 && self.ranges.is_empty() && !self.buf.is_empty() {
+            self.buf = Vec::new();
+            self.head = 0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The ring index `rel` bytes after the head (`rel <= capacity`).
+    fn ring_pos(&self, rel: usize) -> usize {
+        let to_end = self.capacity.saturating_sub(self.head);
+        if rel >= to_end {
+            rel - to_end
+        } else {
+            self.head + rel
+        }
+    }
+}
+
+/// Copies `data` into `ring` from index `pos`, wrapping round the end.
+/// `data` must fit in the ring; anything that would not is dropped.
+fn copy_into_ring(ring: &mut [u8], pos: usize, data: &[u8]) {
+    let first = data.len().min(ring.len().saturating_sub(pos));
+    let (a, b) = data.split_at(first);
+    if let Some(dst) = ring.get_mut(pos..pos.saturating_add(a.len())) {
+        dst.copy_from_slice(a);
+    }
+    if let Some(dst) = ring.get_mut(..b.len()) {
+        dst.copy_from_slice(b);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn read_all(b: &mut RecvBuffer) -> Vec<u8> {
+        let mut out = vec![0; b.readable()];
+        let n = b.read(&mut out);
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn idle_buffer_allocates_nothing() {
+        let mut b = RecvBuffer::new(1000);
+        assert_eq!(b.capacity(), 1000);
+        assert_eq!(b.window(), 1000);
+        assert_eq!(b.peek_slices(), (&[][..], &[][..]));
+        assert_eq!(b.read(&mut [0; 10]), 0);
+        assert!(b.buf.is_empty());
+        assert_eq!(b.write_at(0, b""), 0);
+        assert_eq!(b.write_at(1000, b"x"), 0);
+        assert!(b.buf.is_empty());
+        assert_eq!(b.write_at(0, b"hi"), 2);
+        assert_eq!(b.buf.len(), 1000);
+        assert_eq!(read_all(&mut b), b"hi");
+        assert!(b.release_if_empty());
+        assert!(b.buf.is_empty());
+        assert_eq!(b.write_at(0, b"again"), 5);
+        assert_eq!(read_all(&mut b), b"again");
+    }
+
+    #[test]
+    fn zero_capacity_accepts_nothing() {
+        let mut b = RecvBuffer::new(0);
+        assert_eq!(b.window(), 0);
+        assert_eq!(b.write_at(0, b"abc"), 0);
+        assert_eq!(b.read(&mut [0; 4]), 0);
+        b.consume(5);
+        assert_eq!(b.peek_slices(), (&[][..], &[][..]));
+    }
+
+    #[test]
+    fn in_order() {
+        let mut b = RecvBuffer::new(16);
+        assert_eq!(b.write_at(0, b"hello "), 6);
+        assert_eq!(b.write_at(0, b"world"), 5);
+        assert_eq!(b.readable(), 11);
+        assert!(!b.has_ooo());
+        assert_eq!(read_all(&mut b), b"hello world");
+    }
+
+    #[test]
+    fn out_of_order_holes_filled() {
+        let mut b = RecvBuffer::new(100);
+        assert_eq!(b.write_at(10, b"klmno"), 0);
+        assert_eq!(b.write_at(20, b"uvwxyz"), 0);
+        assert_eq!(b.write_at(3, b"defg"), 0);
+        assert_eq!(
+            b.ooo_ranges().collect::<Vec<_>>(),
+            [(3, 7), (10, 15), (20, 26)]
+        );
+        // Fills 15..20, joining two ranges.
+        assert_eq!(b.write_at(15, b"pqrst"), 0);
+        assert_eq!(b.ooo_ranges().collect::<Vec<_>>(), [(3, 7), (10, 26)]);
+        // Adjacent on the left: 7..10 joins everything from 3.
+        assert_eq!(b.write_at(7, b"hij"), 0);
+        assert_eq!(b.ooo_ranges().collect::<Vec<_>>(), [(3, 26)]);
+        assert_eq!(b.window(), 100);
+        assert_eq!(b.write_at(0, b"abc"), 26);
+        assert!(!b.has_ooo());
+        assert_eq!(read_all(&mut b), b"abcdefghijklmnopqrstuvwxyz");
+    }
+
+    #[test]
+    fn duplicates_and_overlaps() {
+        let mut b = RecvBuffer::new(100);
+        assert_eq!(b.write_at(5, b"fghij"), 0);
+        assert_eq!(b.write_at(5, b"fghij"), 0);
+        assert_eq!(b.write_at(3, b"defghijklm"), 0);
+        assert_eq!(b.ooo_ranges().collect::<Vec<_>>(), [(3, 13)]);
+        assert_eq!(b.write_at(0, b"abcdef"), 13);
+        assert_eq!(read_all(&mut b), b"abcdefghijklm");
+    }
+
+    #[test]
+    fn ranges_shift_when_rcv_nxt_advances() {
+        let mut b = RecvBuffer::new(100);
+        assert_eq!(b.write_at(10, b"xx"), 0);
+        assert_eq!(b.write_at(0, b"abcd"), 4);
+        assert_eq!(b.ooo_ranges().collect::<Vec<_>>(), [(6, 8)]);
+        assert_eq!(b.window(), 96);
+    }
+
+    #[test]
+    fn window_shrinks_and_reopens() {
+        let mut b = RecvBuffer::new(10);
+        assert_eq!(b.write_at(0, b"abcdef"), 6);
+        assert_eq!(b.window(), 4);
+        // Only 4 bytes fit; the rest is cut off.
+        assert_eq!(b.write_at(0, b"ghijkl"), 4);
+        assert_eq!(b.window(), 0);
+        assert_eq!(b.write_at(0, b"kl"), 0);
+        let mut out = [0; 3];
+        assert_eq!(b.read(&mut out), 3);
+        assert_eq!(&out, b"abc");
+        assert_eq!(b.window(), 3);
+        assert_eq!(b.write_at(0, b"klmn"), 3);
+        assert_eq!(read_all(&mut b), b"defghijklm");
+        assert_eq!(b.window(), 10);
+    }
+
+    #[test]
+    fn data_beyond_window_cut() {
+        let mut b = RecvBuffer::new(8);
+        assert_eq!(b.write_at(6, b"ghijkl"), 0);
+        assert_eq!(b.ooo_ranges().collect::<Vec<_>>(), [(6, 8)]);
+        assert_eq!(b.write_at(8, b"zz"), 0);
+        assert_eq!(b.write_at(usize::MAX, b"zz"), 0);
+        assert_eq!(b.write_at(usize::MAX - 1, &[1; 64]), 0);
+        assert_eq!(b.ooo_ranges().collect::<Vec<_>>(), [(6, 8)]);
+        assert_eq!(b.write_at(0, b"abcdef"), 8);
+        assert_eq!(read_all(&mut b), b"abcdefgh");
+    }
+
+    #[test]
+    fn wraps_round_the_ring() {
+        let mut b = RecvBuffer::new(8);
+        assert_eq!(b.write_at(0, b"abcdef"), 6);
+        b.consume(5);
+        assert_eq!(b.window(), 7);
+        // Out-of-order bytes that wrap, then the bytes before them.
+        assert_eq!(b.write_at(2, b"ijklm"), 0);
+        assert_eq!(b.write_at(0, b"gh"), 7);
+        let (x, y) = b.peek_slices();
+        assert_eq!(x, b"fgh");
+        assert_eq!(y, b"ijklm");
+        let mut out = [0; 2];
+        assert_eq!(b.read(&mut out), 2);
+        assert_eq!(&out, b"fg");
+        assert_eq!(read_all(&mut b), b"hijklm");
+    }
+
+    #[test]
+    fn range_cap_bounds_memory() {
+        let mut b = RecvBuffer::new(10_000);
+        for k in 0..MAX_RANGES {
+            assert_eq!(b.write_at(2 + 3 * k, b"x"), 0);
+        }
+        assert_eq!(b.ooo_ranges().count(), MAX_RANGES);
+        // A new separate range is refused.
+        let far = 2 + 3 * MAX_RANGES + 10;
+        assert_eq!(b.write_at(far, b"y"), 0);
+        assert_eq!(b.ooo_ranges().count(), MAX_RANGES);
+        assert!(b.ooo_ranges().all(|r| r.0 < far));
+        // Extending or joining existing ranges is still accepted.
+        assert_eq!(b.write_at(3, b"z"), 0);
+        assert_eq!(b.ooo_ranges().next(), Some((2, 4)));
+        assert_eq!(b.write_at(4, b"z"), 0);
+        assert_eq!(b.ooo_ranges().count(), MAX_RANGES - 1);
+        // ... and so is data at RCV.NXT.
+        assert_eq!(b.write_at(0, b"ab"), 6);
+        assert_eq!(b.ooo_ranges().count(), MAX_RANGES - 2);
+        // Below the cap again, a new range is accepted.
+        assert_eq!(b.write_at(far, b"y"), 0);
+        assert_eq!(b.ooo_ranges().count(), MAX_RANGES - 1);
+    }
+
+    /// A small deterministic generator for the property test's choices.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self, bound: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % bound.max(1) as u64) as usize
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// A byte stream cut into random segments, delivered in random order
+        /// with duplicates, through a buffer possibly smaller than the
+        /// stream with random partial reads, reads back exactly.
+        #[test]
+        fn reassembles_any_delivery_order(
+            stream in proptest::collection::vec(any::<u8>(), 1..3000),
+            capacity in 1usize..4000,
+            max_seg in 1usize..300,
+            seed in 1u64..u64::MAX,
+        ) {
+            let mut rng = Rng(seed);
+            let mut segs = Vec::new();
+            let mut at = 0;
+            while at < stream.len() {
+                let len = (1 + rng.next(max_seg)).min(stream.len() - at);
+                segs.push((at, at + len));
+                at += len;
+            }
+            let mut b = RecvBuffer::new(capacity);
+            let mut nxt = 0; // absolute RCV.NXT
+            let mut got = Vec::new();
+            for _round in 0..=stream.len() {
+                // Random order, with some segments sent twice.
+                let mut order: Vec<usize> = (0..segs.len()).collect();
+                for k in (1..order.len()).rev() {
+                    order.swap(k, rng.next(k + 1));
+                }
+                for _ in 0..rng.next(segs.len() + 1) {
+                    order.push(rng.next(segs.len()));
+                }
+                for &s in &order {
+                    let (start, end) = segs[s];
+                    if end <= nxt {
+                        continue;
+                    }
+                    // Trim what was already received, as the caller would.
+                    let from = start.max(nxt);
+                    let before = b.readable();
+                    let adv = b.write_at(from - nxt, &stream[from..end]);
+                    prop_assert_eq!(b.readable(), before + adv);
+                    nxt += adv;
+                    prop_assert!(b.ooo_ranges().count() <= MAX_RANGES);
+                    for (rs, re) in b.ooo_ranges() {
+                        prop_assert!(rs > 0 && rs < re && re <= b.window());
+                    }
+                    if rng.next(4) == 0 {
+                        let mut out = vec![0; rng.next(capacity + 1)];
+                        let n = b.read(&mut out);
+                        got.extend_from_slice(&out[..n]);
+                    }
+                }
+                got.extend(read_all(&mut b));
+                if nxt == stream.len() {
+                    break;
+                }
+            }
+            prop_assert_eq!(nxt, stream.len());
+            prop_assert!(!b.has_ooo());
+            prop_assert_eq!(got, stream);
+        }
+
+        /// Arbitrary writes and reads never panic and keep the invariants.
+        #[test]
+        fn arbitrary_ops_keep_invariants(
+            capacity in 0usize..200,
+            ops in proptest::collection::vec(
+                (any::<bool>(), 0usize..300, proptest::collection::vec(any::<u8>(), 0..80)),
+                0..200,
+            ),
+        ) {
+            let mut b = RecvBuffer::new(capacity);
+            for (is_write, n, data) in ops {
+                if is_write {
+                    let before = b.readable();
+                    let adv = b.write_at(n, &data);
+                    prop_assert_eq!(b.readable(), before + adv);
+                } else {
+                    let mut out = vec![0; n];
+                    let r = b.read(&mut out);
+                    prop_assert!(r <= n);
+                }
+                prop_assert!(b.readable() <= capacity);
+                prop_assert_eq!(b.window(), capacity - b.readable());
+                let (x, y) = b.peek_slices();
+                prop_assert_eq!(x.len() + y.len(), b.readable());
+                let mut prev_end = 0;
+                for (rs, re) in b.ooo_ranges() {
+                    prop_assert!(rs > prev_end && rs < re && re <= b.window());
+                    prev_end = re;
+                }
+            }
+        }
+    }
+}

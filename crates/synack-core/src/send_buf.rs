@@ -1,0 +1,227 @@
+//! The send buffer: the bytes from SND.UNA onward, sent but not yet
+//! acknowledged and then not yet sent, up to a fixed capacity.
+//!
+//! Offsets in the API count from the front of the buffer (SND.UNA). Nothing
+//! is allocated until the first byte is pushed, and the backing storage never
+//! holds more than `capacity` bytes.
+
+use alloc::collections::VecDeque;
+
+/// A bounded byte queue holding the data from SND.UNA onward.
+#[derive(Clone, Debug, Default)]
+pub struct SendBuffer {
+    /// The bytes, front = SND.UNA.
+    data: VecDeque<u8>,
+    /// The most bytes the buffer accepts.
+    capacity: usize,
+}
+
+impl SendBuffer {
+    /// An empty buffer accepting up to `capacity` bytes; allocates nothing
+    /// until the first push.
+    pub fn new(capacity: usize) -> Self {
+        SendBuffer {
+            data: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    /// The most bytes the buffer can hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Bytes held (unacknowledged plus unsent).
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether no bytes are held.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Room left: `capacity - len`.
+    pub fn free(&self) -> usize {
+        self.capacity.saturating_sub(self.data.len())
+    }
+
+    /// Appends as much of `data` as fits and returns how many bytes that was.
+    pub fn push(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.free());
+        let Some(accepted) = data.get(..n) else {
+            return 0;
+        };
+        if n > 0 && self.data.capacity() == 0 {
+            // One allocation sized for the whole buffer (but never more),
+            // instead of growing step by step.
+            self.data.reserve_exact(self.capacity);
+        }
+        self.data.extend(accepted);
+        n
+    }
+
+    /// Drops `n` bytes from the front (acknowledged data), clamped to
+    /// [`len`](Self::len).
+    pub fn ack(&mut self, n: usize) {
+        let n = n.min(self.data.len());
+        self.data.drain(..n);
+    }
+
+    /// Copies the bytes starting `offset` bytes from the front into `out`, as
+    /// many as fit and exist; returns how many were copied (0 if `offset` is
+    /// at or past the end).
+    pub fn copy_range(&self, offset: usize, out: &mut [u8]) -> usize {
+        let (a, b) = self.slices_from(offset, out.len());
+        let mut n: usize = 0;
+        for src in [a, b] {
+            if let Some(dst) = out.get_mut(n..n.saturating_add(src.len())) {
+                dst.copy_from_slice(src);
+                n += src.len();
+            }
+        }
+        n
+    }
+
+    /// Up to `max_len` bytes starting `offset` bytes from the front, as two
+    /// slices (the second non-empty only when the data wraps in the ring),
+    /// for building a segment without an intermediate copy.
+    pub fn slices_from(&self, offset: usize, max_len: usize) -> (&[u8], &[u8]) {
+        let (a, b) = self.data.as_slices();
+        let len = self.data.len().saturating_sub(offset).min(max_len);
+        let a_skip = offset.min(a.len());
+        let a = a.get(a_skip..).unwrap_or_default();
+        let b_skip = offset - a_skip;
+        let b = b.get(b_skip.min(b.len())..).unwrap_or_default();
+        let a_take = len.min(a.len());
+        let b_take = (len - a_take).min(b.len());
+        (
+            a.get(..a_take).unwrap_or_default(),
+            b.get(..b_take).unwrap_or_default(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use proptest::prelude::*;
+
+    #[test]
+    fn lazy_and_bounded() {
+        let mut s = SendBuffer::new(10);
+        assert_eq!(s.data.capacity(), 0);
+        assert!(s.is_empty());
+        assert_eq!(s.free(), 10);
+        assert_eq!(s.push(b""), 0);
+        assert_eq!(s.data.capacity(), 0);
+        assert_eq!(s.push(b"hello world"), 10);
+        assert_eq!(s.len(), 10);
+        assert_eq!(s.free(), 0);
+        assert_eq!(s.push(b"!"), 0);
+        assert!(s.data.capacity() >= 10);
+        let mut out = [0; 20];
+        assert_eq!(s.copy_range(0, &mut out), 10);
+        assert_eq!(&out[..10], b"hello worl");
+    }
+
+    #[test]
+    fn ack_and_copy_range() {
+        let mut s = SendBuffer::new(100);
+        s.push(b"0123456789");
+        let mut out = [0; 4];
+        assert_eq!(s.copy_range(3, &mut out), 4);
+        assert_eq!(&out, b"3456");
+        assert_eq!(s.copy_range(8, &mut out), 2);
+        assert_eq!(&out[..2], b"89");
+        assert_eq!(s.copy_range(10, &mut out), 0);
+        assert_eq!(s.copy_range(usize::MAX, &mut out), 0);
+        s.ack(4);
+        assert_eq!(s.len(), 6);
+        assert_eq!(s.copy_range(0, &mut out), 4);
+        assert_eq!(&out, b"4567");
+        s.ack(1000);
+        assert!(s.is_empty());
+        assert_eq!(s.copy_range(0, &mut out), 0);
+    }
+
+    #[test]
+    fn wraps_round() {
+        let mut s = SendBuffer::new(8);
+        assert_eq!(s.push(b"abcdefgh"), 8);
+        s.ack(6);
+        assert_eq!(s.push(b"ijklmnop"), 6);
+        let mut out = [0; 8];
+        assert_eq!(s.copy_range(0, &mut out), 8);
+        assert_eq!(&out, b"ghijklmn");
+        let mut out = [0; 3];
+        assert_eq!(s.copy_range(4, &mut out), 3);
+        assert_eq!(&out, b"klm");
+        let (a, b) = s.slices_from(1, 6);
+        let mut joined = a.to_vec();
+        joined.extend_from_slice(b);
+        assert_eq!(joined, b"hijklm");
+    }
+
+    #[test]
+    fn zero_capacity() {
+        let mut s = SendBuffer::new(0);
+        assert_eq!(s.push(b"abc"), 0);
+        assert_eq!(s.free(), 0);
+        assert_eq!(s.copy_range(0, &mut [0; 3]), 0);
+        s.ack(3);
+        assert!(s.is_empty());
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Push(Vec<u8>),
+        Ack(usize),
+        Copy(usize, usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..100).prop_map(Op::Push),
+            (0usize..150).prop_map(Op::Ack),
+            (0usize..250, 0usize..120).prop_map(|(o, n)| Op::Copy(o, n)),
+        ]
+    }
+
+    proptest! {
+        /// The buffer behaves like a plain Vec with a length limit.
+        #[test]
+        fn matches_vec_model(capacity in 0usize..200, ops in proptest::collection::vec(op(), 0..200)) {
+            let mut s = SendBuffer::new(capacity);
+            let mut model: Vec<u8> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Push(d) => {
+                        let n = s.push(&d);
+                        let expect = d.len().min(capacity - model.len());
+                        prop_assert_eq!(n, expect);
+                        model.extend_from_slice(&d[..expect]);
+                    }
+                    Op::Ack(n) => {
+                        s.ack(n);
+                        model.drain(..n.min(model.len()));
+                    }
+                    Op::Copy(offset, n) => {
+                        let mut out = vec![0xAA; n];
+                        let got = s.copy_range(offset, &mut out);
+                        let want = model.get(offset..).unwrap_or_default();
+                        let want = &want[..want.len().min(n)];
+                        prop_assert_eq!(&out[..got], want);
+                        let (a, b) = s.slices_from(offset, n);
+                        prop_assert_eq!([a, b].concat(), want);
+                    }
+                }
+                prop_assert_eq!(s.len(), model.len());
+                prop_assert_eq!(s.free(), capacity - model.len());
+                prop_assert!(s.data.capacity() <= capacity.max(1) * 2);
+            }
+        }
+    }
+}

@@ -1,0 +1,916 @@
+//! The `Stack`: one per host. It owns the addresses, the connections (found
+//! by a keyed hash of the 4-tuple), the listeners with their accept queues,
+//! the compact TIME-WAIT table and one timer wheel for them all, and it is
+//! the only thing a driver talks to.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::hash::BuildHasher;
+use core::net::{IpAddr, SocketAddr};
+
+use hashbrown::HashMap;
+use siphasher::sip::SipHasher13;
+use synack_wire::{parse_packet, peek_tuple, Segment, TcpFlags, TcpRepr};
+
+use crate::conn::{Ctx, Next, Tcb};
+use crate::isn::IsnGenerator;
+use crate::outbox::{Outbox, Stats};
+use crate::seq::Seq;
+use crate::timewait::{TimeWaitEntry, TwAction};
+use crate::wheel::TimerWheel;
+use crate::{Config, ConnId, ConnTuple, Error, Event, Instant, ListenerId, State, TraceEvent};
+
+/// Keyed SipHash for the connection tables, so that a remote host cannot
+/// pick 4-tuples that collide (hash flooding).
+#[derive(Clone)]
+struct KeyedHash([u8; 16]);
+
+impl BuildHasher for KeyedHash {
+    type Hasher = SipHasher13;
+    fn build_hasher(&self) -> SipHasher13 {
+        SipHasher13::new_with_key(&self.0)
+    }
+}
+
+/// A passive OPEN (RFC 9293 §3.10.1) and its accept queue.
+struct Listener {
+    local: SocketAddr,
+    backlog: usize,
+    /// Children in SYN-RECEIVED.
+    pending: usize,
+    /// ESTABLISHED children waiting for `accept`.
+    ready: VecDeque<ConnId>,
+}
+
+/// A timer registered in the wheel.
+#[derive(Clone, Copy, Debug)]
+enum TimerItem {
+    Conn(ConnId, Instant),
+    TimeWait(ConnTuple, Instant),
+}
+
+struct Slot {
+    gen: u32,
+    tcb: Option<Box<Tcb>>,
+}
+
+/// One host's TCP: see the crate documentation for the `handle_*`/`poll_*`
+/// protocol between a driver and the stack.
+pub struct Stack {
+    cfg: Config,
+    addrs: Vec<IpAddr>,
+    isn: IsnGenerator,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+    table: HashMap<ConnTuple, ConnId, KeyedHash>,
+    time_wait: HashMap<ConnTuple, TimeWaitEntry, KeyedHash>,
+    listeners: Vec<Option<Listener>>,
+    listen_map: HashMap<SocketAddr, ListenerId, KeyedHash>,
+    wheel: TimerWheel<TimerItem>,
+    expired: Vec<TimerItem>,
+    out: Outbox,
+    events: VecDeque<Event>,
+    port_counter: u32,
+}
+
+impl Stack {
+    /// A stack with no addresses yet. `secret` keys the ISN generator
+    /// (RFC 6528: take it from a real random source) and the hash tables.
+    pub fn new(cfg: Config, secret: [u8; 16]) -> Self {
+        let mut table_key = secret;
+        table_key[0] ^= 0x5a;
+        Stack {
+            out: Outbox::new(cfg.trace, cfg.ttl),
+            cfg,
+            addrs: Vec::new(),
+            isn: IsnGenerator::new(secret),
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            table: HashMap::with_hasher(KeyedHash(table_key)),
+            time_wait: HashMap::with_hasher(KeyedHash(table_key)),
+            listeners: Vec::new(),
+            listen_map: HashMap::with_hasher(KeyedHash(table_key)),
+            wheel: TimerWheel::new(),
+            expired: Vec::new(),
+            events: VecDeque::new(),
+            port_counter: 0,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Adds a local address (IPv4 or IPv6).
+    pub fn add_address(&mut self, addr: IpAddr) {
+        if !self.addrs.contains(&addr) {
+            self.addrs.push(addr);
+        }
+    }
+
+    /// The local addresses.
+    pub fn addresses(&self) -> &[IpAddr] {
+        &self.addrs
+    }
+
+    /// Counters: packets, retransmissions, drops by reason.
+    pub fn stats(&self) -> &Stats {
+        &self.out.stats
+    }
+
+    /// Connections with a TCB (every state but compact TIME-WAIT).
+    pub fn connection_count(&self) -> usize {
+        self.live
+    }
+
+    /// Connections held in compact TIME-WAIT.
+    pub fn time_wait_count(&self) -> usize {
+        self.time_wait.len()
+    }
+
+    // ----- the driver's side -------------------------------------------
+
+    /// The next IP packet to put on the wire.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.out.packets.pop_front()
+    }
+
+    /// The next application event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next trace event (only with `Config::trace`).
+    pub fn poll_trace(&mut self) -> Option<TraceEvent> {
+        self.out.trace.pop_front()
+    }
+
+    /// The instant at which [`Stack::handle_timeout`] should next be called.
+    /// It may be early (nothing due yet), never late. Any `handle_*` call or
+    /// user call can change it.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.wheel.next_deadline()
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut expired = core::mem::take(&mut self.expired);
+        self.wheel.poll_expired(now, &mut expired);
+        for item in expired.drain(..) {
+            match item {
+                TimerItem::Conn(id, at) => {
+                    let due = self.tcb(id).is_some_and(|t| t.wheel_at == Some(at));
+                    if due {
+                        if let Some(t) = self.tcb_mut(id) {
+                            t.wheel_at = None;
+                        }
+                        self.with_conn(now, id, |t, ctx| t.on_timer(ctx));
+                    }
+                }
+                TimerItem::TimeWait(tuple, at) => {
+                    let due = self.time_wait.get(&tuple).is_some_and(|e| e.expires == at);
+                    if due {
+                        self.end_time_wait(now, tuple);
+                    }
+                }
+            }
+        }
+        self.expired = expired;
+    }
+
+    /// Processes one IP packet from the network.
+    pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.out.stats.packets_in += 1;
+        let seg = match parse_packet(packet) {
+            Ok(seg) => seg,
+            Err(e) => {
+                let conn = peek_tuple(packet).map(|(src, dst)| ConnTuple {
+                    local: dst,
+                    remote: src,
+                });
+                self.out.drop(now, conn, e.reason());
+                return;
+            }
+        };
+        let tuple = ConnTuple {
+            local: SocketAddr::new(seg.dst, seg.tcp.dst_port),
+            remote: SocketAddr::new(seg.src, seg.tcp.src_port),
+        };
+        // MUST-57: segments to broadcast or multicast (or anyone else) are
+        // not ours. MUST-63: nor are those from invalid sources.
+        if !self.addrs.contains(&seg.dst) {
+            self.out.drop(now, Some(tuple), "not our address");
+            return;
+        }
+        if !valid_remote(seg.src) || seg.tcp.src_port == 0 || seg.tcp.dst_port == 0 {
+            self.out.drop(now, Some(tuple), "invalid source address");
+            return;
+        }
+        if let Some(&id) = self.table.get(&tuple) {
+            self.with_conn(now, id, |t, ctx| t.on_segment(ctx, &seg));
+            return;
+        }
+        if let Some(entry) = self.time_wait.get(&tuple).copied() {
+            self.time_wait_segment(now, tuple, entry, &seg);
+            return;
+        }
+        let lid = self
+            .listen_map
+            .get(&tuple.local)
+            .or_else(|| {
+                let any = match tuple.local {
+                    SocketAddr::V4(_) => IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
+                    SocketAddr::V6(_) => IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED),
+                };
+                self.listen_map
+                    .get(&SocketAddr::new(any, tuple.local.port()))
+            })
+            .copied();
+        match lid {
+            Some(lid) => self.listen_segment(now, lid, tuple, &seg, None),
+            None => self.closed_segment(now, tuple, &seg),
+        }
+    }
+
+    // ----- the application's side --------------------------------------
+
+    /// Passive OPEN (§3.10.1) on `local` (an unspecified IP listens on every
+    /// address). MUST-41: a port already listened on is an error, and
+    /// nothing else is disturbed.
+    pub fn listen(&mut self, local: SocketAddr, backlog: usize) -> Result<ListenerId, Error> {
+        if local.port() == 0 {
+            return Err(Error::InvalidAddress);
+        }
+        if !local.ip().is_unspecified() && !self.addrs.contains(&local.ip()) {
+            return Err(Error::AddrNotAvailable);
+        }
+        if self.listen_map.contains_key(&local) {
+            return Err(Error::AddrInUse);
+        }
+        let l = Listener {
+            local,
+            backlog: backlog.max(1),
+            pending: 0,
+            ready: VecDeque::new(),
+        };
+        let idx = match self.listeners.iter().position(Option::is_none) {
+            Some(i) => {
+                self.listeners[i] = Some(l);
+                i
+            }
+            None => {
+                self.listeners.push(Some(l));
+                self.listeners.len() - 1
+            }
+        };
+        let id = ListenerId(idx as u32);
+        self.listen_map.insert(local, id);
+        Ok(id)
+    }
+
+    /// The local address a listener listens on.
+    pub fn listener_addr(&self, lid: ListenerId) -> Result<SocketAddr, Error> {
+        self.listener(lid).map(|l| l.local)
+    }
+
+    /// Takes the next established connection from a listener's queue.
+    pub fn accept(&mut self, lid: ListenerId) -> Result<ConnId, Error> {
+        let l = self
+            .listeners
+            .get_mut(lid.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or(Error::InvalidHandle)?;
+        let id = l.ready.pop_front().ok_or(Error::WouldBlock)?;
+        if let Some(t) = self.tcb_mut(id) {
+            t.listener = None;
+        }
+        Ok(id)
+    }
+
+    /// Closes a listener. Children not yet accepted are reset.
+    pub fn close_listener(&mut self, now: Instant, lid: ListenerId) -> Result<(), Error> {
+        let l = self
+            .listeners
+            .get_mut(lid.0 as usize)
+            .and_then(Option::take)
+            .ok_or(Error::InvalidHandle)?;
+        self.listen_map.remove(&l.local);
+        let children: Vec<ConnId> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let t = s.tcb.as_ref()?;
+                (t.listener == Some(lid)).then_some(ConnId {
+                    index: i as u32,
+                    gen: s.gen,
+                })
+            })
+            .collect();
+        for id in children {
+            self.abort_orphan(now, id);
+        }
+        Ok(())
+    }
+
+    /// Active OPEN (§3.10.1): sends a SYN from `local` (or, when `None`, the
+    /// first address of the remote's family and an ephemeral port) to
+    /// `remote`. The result is known by `Event::Connected` or `Event::Closed`.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: Option<SocketAddr>,
+        remote: SocketAddr,
+    ) -> Result<ConnId, Error> {
+        // MUST-46: no broadcast, multicast or unspecified peers.
+        if !valid_remote(remote.ip()) || remote.port() == 0 {
+            return Err(Error::InvalidAddress);
+        }
+        let local_ip = match local.map(|l| l.ip()) {
+            Some(ip) if !ip.is_unspecified() => {
+                if !self.addrs.contains(&ip) {
+                    return Err(Error::AddrNotAvailable);
+                }
+                ip
+            }
+            _ => *self
+                .addrs
+                .iter()
+                .find(|a| a.is_ipv4() == remote.is_ipv4())
+                .ok_or(Error::AddrNotAvailable)?,
+        };
+        if local_ip.is_ipv4() != remote.is_ipv4() {
+            return Err(Error::InvalidAddress);
+        }
+        let port = match local.map(|l| l.port()) {
+            Some(p) if p != 0 => {
+                let tuple = ConnTuple {
+                    local: SocketAddr::new(local_ip, p),
+                    remote,
+                };
+                if self.table.contains_key(&tuple) || self.time_wait.contains_key(&tuple) {
+                    return Err(Error::AddrInUse);
+                }
+                p
+            }
+            _ => self.ephemeral_port(local_ip, remote)?,
+        };
+        if self.live >= self.cfg.max_connections {
+            return Err(Error::NoPorts);
+        }
+        let tuple = ConnTuple {
+            local: SocketAddr::new(local_ip, port),
+            remote,
+        };
+        let iss = Seq(self.isn.isn(now, tuple.local, tuple.remote));
+        let mut tcb = Tcb::new(&self.cfg, tuple, iss, State::Closed);
+        tcb.ts_offset = self.isn.ts_offset(tuple.local, tuple.remote);
+        tcb.rcv_wscale = if self.cfg.window_scaling {
+            wscale_for(self.cfg.recv_buffer)
+        } else {
+            0
+        };
+        let id = self.insert_tcb(tcb);
+        self.table.insert(tuple, id);
+        self.with_conn(now, id, |t, ctx| {
+            t.set_state(ctx, State::SynSent);
+            t.send_syn(ctx, false);
+            t.timing = Some((t.iss.add(1), ctx.now));
+            Next::Stay
+        });
+        Ok(id)
+    }
+
+    /// SEND: queues bytes, returns how many were taken.
+    pub fn send(&mut self, now: Instant, id: ConnId, data: &[u8]) -> Result<usize, Error> {
+        self.user_call(now, id, |t, ctx| t.send(ctx, data))
+    }
+
+    /// RECEIVE: `Ok(0)` is end of stream; `Err(WouldBlock)`: wait for `Readable`.
+    pub fn recv(&mut self, now: Instant, id: ConnId, buf: &mut [u8]) -> Result<usize, Error> {
+        self.user_call(now, id, |t, ctx| t.recv(ctx, buf))
+    }
+
+    /// Half-close: sends FIN after the queued data, keeps reading.
+    pub fn shutdown_write(&mut self, now: Instant, id: ConnId) -> Result<(), Error> {
+        self.tcb(id).ok_or(Error::InvalidHandle)?;
+        let mut res = Ok(());
+        self.with_conn(now, id, |t, ctx| match t.close(ctx, false) {
+            Ok(next) => next,
+            Err(e) => {
+                res = Err(e);
+                Next::Stay
+            }
+        });
+        res
+    }
+
+    /// CLOSE and let go of the handle: the stack finishes the orderly close
+    /// (FIN, TIME-WAIT) on its own and then frees everything. Unread data
+    /// turns it into a reset (SHLD-3). The handle is invalid afterwards.
+    pub fn close(&mut self, now: Instant, id: ConnId) -> Result<(), Error> {
+        let t = self.tcb_mut(id).ok_or(Error::InvalidHandle)?;
+        t.released = true;
+        let detached = t.state == State::TimeWait || t.state == State::Closed;
+        if detached {
+            self.free_if_unlinked(id);
+            return Ok(());
+        }
+        self.with_conn(now, id, |t, ctx| t.close(ctx, true).unwrap_or(Next::Stay));
+        Ok(())
+    }
+
+    /// ABORT (§3.10.5): RST, and the handle is invalid afterwards.
+    pub fn abort(&mut self, now: Instant, id: ConnId) -> Result<(), Error> {
+        let t = self.tcb_mut(id).ok_or(Error::InvalidHandle)?;
+        t.released = true;
+        if t.state == State::TimeWait || t.state == State::Closed {
+            self.free_if_unlinked(id);
+            return Ok(());
+        }
+        self.with_conn(now, id, |t, ctx| t.abort(ctx));
+        Ok(())
+    }
+
+    /// The connection's state.
+    pub fn state(&self, id: ConnId) -> Result<State, Error> {
+        self.tcb(id).map(|t| t.state).ok_or(Error::InvalidHandle)
+    }
+
+    /// Why the connection ended, when it did not end in an orderly way.
+    pub fn error(&self, id: ConnId) -> Result<Option<Error>, Error> {
+        self.tcb(id).map(|t| t.error).ok_or(Error::InvalidHandle)
+    }
+
+    /// (local, remote) addresses.
+    pub fn tuple(&self, id: ConnId) -> Result<ConnTuple, Error> {
+        self.tcb(id).map(|t| t.tuple).ok_or(Error::InvalidHandle)
+    }
+
+    /// Bytes that can be read now.
+    pub fn readable(&self, id: ConnId) -> Result<usize, Error> {
+        self.tcb(id)
+            .map(|t| t.recvq.readable())
+            .ok_or(Error::InvalidHandle)
+    }
+
+    /// Room in the send buffer.
+    pub fn send_capacity(&self, id: ConnId) -> Result<usize, Error> {
+        self.tcb(id)
+            .map(|t| t.sendq.free())
+            .ok_or(Error::InvalidHandle)
+    }
+
+    /// Bytes queued and not yet acknowledged by the peer.
+    pub fn unacked(&self, id: ConnId) -> Result<usize, Error> {
+        self.tcb(id)
+            .map(|t| t.sendq.len())
+            .ok_or(Error::InvalidHandle)
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on (MUST-17).
+    pub fn set_nodelay(&mut self, id: ConnId, nodelay: bool) -> Result<(), Error> {
+        self.tcb_mut(id)
+            .map(|t| t.nodelay = nodelay)
+            .ok_or(Error::InvalidHandle)
+    }
+
+    // ----- internals -----------------------------------------------------
+
+    fn listener(&self, lid: ListenerId) -> Result<&Listener, Error> {
+        self.listeners
+            .get(lid.0 as usize)
+            .and_then(Option::as_ref)
+            .ok_or(Error::InvalidHandle)
+    }
+
+    fn tcb(&self, id: ConnId) -> Option<&Tcb> {
+        let s = self.slots.get(id.index as usize)?;
+        (s.gen == id.gen).then_some(())?;
+        s.tcb.as_deref()
+    }
+
+    fn tcb_mut(&mut self, id: ConnId) -> Option<&mut Tcb> {
+        let s = self.slots.get_mut(id.index as usize)?;
+        (s.gen == id.gen).then_some(())?;
+        s.tcb.as_deref_mut()
+    }
+
+    fn insert_tcb(&mut self, tcb: Tcb) -> ConnId {
+        self.live += 1;
+        if let Some(i) = self.free.pop() {
+            let s = &mut self.slots[i as usize];
+            s.tcb = Some(Box::new(tcb));
+            ConnId {
+                index: i,
+                gen: s.gen,
+            }
+        } else {
+            self.slots.push(Slot {
+                gen: 0,
+                tcb: Some(Box::new(tcb)),
+            });
+            ConnId {
+                index: (self.slots.len() - 1) as u32,
+                gen: 0,
+            }
+        }
+    }
+
+    /// Frees the TCB of `id` if it is no longer in the 4-tuple table.
+    fn free_if_unlinked(&mut self, id: ConnId) {
+        let Some(t) = self.tcb(id) else { return };
+        if self.table.get(&t.tuple) == Some(&id) {
+            return;
+        }
+        let tuple = t.tuple;
+        if let Some(e) = self.time_wait.get_mut(&tuple) {
+            if e.owner == Some(id) {
+                e.owner = None;
+            }
+        }
+        if let Some(s) = self.slots.get_mut(id.index as usize) {
+            s.tcb = None;
+            s.gen = s.gen.wrapping_add(1);
+            self.free.push(id.index);
+            self.live -= 1;
+        }
+    }
+
+    /// Runs a user call that returns a value, then settles the connection.
+    fn user_call<R>(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        f: impl FnOnce(&mut Tcb, &mut Ctx<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        self.tcb(id).ok_or(Error::InvalidHandle)?;
+        let mut res = Err(Error::InvalidHandle);
+        self.with_conn(now, id, |t, ctx| {
+            res = f(t, ctx);
+            Next::Stay
+        });
+        res
+    }
+
+    /// Runs `f` on a connection with a context, then applies what it asks
+    /// (state moves, accept queue, TIME-WAIT, freeing) and re-arms its timer.
+    fn with_conn(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        f: impl FnOnce(&mut Tcb, &mut Ctx<'_>) -> Next,
+    ) {
+        let Some(slot) = self.slots.get_mut(id.index as usize) else {
+            return;
+        };
+        if slot.gen != id.gen {
+            return;
+        }
+        let Some(tcb) = slot.tcb.as_deref_mut() else {
+            return;
+        };
+        let before = tcb.state;
+        let mut ctx = Ctx {
+            now,
+            cfg: &self.cfg,
+            out: &mut self.out,
+            events: &mut self.events,
+            id,
+        };
+        let next = f(tcb, &mut ctx);
+        self.settle(now, id, before, next);
+    }
+
+    /// Abort a connection whose application is gone.
+    fn abort_orphan(&mut self, now: Instant, id: ConnId) {
+        if let Some(t) = self.tcb_mut(id) {
+            t.listener = None;
+            t.released = true;
+        }
+        self.with_conn(now, id, |t, ctx| t.abort(ctx));
+    }
+
+    /// Applies what a handler asked for: the accept queue, unlinking,
+    /// TIME-WAIT, freeing, and re-arming the timer.
+    fn settle(&mut self, now: Instant, id: ConnId, before: State, next: Next) {
+        let Some(tcb) = self.tcb(id) else { return };
+        let after = tcb.state;
+        let (passive, listener, tuple) = (tcb.passive, tcb.listener, tcb.tuple);
+        // A passive child that reached ESTABLISHED joins the accept queue.
+        if before == State::SynReceived && after.is_synchronized() && passive {
+            if let Some(lid) = listener {
+                match self
+                    .listeners
+                    .get_mut(lid.0 as usize)
+                    .and_then(Option::as_mut)
+                {
+                    Some(l) => {
+                        l.pending = l.pending.saturating_sub(1);
+                        l.ready.push_back(id);
+                        self.events.push_back(Event::Incoming(lid));
+                    }
+                    None => {
+                        self.abort_orphan(now, id);
+                        return;
+                    }
+                }
+            }
+        }
+        match next {
+            Next::Stay => self.schedule(id),
+            Next::Closed | Next::ReturnToListen => {
+                self.unlink(id, tuple, before == State::SynReceived);
+                let released = self
+                    .tcb(id)
+                    .is_none_or(|t| t.released || next == Next::ReturnToListen);
+                if released {
+                    self.free_if_unlinked(id);
+                }
+            }
+            Next::TimeWait => self.enter_time_wait(now, id),
+        }
+    }
+
+    /// Removes a connection from the 4-tuple table and its listener's counts.
+    fn unlink(&mut self, id: ConnId, tuple: ConnTuple, was_pending: bool) {
+        if self.table.get(&tuple) == Some(&id) {
+            self.table.remove(&tuple);
+        }
+        let lid = self.tcb(id).and_then(|t| t.listener);
+        if let Some(l) = lid
+            .and_then(|lid| self.listeners.get_mut(lid.0 as usize))
+            .and_then(Option::as_mut)
+        {
+            if was_pending {
+                l.pending = l.pending.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Registers the connection's next deadline in the wheel when it is
+    /// earlier than the one already registered (stale entries are skipped
+    /// when they fire).
+    fn schedule(&mut self, id: ConnId) {
+        let Some(t) = self.tcb_mut(id) else { return };
+        if let Some(d) = t.next_deadline() {
+            if t.wheel_at.is_none_or(|w| d < w) {
+                t.wheel_at = Some(d);
+                self.wheel.insert(d, TimerItem::Conn(id, d));
+            }
+        }
+    }
+
+    /// Moves a connection into the compact TIME-WAIT table.
+    fn enter_time_wait(&mut self, now: Instant, id: ConnId) {
+        let twice_msl = t_twice_msl(&self.cfg);
+        let Some(t) = self.tcb_mut(id) else { return };
+        let tuple = t.tuple;
+        let entry = TimeWaitEntry {
+            snd_nxt: t.snd_max,
+            rcv_nxt: t.rcv_nxt,
+            expires: now + twice_msl,
+            ts: t.ts.map(|ts| (t.ts_offset, ts.recent)),
+            window: (t.recvq.window() as u32 >> t.rcv_wscale).min(0xFFFF) as u16,
+            owner: (!t.released).then_some(id),
+        };
+        t.rto_at = None;
+        t.delack_at = None;
+        t.persist_at = None;
+        t.close_at = None;
+        if self.table.get(&tuple) == Some(&id) {
+            self.table.remove(&tuple);
+        }
+        if self.time_wait.len() >= self.cfg.max_time_wait {
+            // Table full: skip TIME-WAIT rather than grow without bound.
+            self.out.state(now, tuple, State::TimeWait, State::Closed);
+            self.free_if_unlinked(id);
+            return;
+        }
+        self.time_wait.insert(tuple, entry);
+        self.wheel
+            .insert(entry.expires, TimerItem::TimeWait(tuple, entry.expires));
+        if entry.owner.is_none() {
+            self.free_if_unlinked(id);
+        }
+    }
+
+    /// The 2×MSL wait is over: CLOSED.
+    fn end_time_wait(&mut self, now: Instant, tuple: ConnTuple) {
+        let Some(e) = self.time_wait.remove(&tuple) else {
+            return;
+        };
+        self.out.state(now, tuple, State::TimeWait, State::Closed);
+        if let Some(id) = e.owner {
+            if let Some(t) = self.tcb_mut(id) {
+                t.state = State::Closed;
+                self.events.push_back(Event::Closed { id, error: None });
+            }
+        }
+    }
+
+    /// A segment for a connection in TIME-WAIT.
+    fn time_wait_segment(
+        &mut self,
+        now: Instant,
+        tuple: ConnTuple,
+        entry: TimeWaitEntry,
+        seg: &Segment<'_>,
+    ) {
+        self.out.recv(now, tuple, &seg.tcp, seg.payload.len());
+        match entry.classify(seg) {
+            TwAction::Drop(reason) => self.out.drop(now, Some(tuple), reason),
+            TwAction::Ack { restart } => {
+                let repr = entry.ack_repr(now, tuple.local.port(), tuple.remote.port());
+                self.out
+                    .send(now, tuple.local, tuple.remote, &repr, &[], false);
+                if restart {
+                    // RFC 9293 §3.10.7.4: restart the 2 MSL timeout.
+                    let expires = now + t_twice_msl(&self.cfg);
+                    if let Some(e) = self.time_wait.get_mut(&tuple) {
+                        e.expires = expires;
+                    }
+                    self.wheel
+                        .insert(expires, TimerItem::TimeWait(tuple, expires));
+                }
+            }
+            TwAction::Reopen => {
+                let lid = self.listen_map.get(&tuple.local).copied().or_else(|| {
+                    let any = match tuple.local {
+                        SocketAddr::V4(_) => IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
+                        SocketAddr::V6(_) => IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED),
+                    };
+                    self.listen_map
+                        .get(&SocketAddr::new(any, tuple.local.port()))
+                        .copied()
+                });
+                match lid {
+                    Some(lid) => {
+                        self.end_time_wait(now, tuple);
+                        // MAY-2: the new ISS lies above the old sequence space.
+                        let floor = entry.snd_nxt.add(1 << 17);
+                        self.listen_segment(now, lid, tuple, seg, Some(floor));
+                    }
+                    None => self.out.drop(now, Some(tuple), "SYN in TIME-WAIT"),
+                }
+            }
+        }
+    }
+
+    /// §3.10.7.2: a segment for a listener.
+    fn listen_segment(
+        &mut self,
+        now: Instant,
+        lid: ListenerId,
+        tuple: ConnTuple,
+        seg: &Segment<'_>,
+        iss_floor: Option<Seq>,
+    ) {
+        let t = &seg.tcp;
+        if t.flags.rst() {
+            self.out.drop(now, Some(tuple), "RST to a listener");
+            return;
+        }
+        if t.flags.ack() {
+            self.out.recv(now, tuple, t, seg.payload.len());
+            self.out.drop(now, Some(tuple), "ACK to a listener");
+            self.reply_rst(now, tuple, seg);
+            return;
+        }
+        if !t.flags.syn() {
+            self.out.drop(now, Some(tuple), "no SYN to a listener");
+            return;
+        }
+        let full = match self.listener(lid) {
+            Ok(l) => l.pending + l.ready.len() >= l.backlog,
+            Err(_) => true,
+        };
+        if full || self.live >= self.cfg.max_connections {
+            self.out.drop(now, Some(tuple), "listen queue full");
+            return;
+        }
+        let mut iss = Seq(self.isn.isn(now, tuple.local, tuple.remote));
+        if let Some(floor) = iss_floor {
+            if iss.lt(floor) {
+                iss = floor;
+            }
+        }
+        let mut tcb = Tcb::new(&self.cfg, tuple, iss, State::Listen);
+        tcb.passive = true;
+        tcb.listener = Some(lid);
+        tcb.ts_offset = self.isn.ts_offset(tuple.local, tuple.remote);
+        tcb.rcv_wscale = if self.cfg.window_scaling {
+            wscale_for(self.cfg.recv_buffer)
+        } else {
+            0
+        };
+        let id = self.insert_tcb(tcb);
+        self.table.insert(tuple, id);
+        if let Ok(l) = self
+            .listeners
+            .get_mut(lid.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or(())
+        {
+            l.pending += 1;
+        }
+        self.with_conn(now, id, |tcb, ctx| {
+            ctx.out.recv(ctx.now, tuple, t, seg.payload.len());
+            tcb.set_state(ctx, State::SynReceived);
+            tcb.irs = Seq(t.seq);
+            tcb.rcv_nxt = tcb.irs.add(1);
+            tcb.rcv_adv = tcb.rcv_nxt;
+            tcb.last_ack_sent = tcb.rcv_nxt;
+            tcb.negotiate(ctx, &t.options);
+            tcb.snd_wnd = u32::from(t.window);
+            tcb.max_snd_wnd = tcb.snd_wnd;
+            tcb.snd_wl1 = Seq(t.seq);
+            tcb.send_syn(ctx, false);
+            tcb.timing = Some((tcb.iss.add(1), ctx.now));
+            Next::Stay
+        });
+    }
+
+    /// §3.10.7.1: a segment for no connection and no listener.
+    fn closed_segment(&mut self, now: Instant, tuple: ConnTuple, seg: &Segment<'_>) {
+        self.out.recv(now, tuple, &seg.tcp, seg.payload.len());
+        self.out.drop(now, Some(tuple), "no such connection");
+        if !seg.tcp.flags.rst() {
+            self.reply_rst(now, tuple, seg);
+        }
+    }
+
+    /// The RST answering a segment that has no place (§3.10.7.1): with ACK
+    /// set, `<SEQ=SEG.ACK><CTL=RST>`; without, `<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>`.
+    fn reply_rst(&mut self, now: Instant, tuple: ConnTuple, seg: &Segment<'_>) {
+        let t = &seg.tcp;
+        let mut repr = TcpRepr {
+            src_port: tuple.local.port(),
+            dst_port: tuple.remote.port(),
+            ..TcpRepr::default()
+        };
+        if t.flags.ack() {
+            repr.seq = t.ack;
+            repr.flags = TcpFlags::RST;
+        } else {
+            let seg_len =
+                seg.payload.len() as u32 + u32::from(t.flags.syn()) + u32::from(t.flags.fin());
+            repr.seq = 0;
+            repr.ack = t.seq.wrapping_add(seg_len);
+            repr.flags = TcpFlags::RST | TcpFlags::ACK;
+        }
+        self.out
+            .send(now, tuple.local, tuple.remote, &repr, &[], false);
+    }
+
+    /// Picks a free ephemeral port for (local_ip, remote), RFC 6056 style:
+    /// a keyed starting point per destination, then the next free one.
+    fn ephemeral_port(&mut self, local_ip: IpAddr, remote: SocketAddr) -> Result<u16, Error> {
+        let lo = u32::from(self.cfg.ephemeral_low);
+        let hi = u32::from(self.cfg.ephemeral_high.max(self.cfg.ephemeral_low));
+        let range = hi - lo + 1;
+        let start = self.isn.ephemeral_port_offset(local_ip, remote);
+        self.port_counter = self.port_counter.wrapping_add(1);
+        for i in 0..range {
+            let port = (lo + start.wrapping_add(self.port_counter).wrapping_add(i) % range) as u16;
+            let tuple = ConnTuple {
+                local: SocketAddr::new(local_ip, port),
+                remote,
+            };
+            if !self.table.contains_key(&tuple)
+                && !self.time_wait.contains_key(&tuple)
+                && !self.listen_map.contains_key(&tuple.local)
+            {
+                self.port_counter = self.port_counter.wrapping_add(i);
+                return Ok(port);
+            }
+        }
+        Err(Error::NoPorts)
+    }
+}
+
+fn t_twice_msl(cfg: &Config) -> core::time::Duration {
+    cfg.msl * 2
+}
+
+/// Smallest window scale that lets `buffer` bytes be advertised (RFC 7323 §2.3).
+fn wscale_for(buffer: usize) -> u8 {
+    let mut shift = 0u8;
+    while shift < 14 && (buffer >> shift) > 0xFFFF {
+        shift += 1;
+    }
+    shift
+}
+
+/// A remote address we may talk to: not unspecified, multicast or
+/// broadcast (MUST-46, MUST-63).
+fn valid_remote(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()),
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    }
+}

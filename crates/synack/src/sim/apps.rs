@@ -1,0 +1,396 @@
+//! Ready-made simulated applications: an echo server and a client that
+//! sends a known byte pattern and checks what comes back.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use synack_core::{ConnId, Error, Event, Instant, ListenerId, Stack};
+
+use super::App;
+
+/// The byte at position `i` of the test stream sent by peer `salt`.
+pub fn pattern(salt: u8, i: u64) -> u8 {
+    let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(salt).wrapping_mul(0xA5);
+    (x >> 56) as u8
+}
+
+/// How the echo server behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerMode {
+    /// Echo, and close after the peer's FIN once everything is echoed.
+    Echo,
+    /// Echo, but never call close: the connection stays in CLOSE-WAIT.
+    NeverClose,
+    /// Do not read until this instant (the window fills and closes), then echo.
+    PauseReading(Instant),
+}
+
+#[derive(Default)]
+struct ServerConn {
+    pending: Vec<u8>,
+    eof: bool,
+    closed: bool,
+}
+
+/// An echo server on one address and port.
+pub struct EchoServer {
+    addr: SocketAddr,
+    mode: ServerMode,
+    listener: Option<ListenerId>,
+    conns: HashMap<ConnId, ServerConn>,
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Bytes echoed.
+    pub echoed: u64,
+    /// Connections that ended with an error.
+    pub errors: Vec<Error>,
+    /// The first connection accepted, for scenarios that inspect it.
+    pub first: Option<ConnId>,
+}
+
+impl EchoServer {
+    /// A server that will listen on `addr`.
+    pub fn new(addr: SocketAddr, mode: ServerMode) -> Self {
+        EchoServer {
+            addr,
+            mode,
+            listener: None,
+            conns: HashMap::new(),
+            accepted: 0,
+            echoed: 0,
+            errors: Vec::new(),
+            first: None,
+        }
+    }
+
+    fn reading_allowed(&self, now: Instant) -> bool {
+        match self.mode {
+            ServerMode::PauseReading(until) => now >= until,
+            _ => true,
+        }
+    }
+
+    /// Moves data from receive to send until one of them blocks.
+    fn pump(&mut self, now: Instant, stack: &mut Stack, id: ConnId) {
+        let allowed = self.reading_allowed(now);
+        let mode = self.mode;
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            if !c.pending.is_empty() {
+                match stack.send(now, id, &c.pending) {
+                    Ok(n) => {
+                        self.echoed += n as u64;
+                        c.pending.drain(..n);
+                    }
+                    Err(Error::WouldBlock) => {}
+                    Err(_) => c.pending.clear(),
+                }
+                if !c.pending.is_empty() {
+                    return;
+                }
+            }
+            if c.eof || !allowed {
+                break;
+            }
+            match stack.recv(now, id, &mut buf) {
+                Ok(0) => c.eof = true,
+                Ok(n) => c.pending.extend_from_slice(&buf[..n]),
+                Err(_) => break,
+            }
+        }
+        if c.eof && c.pending.is_empty() && !c.closed && mode != ServerMode::NeverClose {
+            c.closed = true;
+            let _ = stack.close(now, id);
+            self.conns.remove(&id);
+        }
+    }
+}
+
+impl App for EchoServer {
+    fn start(&mut self, _now: Instant, stack: &mut Stack) {
+        self.listener = stack.listen(self.addr, 1024).ok();
+    }
+
+    fn on_event(&mut self, now: Instant, stack: &mut Stack, event: Event) {
+        match event {
+            Event::Incoming(lid) => {
+                while let Ok(id) = stack.accept(lid) {
+                    self.accepted += 1;
+                    self.first.get_or_insert(id);
+                    self.conns.insert(id, ServerConn::default());
+                    self.pump(now, stack, id);
+                }
+            }
+            Event::Readable(id) | Event::Writable(id) => self.pump(now, stack, id),
+            Event::Closed { id, error } => {
+                if let Some(e) = error {
+                    self.errors.push(e);
+                }
+                if self.conns.remove(&id).is_some() {
+                    let _ = stack.close(now, id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self.mode {
+            ServerMode::PauseReading(until) if !self.conns.is_empty() => {
+                // Wake once when reading resumes.
+                Some(until).filter(|_| self.conns.values().any(|c| !c.eof))
+            }
+            _ => None,
+        }
+    }
+
+    fn on_timeout(&mut self, now: Instant, stack: &mut Stack) {
+        if let ServerMode::PauseReading(until) = self.mode {
+            if now >= until {
+                self.mode = ServerMode::Echo;
+                let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+                for id in ids {
+                    self.pump(now, stack, id);
+                }
+            }
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// When the client closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientMode {
+    /// Send everything, read the whole echo back, then close.
+    Echo,
+    /// Send everything and shut down writing at once (half-close); read the
+    /// echo until the peer's FIN, then close.
+    HalfClose,
+    /// Send everything, read what the peer sends, close at this instant.
+    CloseAt(Instant),
+}
+
+/// A client that connects, sends `bytes` bytes of a known pattern and
+/// checks every byte it receives against the pattern it expects.
+pub struct Client {
+    local: Option<SocketAddr>,
+    remote: SocketAddr,
+    bytes: u64,
+    mode: ClientMode,
+    /// Pattern salt of what we send; the echo comes back with the same salt.
+    send_salt: u8,
+    /// Pattern salt of what we expect to receive.
+    recv_salt: u8,
+    expect: u64,
+    start_at: Instant,
+    started: bool,
+    id: Option<ConnId>,
+    closed_write: bool,
+    released: bool,
+    /// Bytes accepted by the stack.
+    pub sent: u64,
+    /// Bytes received.
+    pub received: u64,
+    /// A received byte differed from the expected pattern.
+    pub mismatch: bool,
+    /// The peer's FIN was read.
+    pub eof: bool,
+    /// The handshake completed.
+    pub connected: bool,
+    /// How the connection ended, once it did: `Ok` for an orderly close.
+    pub outcome: Option<Result<(), Error>>,
+    /// The connection handle.
+    pub conn: Option<ConnId>,
+}
+
+impl Client {
+    /// An echo client: sends `bytes`, expects the same bytes back.
+    pub fn echo(remote: SocketAddr, bytes: u64, mode: ClientMode) -> Self {
+        Client {
+            local: None,
+            remote,
+            bytes,
+            mode,
+            send_salt: 1,
+            recv_salt: 1,
+            expect: bytes,
+            start_at: Instant::ZERO,
+            started: false,
+            id: None,
+            closed_write: false,
+            released: false,
+            sent: 0,
+            received: 0,
+            mismatch: false,
+            eof: false,
+            connected: false,
+            outcome: None,
+            conn: None,
+        }
+    }
+
+    /// A peer for symmetric scenarios: binds `local`, sends `bytes` with
+    /// salt `me`, expects `bytes` with salt `peer`.
+    pub fn peer(
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: u64,
+        me: u8,
+        peer: u8,
+        mode: ClientMode,
+    ) -> Self {
+        let mut c = Self::echo(remote, bytes, mode);
+        c.local = Some(local);
+        c.send_salt = me;
+        c.recv_salt = peer;
+        c
+    }
+
+    /// Start at `at` instead of time zero.
+    pub fn starting_at(mut self, at: Instant) -> Self {
+        self.start_at = at;
+        self
+    }
+
+    /// True when the exchange completed as intended: everything sent,
+    /// everything expected received intact, orderly close.
+    pub fn succeeded(&self) -> bool {
+        self.sent == self.bytes
+            && self.received == self.expect
+            && !self.mismatch
+            && self.outcome == Some(Ok(()))
+    }
+
+    fn open(&mut self, now: Instant, stack: &mut Stack) {
+        self.started = true;
+        match stack.connect(now, self.local, self.remote) {
+            Ok(id) => {
+                self.id = Some(id);
+                self.conn = Some(id);
+            }
+            Err(e) => self.outcome = Some(Err(e)),
+        }
+    }
+
+    fn pump(&mut self, now: Instant, stack: &mut Stack) {
+        let Some(id) = self.id else { return };
+        // Send.
+        while self.sent < self.bytes {
+            let mut chunk = [0u8; 8192];
+            let n = ((self.bytes - self.sent) as usize).min(chunk.len());
+            for (i, b) in chunk[..n].iter_mut().enumerate() {
+                *b = pattern(self.send_salt, self.sent + i as u64);
+            }
+            match stack.send(now, id, &chunk[..n]) {
+                Ok(k) => self.sent += k as u64,
+                Err(_) => break,
+            }
+        }
+        if self.sent == self.bytes && self.mode == ClientMode::HalfClose && !self.closed_write {
+            self.closed_write = true;
+            let _ = stack.shutdown_write(now, id);
+        }
+        // Receive.
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match stack.recv(now, id, &mut buf) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    for (i, b) in buf[..n].iter().enumerate() {
+                        if *b != pattern(self.recv_salt, self.received + i as u64) {
+                            self.mismatch = true;
+                        }
+                    }
+                    self.received += n as u64;
+                }
+                Err(_) => break,
+            }
+        }
+        let done = match self.mode {
+            ClientMode::Echo => self.sent == self.bytes && self.received >= self.expect,
+            ClientMode::HalfClose => self.eof,
+            ClientMode::CloseAt(_) => false,
+        };
+        if done {
+            self.release(now, stack);
+        }
+    }
+
+    fn release(&mut self, now: Instant, stack: &mut Stack) {
+        if let Some(id) = self.id.take() {
+            self.released = true;
+            let _ = stack.close(now, id);
+            if self.outcome.is_none() {
+                self.outcome = Some(Ok(()));
+            }
+        }
+    }
+}
+
+impl App for Client {
+    fn start(&mut self, now: Instant, stack: &mut Stack) {
+        if now >= self.start_at {
+            self.open(now, stack);
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, stack: &mut Stack, event: Event) {
+        match event {
+            Event::Connected(id) if Some(id) == self.id => {
+                self.connected = true;
+                self.pump(now, stack);
+            }
+            Event::Readable(id) | Event::Writable(id) if Some(id) == self.id => {
+                self.pump(now, stack)
+            }
+            Event::Closed { id, error } if Some(id) == self.id => {
+                self.outcome = Some(match error {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                });
+                self.pump(now, stack);
+                if let Some(id) = self.id.take() {
+                    let _ = stack.close(now, id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if !self.started {
+            return Some(self.start_at);
+        }
+        match self.mode {
+            ClientMode::CloseAt(at) if self.id.is_some() => Some(at),
+            _ => None,
+        }
+    }
+
+    fn on_timeout(&mut self, now: Instant, stack: &mut Stack) {
+        if !self.started && now >= self.start_at {
+            self.open(now, stack);
+            return;
+        }
+        if let ClientMode::CloseAt(at) = self.mode {
+            if now >= at {
+                self.pump(now, stack);
+                self.release(now, stack);
+            }
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
