@@ -10,5 +10,6 @@ pub use synack_wire as wire;
 
 pub mod pcap;
 pub mod record;
+pub mod scenarios;
 pub mod sim;
 pub mod trace_json;

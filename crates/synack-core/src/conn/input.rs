@@ -188,7 +188,7 @@ impl Tcb {
         let seq0 = Seq(t.seq);
 
         // A retransmitted SYN while our SYN-ACK is unanswered: send it again.
-        if self.state == State::SynReceived && syn && !rst && seq0 == self.irs {
+        if self.state == State::SynReceived && syn && !t.flags.ack() && !rst && seq0 == self.irs {
             self.send_syn(ctx, true);
             return Next::Stay;
         }

@@ -7,6 +7,9 @@ use super::{Ctx, Tcb};
 use crate::seq::Seq;
 use crate::State;
 
+/// The sender SWS override timeout (RFC 9293 §3.8.6.2.1: 0.1 to 1 s).
+const SWS_OVERRIDE: core::time::Duration = core::time::Duration::from_millis(200);
+
 impl Tcb {
     /// Sequence number of the first byte held in the send buffer.
     pub(crate) fn send_base(&self) -> Seq {
@@ -175,6 +178,7 @@ impl Tcb {
 
     fn output_data(&mut self, ctx: &mut Ctx<'_>) -> bool {
         let mut sent = false;
+        let mut sws_blocked = false;
         loop {
             let data_end = self.data_end();
             let unsent = if self.snd_nxt.lt(data_end) {
@@ -186,11 +190,13 @@ impl Tcb {
             let wnd = self.snd_wnd.min(self.cwnd());
             // MUST-34: a shrunk window makes this negative; never wrap.
             let mut usable = wnd.saturating_sub(in_flight);
-            let mut probing = false;
-            if self.force_probe && usable == 0 && unsent > 0 {
-                usable = 1;
-                probing = true;
+            // A forced send (the persist or SWS override timer fired) goes
+            // out whatever Nagle and SWS avoidance say; into a zero window
+            // it is a one-byte probe.
+            let probing = self.force_probe && unsent > 0;
+            if probing {
                 self.force_probe = false;
+                usable = usable.max(1);
             }
             let len = unsent.min(usable).min(self.snd_mss);
             let fin_now = self.fin_queued
@@ -210,6 +216,7 @@ impl Tcb {
                 let half_window = len >= self.max_snd_wnd / 2;
                 let retransmitting = self.snd_nxt.lt(self.snd_max);
                 if !((empties && nagle_ok) || half_window || retransmitting) {
+                    sws_blocked = !empties || nagle_ok;
                     break;
                 }
             }
@@ -252,6 +259,11 @@ impl Tcb {
         let waiting = self.snd_nxt.lt(self.data_end());
         if waiting && self.snd_wnd == 0 && self.in_flight() == 0 && self.persist_at.is_none() {
             self.persist_at = Some(ctx.now + self.rto());
+        }
+        // RFC 9293 §3.8.6.2.1: SWS avoidance holds a short segment back only
+        // until an override timeout (0.1 to 1 s) when nothing is in flight.
+        if sws_blocked && self.in_flight() == 0 && self.persist_at.is_none() {
+            self.persist_at = Some(ctx.now + SWS_OVERRIDE);
         }
         sent
     }

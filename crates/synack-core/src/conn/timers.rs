@@ -24,9 +24,10 @@ impl Tcb {
         }
         if self.persist_at.is_some_and(|t| t <= now) {
             self.persist_at = None;
-            if self.snd_wnd == 0 && self.in_flight() == 0 {
+            if self.in_flight() == 0 {
                 // The first zero-window probe (MUST-36, SHLD-29): one byte
-                // past the window; later ones back off on the RTO timer.
+                // past the window, later ones back off on the RTO timer; or
+                // the SWS override: send the short segment now.
                 self.force_probe = true;
             }
         }

@@ -24,6 +24,8 @@ pub enum ServerMode {
     NeverClose,
     /// Do not read until this instant (the window fills and closes), then echo.
     PauseReading(Instant),
+    /// Echo, and close every connection at this instant (whatever the peer did).
+    CloseAt(Instant),
 }
 
 #[derive(Default)]
@@ -102,7 +104,8 @@ impl EchoServer {
                 Err(_) => break,
             }
         }
-        if c.eof && c.pending.is_empty() && !c.closed && mode != ServerMode::NeverClose {
+        let closes_on_eof = matches!(mode, ServerMode::Echo | ServerMode::PauseReading(_));
+        if c.eof && c.pending.is_empty() && !c.closed && closes_on_eof {
             c.closed = true;
             let _ = stack.close(now, id);
             self.conns.remove(&id);
@@ -140,6 +143,7 @@ impl App for EchoServer {
 
     fn poll_timeout(&self) -> Option<Instant> {
         match self.mode {
+            ServerMode::CloseAt(at) if !self.conns.is_empty() => Some(at),
             ServerMode::PauseReading(until) if !self.conns.is_empty() => {
                 // Wake once when reading resumes.
                 Some(until).filter(|_| self.conns.values().any(|c| !c.eof))
@@ -149,6 +153,17 @@ impl App for EchoServer {
     }
 
     fn on_timeout(&mut self, now: Instant, stack: &mut Stack) {
+        if let ServerMode::CloseAt(at) = self.mode {
+            if now >= at {
+                let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+                for id in ids {
+                    self.pump(now, stack, id);
+                    self.conns.remove(&id);
+                    let _ = stack.close(now, id);
+                }
+            }
+            return;
+        }
         if let ServerMode::PauseReading(until) = self.mode {
             if now >= until {
                 self.mode = ServerMode::Echo;
