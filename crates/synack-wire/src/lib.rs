@@ -4,6 +4,13 @@
 //! before they read and return a [`WireError`] for anything malformed; they
 //! never panic and never loop without bound. Builders write into a caller's
 //! buffer and compute checksums over the IPv4 or IPv6 pseudo-header.
+//!
+//! The entry points are [`parse_packet`] and [`emit_packet`] for whole IP
+//! packets carrying TCP, [`peek_tuple`] to name the connection of a packet
+//! that did not parse, and [`parse_icmp_error`] / [`emit_icmp_error`] for the
+//! ICMP and ICMPv6 errors that quote a TCP segment. The layers they are made
+//! of ([`Ipv4Header`], [`Ipv6Header`], [`ipv6_upper_layer`], [`TcpRepr`],
+//! [`TcpOptions`], [`internet_checksum`]) are public too.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -11,6 +18,7 @@
 mod checksum;
 mod error;
 mod flags;
+mod icmp;
 mod ip;
 mod options;
 mod packet;
@@ -19,7 +27,15 @@ mod tcp;
 pub use checksum::{internet_checksum, pseudo_header_sum};
 pub use error::WireError;
 pub use flags::TcpFlags;
-pub use options::{SackBlock, TcpOptions, MAX_SACK_BLOCKS};
+pub use icmp::{
+    emit_icmp_error, icmp_error_len, parse_icmp_error, IcmpError, IcmpKind, ICMP_HEADER_LEN,
+    IPPROTO_ICMP, IPPROTO_ICMPV6,
+};
+pub use ip::{
+    ipv6_upper_layer, Ipv4Header, Ipv6Header, IPV6_DESTINATION_OPTIONS, IPV6_FRAGMENT,
+    IPV6_HOP_BY_HOP, IPV6_ROUTING, MAX_IPV6_EXTENSION_HEADERS,
+};
+pub use options::{SackBlock, TcpOptions, MAX_OPTIONS_LEN, MAX_SACK_BLOCKS};
 pub use packet::{emit_packet, packet_len, parse_packet, peek_tuple, Segment};
 pub use tcp::{TcpRepr, TCP_HEADER_LEN};
 

@@ -1,8 +1,11 @@
 //! Whole IP packets carrying TCP: parse and emit.
 
-use core::net::{IpAddr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::{TcpRepr, WireError};
+use crate::checksum::{internet_checksum, pseudo_header_sum};
+use crate::ip::{ipv6_upper_layer, Ipv4Header, Ipv6Header};
+use crate::tcp::CHECKSUM_OFFSET;
+use crate::{TcpRepr, WireError, IPPROTO_TCP, IPV4_HEADER_LEN, IPV6_HEADER_LEN, TCP_HEADER_LEN};
 
 /// A parsed IPv4 or IPv6 packet that carries a TCP segment whose lengths and
 /// checksums have all been verified.
@@ -23,25 +26,140 @@ pub struct Segment<'a> {
 }
 
 /// Parses an IPv4 or IPv6 packet carrying TCP and verifies it.
+///
+/// IPv4: see [`Ipv4Header::parse`] for the header checks; then fragments are
+/// [`WireError::Fragment`] and other protocols [`WireError::NotTcp`]. IPv6:
+/// see [`Ipv6Header::parse`], then extension headers are walked with
+/// [`ipv6_upper_layer`]. Bytes past the IP total or payload length are
+/// ignored (link-layer padding). TCP: at least 20 bytes
+/// ([`WireError::Truncated`]), then the checksum over the pseudo-header
+/// ([`WireError::BadChecksum`], MUST-3), then the data offset and the options
+/// ([`TcpRepr::parse`]). Never panics, whatever `buf` holds.
 pub fn parse_packet(buf: &[u8]) -> Result<Segment<'_>, WireError> {
-    let _ = buf;
-    todo!()
+    match buf.first().map(|b| b >> 4) {
+        None => Err(WireError::Truncated),
+        Some(4) => {
+            let (ip, segment) = Ipv4Header::parse(buf)?;
+            if ip.is_fragment() {
+                return Err(WireError::Fragment);
+            }
+            if ip.protocol != IPPROTO_TCP {
+                return Err(WireError::NotTcp);
+            }
+            parse_tcp(ip.src.into(), ip.dst.into(), ip.ttl, ip.tos, segment)
+        }
+        Some(6) => {
+            let (ip, payload) = Ipv6Header::parse(buf)?;
+            let (protocol, segment) = ipv6_upper_layer(ip.next_header, payload)?;
+            if protocol != IPPROTO_TCP {
+                return Err(WireError::NotTcp);
+            }
+            let (src, dst) = (ip.src.into(), ip.dst.into());
+            parse_tcp(src, dst, ip.hop_limit, ip.traffic_class, segment)
+        }
+        Some(_) => Err(WireError::BadIpVersion),
+    }
+}
+
+/// Verifies and parses the TCP segment of a packet from `src` to `dst`.
+fn parse_tcp(
+    src: IpAddr,
+    dst: IpAddr,
+    ttl: u8,
+    tos: u8,
+    segment: &[u8],
+) -> Result<Segment<'_>, WireError> {
+    if segment.len() < TCP_HEADER_LEN {
+        return Err(WireError::Truncated);
+    }
+    if internet_checksum(pseudo_header_sum(src, dst, segment.len()), segment) != 0 {
+        return Err(WireError::BadChecksum);
+    }
+    let (tcp, payload) = TcpRepr::parse(segment)?;
+    Ok(Segment {
+        src,
+        dst,
+        ttl,
+        tos,
+        tcp,
+        payload,
+    })
 }
 
 /// Reads the (source, destination) socket addresses of a packet without
 /// validating lengths or checksums beyond what is needed to read them safely.
+///
+/// Returns `None` unless the packet is IPv4 or IPv6, carries TCP (after
+/// IPv4 options or IPv6 extension headers), is not a non-first fragment,
+/// and its bytes reach the two port fields. Works on the truncated packets
+/// quoted in ICMP errors too.
 pub fn peek_tuple(buf: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
-    let _ = buf;
-    todo!()
+    let (src, dst, tcp) = peek_tcp(buf)?;
+    let ports = tcp.get(..4)?;
+    let src_port = u16::from_be_bytes([ports[0], ports[1]]);
+    let dst_port = u16::from_be_bytes([ports[2], ports[3]]);
+    Some((
+        SocketAddr::new(src, src_port),
+        SocketAddr::new(dst, dst_port),
+    ))
+}
+
+/// Finds the addresses and the start of the TCP header of a possibly
+/// truncated or corrupt packet, checking only what reading them needs.
+pub(crate) fn peek_tcp(buf: &[u8]) -> Option<(IpAddr, IpAddr, &[u8])> {
+    match buf.first()? >> 4 {
+        4 => {
+            let fixed = buf.get(..IPV4_HEADER_LEN)?;
+            let header_len = usize::from(fixed[0] & 0x0f) * 4;
+            let frag_offset = u16::from_be_bytes([fixed[6], fixed[7]]) & 0x1fff;
+            if header_len < IPV4_HEADER_LEN || fixed[9] != IPPROTO_TCP || frag_offset != 0 {
+                return None;
+            }
+            let src = Ipv4Addr::new(fixed[12], fixed[13], fixed[14], fixed[15]);
+            let dst = Ipv4Addr::new(fixed[16], fixed[17], fixed[18], fixed[19]);
+            Some((src.into(), dst.into(), buf.get(header_len..)?))
+        }
+        6 => {
+            let fixed = buf.get(..IPV6_HEADER_LEN)?;
+            let (protocol, tcp) = ipv6_upper_layer(fixed[6], &buf[IPV6_HEADER_LEN..]).ok()?;
+            if protocol != IPPROTO_TCP {
+                return None;
+            }
+            let mut src = [0u8; 16];
+            src.copy_from_slice(&fixed[8..24]);
+            let mut dst = [0u8; 16];
+            dst.copy_from_slice(&fixed[24..40]);
+            Some((Ipv6Addr::from(src).into(), Ipv6Addr::from(dst).into(), tcp))
+        }
+        _ => None,
+    }
 }
 
 /// Number of bytes [`emit_packet`] will write for these arguments.
+///
+/// The IP header (20 bytes for IPv4, 40 for IPv6, by the family of `src`),
+/// [`TcpRepr::header_len`] and the payload. Saturates instead of overflowing.
 pub fn packet_len(src: IpAddr, tcp: &TcpRepr, payload_len: usize) -> usize {
-    let _ = (src, tcp, payload_len);
-    todo!()
+    let ip_len = match src {
+        IpAddr::V4(_) => IPV4_HEADER_LEN,
+        IpAddr::V6(_) => IPV6_HEADER_LEN,
+    };
+    (ip_len + tcp.header_len()).saturating_add(payload_len)
 }
 
 /// Writes a complete IP packet into `buf` and returns its length.
+///
+/// IPv4: a 20-byte header without options, DF set, identification 0, TOS
+/// `tos`, TTL `ttl`, header checksum computed. IPv6: traffic class `tos`,
+/// flow label 0, hop limit `ttl`, no extension headers. Then the TCP header
+/// (see [`TcpRepr::emit`] and [`crate::TcpOptions::emit`]: SACK blocks that
+/// do not fit are dropped, never an error) and the payload, with the TCP
+/// checksum over the pseudo-header (MUST-2).
+///
+/// Fails with [`WireError::AddressFamilyMismatch`] when `src` and `dst` are
+/// not of the same family, and with [`WireError::BufferTooSmall`] when `buf`
+/// is shorter than [`packet_len`] or the packet would be too long for the
+/// IP length field (65,535 bytes). Writes exactly [`packet_len`] bytes.
 pub fn emit_packet(
     buf: &mut [u8],
     src: IpAddr,
@@ -51,6 +169,59 @@ pub fn emit_packet(
     tcp: &TcpRepr,
     payload: &[u8],
 ) -> Result<usize, WireError> {
-    let _ = (buf, src, dst, ttl, tos, tcp, payload);
-    todo!()
+    let total = packet_len(src, tcp, payload.len());
+    let segment = match (src, dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let (ip, segment) = split_output(buf, total, IPV4_HEADER_LEN)?;
+            let header = Ipv4Header {
+                src,
+                dst,
+                tos,
+                ttl,
+                protocol: IPPROTO_TCP,
+                ident: 0,
+                dont_fragment: true,
+                more_fragments: false,
+                frag_offset: 0,
+            };
+            header.emit(ip, segment.len())?;
+            segment
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let (ip, segment) = split_output(buf, total, IPV6_HEADER_LEN)?;
+            let header = Ipv6Header {
+                src,
+                dst,
+                traffic_class: tos,
+                flow_label: 0,
+                next_header: IPPROTO_TCP,
+                hop_limit: ttl,
+            };
+            header.emit(ip, segment.len())?;
+            segment
+        }
+        _ => return Err(WireError::AddressFamilyMismatch),
+    };
+    let header_len = tcp.emit(segment)?;
+    segment[header_len..].copy_from_slice(payload);
+    let checksum = internet_checksum(pseudo_header_sum(src, dst, segment.len()), segment);
+    segment[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 2].copy_from_slice(&checksum.to_be_bytes());
+    Ok(total)
 }
+
+/// Splits the first `total` bytes of `buf` into the IP header (`ip_len`
+/// bytes) and the TCP segment.
+fn split_output(
+    buf: &mut [u8],
+    total: usize,
+    ip_len: usize,
+) -> Result<(&mut [u8], &mut [u8]), WireError> {
+    let out = buf.get_mut(..total).ok_or(WireError::BufferTooSmall)?;
+    // packet_len always counts the IP header, so total >= ip_len.
+    Ok(out.split_at_mut(ip_len))
+}
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
