@@ -136,14 +136,19 @@ impl Tcb {
 
     /// Sends a bare ACK now (§3.10.7.4: the reply to unacceptable segments,
     /// window updates, delayed ACKs).
+    ///
+    /// The sequence number is the highest ever sent (SND.NXT before any
+    /// go-back after a timeout), as BSD does: a bare ACK carrying a rewound
+    /// SND.NXT would look old to the peer, be answered by another ACK, and
+    /// two ends that both rewound would trade such ACKs forever.
     pub(crate) fn send_ack(&mut self, ctx: &mut Ctx<'_>) {
-        let repr = self.base_repr(ctx, TcpFlags::ACK, self.snd_nxt);
+        let repr = self.base_repr(ctx, TcpFlags::ACK, self.snd_max);
         self.emit(ctx, &repr, &[], false);
     }
 
     /// Sends `<SEQ=SND.NXT><CTL=RST>` (ABORT, §3.10.5; SHLD-3).
     pub(crate) fn send_rst(&mut self, ctx: &mut Ctx<'_>) {
-        let mut repr = self.base_repr(ctx, TcpFlags::RST, self.snd_nxt);
+        let mut repr = self.base_repr(ctx, TcpFlags::RST, self.snd_max);
         repr.window = 0;
         repr.ack = 0;
         ctx.out.send(
