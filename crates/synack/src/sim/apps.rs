@@ -49,6 +49,7 @@ pub struct EchoServer {
     pub errors: Vec<Error>,
     /// The first connection accepted, for scenarios that inspect it.
     pub first: Option<ConnId>,
+    backlog: usize,
 }
 
 impl EchoServer {
@@ -63,7 +64,13 @@ impl EchoServer {
             echoed: 0,
             errors: Vec::new(),
             first: None,
+            backlog: 1024,
         }
+    }
+
+    /// Sets the listen backlog (default 1024).
+    pub fn set_backlog(&mut self, backlog: usize) {
+        self.backlog = backlog;
     }
 
     fn reading_allowed(&self, now: Instant) -> bool {
@@ -115,7 +122,7 @@ impl EchoServer {
 
 impl App for EchoServer {
     fn start(&mut self, _now: Instant, stack: &mut Stack) {
-        self.listener = stack.listen(self.addr, 1024).ok();
+        self.listener = stack.listen(self.addr, self.backlog).ok();
     }
 
     fn on_event(&mut self, now: Instant, stack: &mut Stack, event: Event) {
@@ -403,6 +410,123 @@ impl App for Client {
                 self.release(now, stack);
             }
         }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Opens `total` connections, at most `concurrent` at a time; each sends
+/// `bytes` bytes, reads the echo back and closes (the churn workload).
+pub struct ChurnClient {
+    remote: SocketAddr,
+    total: u64,
+    concurrent: usize,
+    bytes: usize,
+    open: HashMap<ConnId, usize>,
+    opened: u64,
+    locals: Vec<std::net::IpAddr>,
+    /// Connections that echoed intact and closed in order.
+    pub completed: u64,
+    /// Connections that failed (refused, reset, timed out, bad echo).
+    pub failed: u64,
+}
+
+impl ChurnClient {
+    /// A churn client toward `remote`.
+    pub fn new(remote: SocketAddr, total: u64, concurrent: usize, bytes: usize) -> Self {
+        ChurnClient {
+            remote,
+            total,
+            concurrent: concurrent.max(1),
+            bytes,
+            open: HashMap::new(),
+            opened: 0,
+            locals: Vec::new(),
+            completed: 0,
+            failed: 0,
+        }
+    }
+
+    /// Spreads connections over these local addresses (round robin), so
+    /// that TIME-WAIT does not exhaust the ephemeral ports of one address.
+    pub fn with_locals(mut self, locals: Vec<std::net::IpAddr>) -> Self {
+        self.locals = locals;
+        self
+    }
+
+    fn refill(&mut self, now: Instant, stack: &mut Stack) {
+        while self.open.len() < self.concurrent && self.opened < self.total {
+            self.opened += 1;
+            let local = (!self.locals.is_empty()).then(|| {
+                SocketAddr::new(self.locals[(self.opened as usize) % self.locals.len()], 0)
+            });
+            match stack.connect(now, local, self.remote) {
+                Ok(id) => {
+                    self.open.insert(id, 0);
+                }
+                Err(_) => self.failed += 1,
+            }
+        }
+    }
+
+    fn pump(&mut self, now: Instant, stack: &mut Stack, id: ConnId) {
+        let Some(got) = self.open.get_mut(&id) else {
+            return;
+        };
+        let mut buf = [0u8; 256];
+        loop {
+            match stack.recv(now, id, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if buf[..n]
+                        .iter()
+                        .enumerate()
+                        .any(|(i, b)| *b != pattern(3, (*got + i) as u64))
+                    {
+                        self.failed += 1;
+                        self.open.remove(&id);
+                        let _ = stack.abort(now, id);
+                        return;
+                    }
+                    *got += n;
+                }
+            }
+        }
+        if *got >= self.bytes {
+            self.open.remove(&id);
+            self.completed += 1;
+            let _ = stack.close(now, id);
+        }
+    }
+}
+
+impl App for ChurnClient {
+    fn start(&mut self, now: Instant, stack: &mut Stack) {
+        self.refill(now, stack);
+    }
+
+    fn on_event(&mut self, now: Instant, stack: &mut Stack, event: Event) {
+        match event {
+            Event::Connected(id) => {
+                let data: Vec<u8> = (0..self.bytes).map(|i| pattern(3, i as u64)).collect();
+                if stack.send(now, id, &data) != Ok(self.bytes) {
+                    self.failed += 1;
+                    self.open.remove(&id);
+                    let _ = stack.abort(now, id);
+                }
+            }
+            Event::Readable(id) => self.pump(now, stack, id),
+            Event::Closed { id, .. } => {
+                if self.open.remove(&id).is_some() {
+                    self.failed += 1;
+                    let _ = stack.close(now, id);
+                }
+            }
+            _ => {}
+        }
+        self.refill(now, stack);
     }
 
     fn as_any(&self) -> &dyn Any {

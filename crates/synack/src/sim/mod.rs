@@ -9,7 +9,7 @@ mod apps;
 mod link;
 mod rng;
 
-pub use apps::{pattern, Client, ClientMode, EchoServer, ServerMode};
+pub use apps::{pattern, ChurnClient, Client, ClientMode, EchoServer, ServerMode};
 pub use link::{DropRule, LinkConfig};
 pub use rng::Rng;
 
