@@ -52,6 +52,8 @@ impl Tcb {
             return Ok(n);
         }
         if self.fin_rcvd {
+            // Nothing more can arrive: give the receive ring back.
+            self.recvq.release_if_empty();
             return Ok(0);
         }
         match self.state {
@@ -92,10 +94,8 @@ impl Tcb {
                 self.fin_queued = true;
                 self.set_state(ctx, State::LastAck);
             }
-            State::FinWait2 if full => {
-                if self.close_at.is_none() {
-                    self.close_at = Some(ctx.now + ctx.cfg.fin_timeout);
-                }
+            State::FinWait2 if full && self.close_at.is_none() => {
+                self.close_at = Some(ctx.now + ctx.cfg.fin_timeout);
             }
             State::Closed => return Ok(Next::Closed),
             _ => {}

@@ -518,11 +518,9 @@ impl App for ChurnClient {
                 }
             }
             Event::Readable(id) => self.pump(now, stack, id),
-            Event::Closed { id, .. } => {
-                if self.open.remove(&id).is_some() {
-                    self.failed += 1;
-                    let _ = stack.close(now, id);
-                }
+            Event::Closed { id, .. } if self.open.remove(&id).is_some() => {
+                self.failed += 1;
+                let _ = stack.close(now, id);
             }
             _ => {}
         }
