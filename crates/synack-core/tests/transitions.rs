@@ -1529,3 +1529,81 @@ fn rfc7323_3_2_segment_without_timestamps() {
     assert_eq!(p.state(), State::Closed);
     assert_eq!(p.stack.error(p.id()), Ok(Some(Error::Reset)));
 }
+
+/// RFC 9293 §3.10.7.4 fifth and seventh (SYN-RECEIVED): the ACK that
+/// completes the handshake may carry data; it is delivered.
+#[test]
+fn rfc9293_3_10_7_4_handshake_ack_with_data() {
+    let mut p = Peer::new().syn_received();
+    p.data(b"early");
+    let lid = p.lid.unwrap();
+    let ev = p.events();
+    assert!(ev.contains(&Event::Incoming(lid)), "{ev:?}");
+    p.id = Some(p.stack.accept(lid).unwrap());
+    assert_eq!(p.state(), State::Established);
+    assert_eq!(p.read_all().unwrap(), b"early");
+}
+
+/// RFC 9293 §3.10.7.4 (TIME-WAIT, fourth) with MAY-2 / RFC 6191: a new SYN
+/// above the old sequence space reopens the connection from TIME-WAIT when
+/// a listener waits on the port, with an ISS above the old SND.NXT.
+#[test]
+fn may_2_syn_in_time_wait_reopens() {
+    let mut p = Peer::new().time_wait();
+    let old_nxt = p.rcv_nxt;
+    let new_iss = p.snd_nxt.wrapping_add(100_000);
+    let mut syn = p.repr(SYN, new_iss, 0);
+    syn.options.mss = Some(1460);
+    p.inject(&syn, &[]);
+    let sa = p.expect_segment(SYN_ACK);
+    assert_eq!(sa.tcp.ack, new_iss.wrapping_add(1));
+    assert!(
+        (sa.tcp.seq.wrapping_sub(old_nxt) as i32) > 0,
+        "new ISS {} above old SND.NXT {old_nxt}",
+        sa.tcp.seq
+    );
+    assert_eq!(p.stack.time_wait_count(), 0);
+    p.send(
+        ACK,
+        new_iss.wrapping_add(1),
+        sa.tcp.seq.wrapping_add(1),
+        &[],
+    );
+    let lid = p.lid.unwrap();
+    assert!(p.events().contains(&Event::Incoming(lid)));
+    assert!(p.stack.accept(lid).is_ok());
+}
+
+/// RFC 9293 §3.10.4 (SYN-SENT) and §3.10.5: CLOSE or ABORT in SYN-SENT
+/// deletes the TCB and sends nothing.
+#[test]
+fn rfc9293_3_10_4_close_in_syn_sent_sends_nothing() {
+    for abort in [false, true] {
+        let mut p = Peer::new().syn_sent();
+        if abort {
+            p.stack.abort(p.now, p.id()).unwrap();
+        } else {
+            p.stack.close(p.now, p.id()).unwrap();
+        }
+        p.expect_nothing();
+        assert_eq!(p.stack.connection_count(), 0, "abort={abort}");
+        assert!(p.advance(secs(300)).is_empty(), "abort={abort}: no SYN");
+    }
+}
+
+/// RFC 9293 §3.10.5: ABORT in ESTABLISHED sends `<SEQ=SND.NXT><CTL=RST>`
+/// and deletes the TCB.
+#[test]
+fn rfc9293_3_10_5_abort_sends_rst() {
+    let mut p = Peer::new().established();
+    p.stack.send(p.now, p.id(), b"in flight").unwrap();
+    p.expect_segment(PSH_ACK);
+    let nxt = p.rcv_nxt;
+    p.stack.abort(p.now, p.id()).unwrap();
+    let r = p.expect_segment(RST);
+    assert_eq!(r.tcp.flags, RST);
+    assert_eq!(r.tcp.seq, nxt);
+    assert_eq!(p.stack.connection_count(), 0);
+    assert_eq!(p.stack.state(p.id()), Err(Error::InvalidHandle));
+    assert!(p.advance(secs(300)).is_empty(), "no retransmission");
+}
