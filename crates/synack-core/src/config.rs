@@ -16,7 +16,8 @@ pub struct Config {
     /// Maximum Segment Lifetime; TIME-WAIT lasts 2×MSL (RFC 9293 §3.4.2).
     pub msl: Duration,
     /// SYN retransmissions before an active open fails (MUST-23: the span
-    /// must reach 3 minutes; 7 gives 1+2+…+128 = 255 s).
+    /// must reach 3 minutes; 7 retries with backoff from 1 s, capped by
+    /// `max_rto` = 120 s, give up 1+2+4+…+64+120 = 247 s after the first SYN).
     pub syn_retries: u32,
     /// SYN-ACK retransmissions before a half-open connection is dropped.
     pub synack_retries: u32,

@@ -385,7 +385,6 @@ fn must_10_simultaneous_open() {
 /// peer's SYN-ACK (`<SEQ=IRS><ACK=ISS+1><CTL=SYN,ACK>`) reaches us in
 /// SYN-RECEIVED and moves us to ESTABLISHED.
 #[test]
-#[ignore = "bug: simultaneous-open SYN-ACK in SYN-RECEIVED fails the sequence test (SEQ=IRS < RCV.NXT); connection waits for an SYN-ACK retransmission"]
 fn must_10_simultaneous_open_figure_8_syn_ack_crossing() {
     let mut p = Peer::new().syn_sent();
     let iss = p.stack_iss;

@@ -183,9 +183,25 @@ impl Tcb {
     fn on_synchronized(&mut self, ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Next {
         let t = &seg.tcp;
         let rst = t.flags.rst();
-        let syn = t.flags.syn();
+        let mut syn = t.flags.syn();
         let mut fin = t.flags.fin();
-        let seq0 = Seq(t.seq);
+        let mut seq0 = Seq(t.seq);
+
+        // Simultaneous open, RFC 9293 §3.5 Figure 8 line 6: the peer's
+        // SYN-ACK repeats the SYN we already took and acknowledges ours. Take
+        // it as the ACK that completes the handshake (as Linux does), not as
+        // an old duplicate.
+        if self.state == State::SynReceived
+            && !self.passive
+            && syn
+            && t.flags.ack()
+            && !rst
+            && seq0 == self.irs
+            && Seq(t.ack) == self.snd_max
+        {
+            syn = false;
+            seq0 = seq0.add(1);
+        }
 
         // A retransmitted SYN while our SYN-ACK is unanswered: send it again.
         if self.state == State::SynReceived && syn && !t.flags.ack() && !rst && seq0 == self.irs {
@@ -230,6 +246,10 @@ impl Tcb {
             if rst {
                 ctx.out
                     .drop(ctx.now, Some(self.tuple), "RST outside the window");
+            } else if syn && self.state != State::SynReceived {
+                // RFC 5961 §4.2: a SYN gets a (rate-limited) challenge ACK
+                // whatever its sequence number.
+                self.challenge_ack(ctx);
             } else {
                 self.ack_now = true;
                 ctx.out
