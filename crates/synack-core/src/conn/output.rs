@@ -94,9 +94,9 @@ impl Tcb {
     }
 
     /// Sends our SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED) with the options
-    /// we offer: MSS always (MAY-3, MUST-14), window scale, timestamps and
-    /// SACK-permitted when configured (and, in a SYN-ACK, only when the
-    /// peer's SYN offered them: RFC 7323 §1.3, RFC 2018 §2).
+    /// we offer: MSS always (MAY-3, MUST-14), window scale and timestamps
+    /// when configured (and, in a SYN-ACK, only when the peer's SYN offered
+    /// them: RFC 7323 §1.3). SACK-permitted is not offered yet.
     pub(crate) fn send_syn(&mut self, ctx: &mut Ctx<'_>, rtx: bool) {
         let synack = self.state == State::SynReceived;
         let flags = if synack {
