@@ -218,18 +218,7 @@ impl Stack {
             self.time_wait_segment(now, tuple, entry, &seg);
             return;
         }
-        let lid = self
-            .listen_map
-            .get(&tuple.local)
-            .or_else(|| {
-                let any = match tuple.local {
-                    SocketAddr::V4(_) => IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
-                    SocketAddr::V6(_) => IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED),
-                };
-                self.listen_map
-                    .get(&SocketAddr::new(any, tuple.local.port()))
-            })
-            .copied();
+        let lid = self.find_listener(tuple.local);
         match lid {
             Some(lid) => self.listen_segment(now, lid, tuple, &seg, None),
             None => self.closed_segment(now, tuple, &seg),
@@ -367,13 +356,7 @@ impl Stack {
             remote,
         };
         let iss = Seq(self.isn.isn(now, tuple.local, tuple.remote));
-        let mut tcb = Tcb::new(&self.cfg, tuple, iss, State::Closed);
-        tcb.ts_offset = self.isn.ts_offset(tuple.local, tuple.remote);
-        tcb.rcv_wscale = if self.cfg.window_scaling {
-            wscale_for(self.cfg.recv_buffer)
-        } else {
-            0
-        };
+        let tcb = self.new_tcb(tuple, iss, State::Closed);
         let id = self.insert_tcb(tcb);
         self.table.insert(tuple, id);
         self.with_conn(now, id, |t, ctx| {
@@ -486,6 +469,33 @@ impl Stack {
             .get(lid.0 as usize)
             .and_then(Option::as_ref)
             .ok_or(Error::InvalidHandle)
+    }
+
+    /// The listener for `local`: one bound to that address, else one bound
+    /// to the unspecified address of its family on the same port.
+    fn find_listener(&self, local: SocketAddr) -> Option<ListenerId> {
+        self.listen_map.get(&local).copied().or_else(|| {
+            let any = match local {
+                SocketAddr::V4(_) => IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
+                SocketAddr::V6(_) => IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED),
+            };
+            self.listen_map
+                .get(&SocketAddr::new(any, local.port()))
+                .copied()
+        })
+    }
+
+    /// A TCB with this stack's per-connection settings: the timestamp
+    /// offset (RFC 7323 §5.4) and the window scale it will offer.
+    fn new_tcb(&self, tuple: ConnTuple, iss: Seq, state: State) -> Tcb {
+        let mut tcb = Tcb::new(&self.cfg, tuple, iss, state);
+        tcb.ts_offset = self.isn.ts_offset(tuple.local, tuple.remote);
+        tcb.rcv_wscale = if self.cfg.window_scaling {
+            wscale_for(self.cfg.recv_buffer)
+        } else {
+            0
+        };
+        tcb
     }
 
     fn tcb(&self, id: ConnId) -> Option<&Tcb> {
@@ -739,15 +749,7 @@ impl Stack {
                 }
             }
             TwAction::Reopen => {
-                let lid = self.listen_map.get(&tuple.local).copied().or_else(|| {
-                    let any = match tuple.local {
-                        SocketAddr::V4(_) => IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
-                        SocketAddr::V6(_) => IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED),
-                    };
-                    self.listen_map
-                        .get(&SocketAddr::new(any, tuple.local.port()))
-                        .copied()
-                });
+                let lid = self.find_listener(tuple.local);
                 match lid {
                     Some(lid) => {
                         self.end_time_wait(now, tuple);
@@ -799,15 +801,9 @@ impl Stack {
                 iss = floor;
             }
         }
-        let mut tcb = Tcb::new(&self.cfg, tuple, iss, State::Listen);
+        let mut tcb = self.new_tcb(tuple, iss, State::Listen);
         tcb.passive = true;
         tcb.listener = Some(lid);
-        tcb.ts_offset = self.isn.ts_offset(tuple.local, tuple.remote);
-        tcb.rcv_wscale = if self.cfg.window_scaling {
-            wscale_for(self.cfg.recv_buffer)
-        } else {
-            0
-        };
         let id = self.insert_tcb(tcb);
         self.table.insert(tuple, id);
         if let Ok(l) = self

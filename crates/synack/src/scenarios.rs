@@ -406,32 +406,14 @@ fn simultaneous_open(opts: &Options) -> Outcome {
     let mut sim = Sim::new(opts.seed, link(opts, 0.0))
         .record(true)
         .capture(true);
-    sim.add_host(
-        "client",
-        &[CLIENT_IP],
-        config(opts),
-        Box::new(Client::peer(
-            a,
-            b,
-            bytes,
-            1,
-            2,
-            ClientMode::CloseAt(close_at),
-        )),
-    );
-    sim.add_host(
-        "server",
-        &[SERVER_IP],
-        config(opts),
-        Box::new(Client::peer(
-            b,
-            a,
-            bytes,
-            2,
-            1,
-            ClientMode::CloseAt(close_at),
-        )),
-    );
+    let mode = ClientMode::CloseAt(close_at);
+    for (name, ip, me, peer, salt) in [
+        ("client", CLIENT_IP, a, b, 1),
+        ("server", SERVER_IP, b, a, 2),
+    ] {
+        let app = Client::peer(me, peer, bytes, salt, 3 - salt, mode);
+        sim.add_host(name, &[ip], config(opts), Box::new(app));
+    }
     sim.run(LIMIT);
     let both = [
         Closed,

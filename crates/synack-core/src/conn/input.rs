@@ -46,14 +46,7 @@ impl Tcb {
             flags: TcpFlags::RST,
             ..TcpRepr::default()
         };
-        ctx.out.send(
-            ctx.now,
-            self.tuple.local,
-            self.tuple.remote,
-            &repr,
-            &[],
-            false,
-        );
+        self.send_raw(ctx, &repr);
     }
 
     /// Takes the peer's SYN options: MSS (MUST-14, MUST-15, MUST-16), window

@@ -151,11 +151,17 @@ impl Tcb {
         let mut repr = self.base_repr(ctx, TcpFlags::RST, self.snd_max);
         repr.window = 0;
         repr.ack = 0;
+        self.send_raw(ctx, &repr);
+    }
+
+    /// Sends a control segment exactly as given, with none of the ACK
+    /// bookkeeping of [`Tcb::emit`].
+    pub(crate) fn send_raw(&mut self, ctx: &mut Ctx<'_>, repr: &TcpRepr) {
         ctx.out.send(
             ctx.now,
             self.tuple.local,
             self.tuple.remote,
-            &repr,
+            repr,
             &[],
             false,
         );
