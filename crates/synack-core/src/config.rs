@@ -58,6 +58,15 @@ pub struct Config {
     pub ttl: u8,
     /// Record trace events for `poll_trace`.
     pub trace: bool,
+    /// Idle time before the first keep-alive probe, for connections that
+    /// turn keep-alives on (MUST-27; MUST-28: at least two hours).
+    pub keepalive_idle: Duration,
+    /// Time between unanswered keep-alive probes.
+    pub keepalive_interval: Duration,
+    /// Unanswered probes after which the connection is dead (MUST-29).
+    pub keepalive_probes: u32,
+    /// Report ICMP soft errors to the application (SHLD-20).
+    pub report_soft_errors: bool,
 }
 
 impl Default for Config {
@@ -86,6 +95,10 @@ impl Default for Config {
             ephemeral_high: 65535,
             ttl: 64,
             trace: false,
+            keepalive_idle: Duration::from_secs(7200),
+            keepalive_interval: Duration::from_secs(75),
+            keepalive_probes: 9,
+            report_soft_errors: true,
         }
     }
 }

@@ -29,6 +29,11 @@ pub enum Error {
     NoPorts,
     /// The connection was aborted locally.
     Aborted,
+    /// An ICMP error said the peer's network cannot be reached (RFC 9293
+    /// §3.9.2.2; reported after a timeout when it came as a soft error).
+    NetworkUnreachable,
+    /// An ICMP error said the peer's host cannot be reached.
+    HostUnreachable,
 }
 
 impl Error {
@@ -47,6 +52,8 @@ impl Error {
             Error::InvalidAddress => "invalid remote address",
             Error::NoPorts => "no free ephemeral port",
             Error::Aborted => "connection aborted",
+            Error::NetworkUnreachable => "network unreachable",
+            Error::HostUnreachable => "host unreachable",
         }
     }
 }

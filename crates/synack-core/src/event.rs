@@ -33,6 +33,14 @@ pub enum Event {
         /// Why, when not orderly.
         error: Option<Error>,
     },
+    /// An ICMP soft error arrived for the connection (MUST-47, SHLD-25): it
+    /// stays open; the error is what a later timeout reports.
+    SoftError {
+        /// The connection.
+        id: ConnId,
+        /// What the ICMP message said.
+        error: Error,
+    },
     /// Retransmissions passed the R1 threshold: delivery trouble, the
     /// connection is still open (RFC 9293 §3.8.3, SHLD-9).
     DeliveryTrouble(ConnId),

@@ -11,7 +11,9 @@ use core::net::{IpAddr, SocketAddr};
 
 use hashbrown::HashMap;
 use siphasher::sip::SipHasher13;
-use synack_wire::{parse_packet, peek_tuple, Segment, TcpFlags, TcpRepr};
+use synack_wire::{
+    parse_icmp_error, parse_packet, peek_tuple, IcmpError, Segment, TcpFlags, TcpRepr, WireError,
+};
 
 use crate::conn::{Ctx, Next, Tcb};
 use crate::isn::IsnGenerator;
@@ -187,6 +189,13 @@ impl Stack {
         self.out.stats.packets_in += 1;
         let seg = match parse_packet(packet) {
             Ok(seg) => seg,
+            Err(WireError::NotTcp) => {
+                match parse_icmp_error(packet) {
+                    Ok(e) => self.handle_icmp(now, &e),
+                    Err(_) => self.out.drop(now, None, WireError::NotTcp.reason()),
+                }
+                return;
+            }
             Err(e) => {
                 let conn = peek_tuple(packet).map(|(src, dst)| ConnTuple {
                     local: dst,
@@ -206,7 +215,9 @@ impl Stack {
             self.out.drop(now, Some(tuple), "not our address");
             return;
         }
-        if !valid_remote(seg.src) || seg.tcp.src_port == 0 || seg.tcp.dst_port == 0 {
+        // A loopback source is only valid to a loopback destination.
+        let martian = seg.src.is_loopback() && !seg.dst.is_loopback();
+        if martian || !valid_remote(seg.src) || seg.tcp.src_port == 0 || seg.tcp.dst_port == 0 {
             self.out.drop(now, Some(tuple), "invalid source address");
             return;
         }
@@ -222,6 +233,23 @@ impl Stack {
         match lid {
             Some(lid) => self.listen_segment(now, lid, tuple, &seg, None),
             None => self.closed_segment(now, tuple, &seg),
+        }
+    }
+
+    /// An ICMP or ICMPv6 error: find the connection from the quoted
+    /// segment (MUST-54) and let it decide.
+    fn handle_icmp(&mut self, now: Instant, e: &IcmpError) {
+        let tuple = ConnTuple {
+            local: e.quoted_src,
+            remote: e.quoted_dst,
+        };
+        if !self.addrs.contains(&e.to) {
+            self.out.drop(now, Some(tuple), "not our address");
+            return;
+        }
+        match self.table.get(&tuple).copied() {
+            Some(id) => self.with_conn(now, id, |t, ctx| t.on_icmp(ctx, e)),
+            None => self.out.drop(now, Some(tuple), "ICMP for no connection"),
         }
     }
 
@@ -452,6 +480,29 @@ impl Stack {
     pub fn unacked(&self, id: ConnId) -> Result<usize, Error> {
         self.tcb(id)
             .map(|t| t.sendq.len())
+            .ok_or(Error::InvalidHandle)
+    }
+
+    /// Turns keep-alive probes on or off for one connection (MUST-24; off
+    /// by default, MUST-25). Probes start after `Config::keepalive_idle`.
+    pub fn set_keepalive(&mut self, now: Instant, id: ConnId, on: bool) -> Result<(), Error> {
+        self.user_call(now, id, |t, ctx| {
+            t.set_keepalive(ctx, on);
+            Ok(())
+        })
+    }
+
+    /// Sets this connection's R2 as a time (MUST-21): the connection is
+    /// aborted once retransmissions have gone unanswered that long.
+    /// `Some(Duration::MAX)` never gives up; `None` restores the default
+    /// (`Config::max_retries`).
+    pub fn set_user_timeout(
+        &mut self,
+        id: ConnId,
+        timeout: Option<core::time::Duration>,
+    ) -> Result<(), Error> {
+        self.tcb_mut(id)
+            .map(|t| t.user_timeout = timeout)
             .ok_or(Error::InvalidHandle)
     }
 

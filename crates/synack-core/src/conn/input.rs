@@ -22,6 +22,8 @@ impl Tcb {
     pub(crate) fn on_segment(&mut self, ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Next {
         ctx.out
             .recv(ctx.now, self.tuple, &seg.tcp, seg.payload.len());
+        self.last_recv = ctx.now;
+        self.keepalive_sent = 0;
         let next = match self.state {
             State::SynSent => self.on_syn_sent(ctx, seg),
             State::Closed | State::Listen | State::TimeWait => {
@@ -32,6 +34,9 @@ impl Tcb {
         };
         if next == Next::Stay {
             self.output(ctx);
+            if self.keepalive {
+                self.rearm_keepalive(ctx);
+            }
         }
         next
     }
@@ -298,6 +303,14 @@ impl Tcb {
         if self.state == State::SynReceived {
             if self.snd_una.lt(ack) && ack.le(self.snd_max) {
                 self.set_state(ctx, State::Established);
+                if self.syn_retransmitted {
+                    // RFC 5681 §3.1: one-segment initial window after a lost
+                    // SYN-ACK; RFC 6298 §5.7: 3 s RTO until a sample.
+                    self.cc = Reno::new(self.snd_mss, true);
+                    if !self.rtt.has_sample() {
+                        self.rtt.reset_for_syn_loss();
+                    }
+                }
                 self.snd_wnd = u32::from(t.window) << self.snd_wscale;
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
                 self.snd_wl1 = seq0;
@@ -342,6 +355,7 @@ impl Tcb {
             if self.snd_wnd == 0 {
                 // MUST-37: a peer that keeps answering probes is alive.
                 self.retries = 0;
+                self.rtx_since = None;
             } else if was_zero {
                 self.persist_at = None;
             }
@@ -427,6 +441,7 @@ impl Tcb {
         }
         self.cc.on_ack(data, self.snd_mss);
         self.retries = 0;
+        self.rtx_since = None;
         self.trouble_reported = false;
         self.rto_at = if self.snd_una == self.snd_max {
             None

@@ -6,6 +6,7 @@
 //! - [`user`]: SEND, RECEIVE, CLOSE, ABORT (§3.10.2–§3.10.5),
 //! - [`timers`]: retransmission, delayed ACK, persist, FIN-WAIT-2 (§3.10.8).
 
+mod icmp;
 mod input;
 mod output;
 mod timers;
@@ -149,6 +150,21 @@ pub(crate) struct Tcb {
     pub trouble_reported: bool,
     /// Send one byte even into a zero window (a window probe).
     pub force_probe: bool,
+    /// Keep-alives on (MUST-24, off by default: MUST-25).
+    pub keepalive: bool,
+    /// When the next keep-alive probe is due.
+    pub keepalive_at: Option<Instant>,
+    /// Probes sent since the peer was last heard from.
+    pub keepalive_sent: u32,
+    /// When a segment last arrived from the peer.
+    pub last_recv: Instant,
+    /// Per-connection R2 as a time (MUST-21): `Some(Duration::MAX)` never
+    /// gives up; `None` uses `Config::max_retries`.
+    pub user_timeout: Option<Duration>,
+    /// When the current run of retransmissions started.
+    pub rtx_since: Option<Instant>,
+    /// The last ICMP soft error, reported if the connection then times out.
+    pub soft_error: Option<Error>,
 }
 
 impl Tcb {
@@ -208,6 +224,13 @@ impl Tcb {
             want_writable: false,
             trouble_reported: false,
             force_probe: false,
+            keepalive: false,
+            keepalive_at: None,
+            keepalive_sent: 0,
+            last_recv: Instant::ZERO,
+            user_timeout: None,
+            rtx_since: None,
+            soft_error: None,
         }
     }
 
@@ -227,6 +250,7 @@ impl Tcb {
         self.delack_at = None;
         self.persist_at = None;
         self.close_at = None;
+        self.keepalive_at = None;
         if !self.released && (self.listener.is_none() || !self.passive) {
             ctx.events.push_back(Event::Closed {
                 id: ctx.id,
@@ -238,10 +262,16 @@ impl Tcb {
 
     /// The earliest instant any timer of this connection wants service.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.rto_at, self.delack_at, self.persist_at, self.close_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.rto_at,
+            self.delack_at,
+            self.persist_at,
+            self.close_at,
+            self.keepalive_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Sequence number one past the last byte the application queued.

@@ -146,6 +146,12 @@ impl Tcb {
         self.emit(ctx, &repr, &[], false);
     }
 
+    /// A keep-alive probe: `<SEQ=SND.NXT-1><ACK=RCV.NXT><CTL=ACK>`, no data.
+    pub(crate) fn send_keepalive_probe(&mut self, ctx: &mut Ctx<'_>) {
+        let repr = self.base_repr(ctx, TcpFlags::ACK, self.snd_max.sub(1));
+        self.emit(ctx, &repr, &[], false);
+    }
+
     /// Sends `<SEQ=SND.NXT><CTL=RST>` (ABORT, §3.10.5; SHLD-3).
     pub(crate) fn send_rst(&mut self, ctx: &mut Ctx<'_>) {
         let mut repr = self.base_repr(ctx, TcpFlags::RST, self.snd_max);

@@ -35,8 +35,60 @@ impl Tcb {
             self.delack_at = None;
             self.ack_now = true;
         }
+        if self.keepalive_at.is_some_and(|t| t <= now) {
+            self.keepalive_at = None;
+            let next = self.on_keepalive(ctx);
+            if next != Next::Stay {
+                return next;
+            }
+        }
         self.output(ctx);
         self.force_probe = false;
+        Next::Stay
+    }
+
+    /// What a timeout reports: the last ICMP soft error when there was one
+    /// (SHLD-25: "host unreachable" says more than "timed out").
+    fn timeout_error(&self) -> Error {
+        self.soft_error.unwrap_or(Error::TimedOut)
+    }
+
+    /// Turns keep-alives on or off (MUST-24).
+    pub(crate) fn set_keepalive(&mut self, ctx: &mut Ctx<'_>, on: bool) {
+        self.keepalive = on;
+        self.keepalive_sent = 0;
+        self.last_recv = self.last_recv.max(ctx.now);
+        self.rearm_keepalive(ctx);
+    }
+
+    /// Sets the keep-alive deadline from the last time the peer was heard.
+    pub(crate) fn rearm_keepalive(&mut self, ctx: &Ctx<'_>) {
+        let live = matches!(self.state, State::Established | State::CloseWait);
+        self.keepalive_at =
+            (self.keepalive && live).then(|| self.last_recv + ctx.cfg.keepalive_idle);
+    }
+
+    /// The keep-alive timer expired (RFC 9293 §3.8.4).
+    fn on_keepalive(&mut self, ctx: &mut Ctx<'_>) -> Next {
+        if !self.keepalive || !matches!(self.state, State::Established | State::CloseWait) {
+            return Next::Stay;
+        }
+        if self.snd_una != self.snd_max {
+            // MUST-26: not while data is outstanding; the RTO watches it.
+            self.keepalive_sent = 0;
+            self.last_recv = ctx.now;
+            self.rearm_keepalive(ctx);
+            return Next::Stay;
+        }
+        if self.keepalive_sent >= ctx.cfg.keepalive_probes {
+            // MUST-29: only many unanswered probes mean a dead peer.
+            let err = self.timeout_error();
+            return self.close_with(ctx, Some(err));
+        }
+        // SHLD-12: no data, SEQ = SND.NXT - 1, so the peer must answer.
+        self.keepalive_sent += 1;
+        self.send_keepalive_probe(ctx);
+        self.keepalive_at = Some(ctx.now + ctx.cfg.keepalive_interval);
         Next::Stay
     }
 
@@ -56,7 +108,8 @@ impl Tcb {
                         self.set_state(ctx, State::Closed);
                         return Next::ReturnToListen;
                     }
-                    return self.close_with(ctx, Some(Error::TimedOut));
+                    let err = self.timeout_error();
+                    return self.close_with(ctx, Some(err));
                 }
                 self.syn_retransmitted = true;
                 self.rtt.backoff();
@@ -67,9 +120,16 @@ impl Tcb {
                 if self.snd_una == self.snd_max {
                     return Next::Stay;
                 }
-                if self.retries > ctx.cfg.max_retries {
-                    // R2 (MUST-20): give up.
-                    return self.close_with(ctx, Some(Error::TimedOut));
+                let since = *self.rtx_since.get_or_insert(ctx.now);
+                let give_up = match self.user_timeout {
+                    // MUST-21: the application's R2, as a time.
+                    Some(limit) => ctx.now - since >= limit,
+                    // R2 (MUST-20).
+                    None => self.retries > ctx.cfg.max_retries,
+                };
+                if give_up {
+                    let err = self.timeout_error();
+                    return self.close_with(ctx, Some(err));
                 }
                 if self.retries >= ctx.cfg.r1_retries && !self.trouble_reported {
                     // R1 (SHLD-9): tell the application, keep trying.

@@ -67,7 +67,9 @@ impl Tcb {
         if !self.state.is_synchronized() || self.fin_rcvd {
             return false;
         }
-        let fresh = self.rcv_nxt.add(self.recvq.window() as u32);
+        // The window field caps what can be advertised at 0xFFFF << shift.
+        let room = (self.recvq.window() as u32).min(0xFFFF << self.rcv_wscale);
+        let fresh = self.rcv_nxt.add(room);
         let step = self.rcv_mss.min(self.recvq.capacity() as u32 / 2).max(1);
         fresh.gt(self.rcv_adv) && fresh.since(self.rcv_adv) >= step
     }
