@@ -1,6 +1,7 @@
-//! Congestion control (RFC 5681): the seam where NewReno, CUBIC and fast
-//! recovery plug in. For now: slow start, congestion avoidance and the loss
-//! window after an RTO.
+//! Congestion control (RFC 5681, RFC 6582): slow start, congestion
+//! avoidance, the loss window after an RTO, and the window arithmetic of
+//! fast recovery. Loss detection (duplicate ACKs, partial ACKs) lives in
+//! the connection (`conn/recovery.rs`); this trait is where CUBIC plugs in.
 
 /// What a congestion controller must answer. One per connection.
 pub trait CongestionControl {
@@ -10,9 +11,19 @@ pub trait CongestionControl {
     fn on_ack(&mut self, acked: u32, mss: u32);
     /// The retransmission timer expired with `flight` bytes outstanding.
     fn on_rto(&mut self, flight: u32, mss: u32);
+    /// Fast retransmit: the third duplicate ACK with `flight` bytes out
+    /// (RFC 5681 §3.2 steps 2 and 3).
+    fn on_enter_recovery(&mut self, flight: u32, mss: u32);
+    /// A further duplicate ACK during recovery: inflate (step 4).
+    fn on_recovery_dupack(&mut self, mss: u32);
+    /// A partial ACK of `acked` bytes during recovery (RFC 6582 §3.2 step 5).
+    fn on_partial_ack(&mut self, acked: u32, mss: u32);
+    /// Recovery ended with a full ACK; `flight` bytes still out (RFC 6582
+    /// §3.2 step 3, the deflation).
+    fn on_exit_recovery(&mut self, flight: u32, mss: u32);
 }
 
-/// RFC 5681 slow start and congestion avoidance (fast recovery comes later).
+/// RFC 5681 slow start and congestion avoidance with NewReno fast recovery.
 #[derive(Clone, Debug)]
 pub struct Reno {
     cwnd: u32,
@@ -63,6 +74,26 @@ impl CongestionControl for Reno {
         self.cwnd = mss;
         self.ca_acked = 0;
     }
+
+    fn on_enter_recovery(&mut self, flight: u32, mss: u32) {
+        self.ssthresh = (flight / 2).max(2 * mss);
+        self.cwnd = self.ssthresh.saturating_add(3 * mss);
+        self.ca_acked = 0;
+    }
+
+    fn on_recovery_dupack(&mut self, mss: u32) {
+        self.cwnd = self.cwnd.saturating_add(mss);
+    }
+
+    fn on_partial_ack(&mut self, acked: u32, mss: u32) {
+        // Deflate by what was acknowledged, add back one segment.
+        self.cwnd = self.cwnd.saturating_sub(acked).saturating_add(mss).max(mss);
+    }
+
+    fn on_exit_recovery(&mut self, flight: u32, mss: u32) {
+        self.cwnd = self.ssthresh.min(flight.max(mss) + mss);
+        self.ca_acked = 0;
+    }
 }
 
 #[cfg(test)]
@@ -74,6 +105,19 @@ mod tests {
         assert_eq!(Reno::new(1460, false).cwnd(), 4380);
         assert_eq!(Reno::new(536, false).cwnd(), 2144);
         assert_eq!(Reno::new(1460, true).cwnd(), 1460);
+    }
+
+    #[test]
+    fn rfc5681_3_2_fast_recovery_window() {
+        let mut r = Reno::new(1000, false);
+        r.on_enter_recovery(20_000, 1000);
+        assert_eq!(r.cwnd(), 13_000, "ssthresh 10000 + 3 SMSS");
+        r.on_recovery_dupack(1000);
+        assert_eq!(r.cwnd(), 14_000);
+        r.on_partial_ack(5000, 1000);
+        assert_eq!(r.cwnd(), 10_000);
+        r.on_exit_recovery(4000, 1000);
+        assert_eq!(r.cwnd(), 5000, "min(ssthresh, flight + SMSS)");
     }
 
     #[test]

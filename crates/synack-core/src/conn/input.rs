@@ -342,6 +342,8 @@ impl Tcb {
         }
         if ack.gt(self.snd_una) {
             self.on_new_ack(ctx, ack, t.options.timestamps);
+        } else if self.state.is_synchronized() && self.is_dupack(seg) {
+            self.on_dupack(ctx);
         }
         if ack.ge(self.snd_una)
             && (self.snd_wl1.lt(seq0) || (self.snd_wl1 == seq0 && self.snd_wl2.le(ack)))
@@ -439,7 +441,11 @@ impl Tcb {
                 }
             }
         }
-        self.cc.on_ack(data, self.snd_mss);
+        let in_recovery = self.recover.is_some();
+        self.recovery_on_ack(ctx, acked);
+        if !in_recovery {
+            self.cc.on_ack(data, self.snd_mss);
+        }
         self.retries = 0;
         self.rtx_since = None;
         self.trouble_reported = false;

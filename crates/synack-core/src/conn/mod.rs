@@ -9,6 +9,7 @@
 mod icmp;
 mod input;
 mod output;
+mod recovery;
 mod timers;
 mod user;
 
@@ -165,6 +166,10 @@ pub(crate) struct Tcb {
     pub rtx_since: Option<Instant>,
     /// The last ICMP soft error, reported if the connection then times out.
     pub soft_error: Option<Error>,
+    /// Consecutive duplicate ACKs (RFC 5681 §3.2).
+    pub dupacks: u32,
+    /// In fast recovery until SND.UNA passes this point (RFC 6582 "recover").
+    pub recover: Option<Seq>,
 }
 
 impl Tcb {
@@ -231,6 +236,8 @@ impl Tcb {
             user_timeout: None,
             rtx_since: None,
             soft_error: None,
+            dupacks: 0,
+            recover: None,
         }
     }
 

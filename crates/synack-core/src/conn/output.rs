@@ -134,6 +134,19 @@ impl Tcb {
         self.wscale_agreed
     }
 
+    /// Sends one segment of ours: `flags` at `seq` with `payload`.
+    pub(crate) fn send_segment(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        flags: TcpFlags,
+        seq: Seq,
+        payload: &[u8],
+        rtx: bool,
+    ) {
+        let repr = self.base_repr(ctx, flags, seq);
+        self.emit(ctx, &repr, payload, rtx);
+    }
+
     /// Sends a bare ACK now (§3.10.7.4: the reply to unacceptable segments,
     /// window updates, delayed ACKs).
     ///
@@ -252,8 +265,7 @@ impl Tcb {
             let off = seq.since(self.send_base()) as usize;
             let got = self.sendq.copy_range(off, &mut payload);
             payload.truncate(got);
-            let repr = self.base_repr(ctx, flags, seq);
-            self.emit(ctx, &repr, &payload, rtx);
+            self.send_segment(ctx, flags, seq, &payload, rtx);
             let adv = got as u32 + u32::from(fin_now);
             self.snd_nxt = seq.add(adv);
             if !rtx && self.timing.is_none() && self.ts.is_none() {

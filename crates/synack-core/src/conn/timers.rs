@@ -137,6 +137,7 @@ impl Tcb {
                     ctx.events.push_back(Event::DeliveryTrouble(ctx.id));
                 }
                 let flight = self.snd_max.since(self.snd_una);
+                self.recovery_on_rto();
                 self.cc.on_rto(flight, self.snd_mss);
                 self.rtt.backoff();
                 // Go back to the earliest unacknowledged byte (RFC 6298 §5.4).
