@@ -33,6 +33,9 @@ pub enum Event {
         /// Why, when not orderly.
         error: Option<Error>,
     },
+    /// The peer's urgent pointer appeared or advanced (MUST-32): see
+    /// [`crate::Stack::urgent_mark`].
+    Urgent(ConnId),
     /// An ICMP soft error arrived for the connection (MUST-47, SHLD-25): it
     /// stays open; the error is what a later timeout reports.
     SoftError {

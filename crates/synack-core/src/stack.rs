@@ -401,6 +401,21 @@ impl Stack {
         self.user_call(now, id, |t, ctx| t.send(ctx, data))
     }
 
+    /// SEND with URG (MUST-30): queue `data` and mark it urgent; the peer is
+    /// told where its end lies. Legacy: new applications should not use
+    /// urgent data (SHLD-13).
+    pub fn send_urgent(&mut self, now: Instant, id: ConnId, data: &[u8]) -> Result<usize, Error> {
+        self.user_call(now, id, |t, ctx| t.send_urgent(ctx, data))
+    }
+
+    /// Bytes still to read before the end of the peer's urgent data, or
+    /// `None` when none is pending (MUST-33).
+    pub fn urgent_mark(&mut self, id: ConnId) -> Result<Option<usize>, Error> {
+        self.tcb_mut(id)
+            .map(|t| t.urgent_mark())
+            .ok_or(Error::InvalidHandle)
+    }
+
     /// RECEIVE: `Ok(0)` is end of stream; `Err(WouldBlock)`: wait for `Readable`.
     pub fn recv(&mut self, now: Instant, id: ConnId, buf: &mut [u8]) -> Result<usize, Error> {
         self.user_call(now, id, |t, ctx| t.recv(ctx, buf))

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use synack_core::{Config, Error, Event, State};
-use synack_wire::{emit_icmp_error, icmp_error_len, IcmpKind};
+use synack_wire::{emit_icmp_error, icmp_error_len, IcmpKind, TcpFlags};
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -285,4 +285,74 @@ fn must_63_loopback_source_is_ignored() {
     p.inject_raw(&buf[..n]);
     p.expect_nothing();
     assert_eq!(p.drops("invalid source address"), 1);
+}
+
+/// MUST-30, MUST-62: urgent data goes out with URG and a pointer to the
+/// byte after it: 10 urgent bytes at SEG.SEQ give pointer 10.
+#[test]
+fn must_62_urgent_pointer_points_past_the_urgent_data() {
+    let mut p = Peer::new().established();
+    p.stack.send_urgent(p.now, p.id(), b"0123456789").unwrap();
+    let segs = p.transmitted();
+    let d = segs.iter().find(|s| !s.payload.is_empty()).expect("data");
+    assert!(d.tcp.flags.urg(), "{d:?}");
+    assert_eq!(d.tcp.urgent, 10);
+    // Once acknowledged, later segments are no longer urgent.
+    p.ack();
+    p.stack.send(p.now, p.id(), b"plain").unwrap();
+    let later = p.transmitted();
+    let d = later.iter().find(|s| !s.payload.is_empty()).expect("data");
+    assert!(!d.tcp.flags.urg());
+}
+
+/// MUST-31, MUST-32, MUST-33: an urgent pointer 5,000 bytes ahead, over
+/// several segments: the application is told at once, learns how far the
+/// mark is, and urgent mode ends only when it has read past the mark.
+#[test]
+fn must_31_33_urgent_pointer_far_ahead() {
+    let mut p = Peer::new().established();
+    let start = p.snd_nxt;
+    let mut r = p.repr(fl(ACK, TcpFlags::URG), start, p.rcv_nxt);
+    r.urgent = 5000;
+    p.inject(&r, &[1u8; 1000]);
+    p.snd_nxt = start.wrapping_add(1000);
+    // Step 6 (URG) comes before step 7 (text) in §3.10.7.4.
+    assert_eq!(
+        p.events(),
+        vec![Event::Urgent(p.id()), Event::Readable(p.id())]
+    );
+    assert_eq!(p.stack.urgent_mark(p.id()).unwrap(), Some(5000));
+    for _ in 0..4 {
+        p.data(&[2u8; 1000]);
+    }
+    let mut buf = vec![0u8; 4999];
+    let mut got = 0;
+    while got < 4999 {
+        got += p.stack.recv(p.now, p.id(), &mut buf[got..]).unwrap();
+    }
+    assert_eq!(p.stack.urgent_mark(p.id()).unwrap(), Some(1));
+    let mut one = [0u8; 1];
+    assert_eq!(p.stack.recv(p.now, p.id(), &mut one).unwrap(), 1);
+    assert_eq!(p.stack.urgent_mark(p.id()).unwrap(), None);
+}
+
+/// MUST-66: with the receive window at zero, an RST at RCV.NXT still
+/// resets and a URG on a bare ACK is still reported.
+#[test]
+fn must_66_rst_and_urg_processed_with_a_zero_window() {
+    let cfg = Config {
+        recv_buffer: 2000,
+        ..Config::default()
+    };
+    let mut p = Peer::with(cfg.clone()).established();
+    p.data(&[0u8; 1000]);
+    p.data(&[0u8; 1000]);
+    let _ = p.transmitted();
+    let _ = p.events();
+    let mut r = p.repr(fl(ACK, TcpFlags::URG), p.snd_nxt, p.rcv_nxt);
+    r.urgent = 100;
+    p.inject(&r, &[]);
+    assert_eq!(p.events(), vec![Event::Urgent(p.id())]);
+    p.rst();
+    assert_eq!(p.state(), State::Closed);
 }

@@ -237,7 +237,10 @@ impl Tcb {
         let acceptable = match (seg_len == 0, wnd == 0) {
             (true, true) => seq0 == nxt,
             (true, false) => seq0.in_range(nxt, end),
-            (false, true) => false,
+            // §3.10.7.4: with a zero window, special allowance is made so
+            // that ACK, URG and RST of a segment at RCV.NXT are still
+            // processed (MUST-66); its text is trimmed away below.
+            (false, true) => seq0 == nxt && !syn,
             (false, false) => seq0.in_range(nxt, end) || seq0.add(seg_len - 1).in_range(nxt, end),
         };
         if !acceptable {
@@ -379,7 +382,11 @@ impl Tcb {
             _ => {}
         }
 
-        // Sixth (URG) is not implemented; seventh and eighth: text and FIN.
+        // Sixth: the URG bit.
+        if t.flags.urg() {
+            self.on_urgent(ctx, seq0, t.urgent);
+        }
+        // Seventh and eighth: text and FIN.
         let mut seq = seq0;
         let mut payload = seg.payload;
         if seq.lt(nxt) {
@@ -394,9 +401,11 @@ impl Tcb {
             seq = nxt;
         }
         let room = self.rcv_wnd() as usize;
-        if payload.len() > room {
-            payload = &payload[..room];
+        if payload.len() > room || (fin && room == 0 && !payload.is_empty()) {
+            payload = &payload[..room.min(payload.len())];
             fin = false;
+            // Text was refused: tell the peer where we are.
+            self.ack_now = true;
         }
         self.accept_text(ctx, seq, payload, fin);
         match self.state {
@@ -420,6 +429,9 @@ impl Tcb {
         }
         self.sendq.ack(data as usize);
         self.snd_una = ack;
+        if self.snd_up.is_some_and(|up| ack.ge(up)) {
+            self.snd_up = None;
+        }
         if self.snd_nxt.lt(ack) {
             self.snd_nxt = ack;
         }

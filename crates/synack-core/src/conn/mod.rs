@@ -11,6 +11,7 @@ mod input;
 mod output;
 mod recovery;
 mod timers;
+mod urgent;
 mod user;
 
 use alloc::collections::VecDeque;
@@ -166,6 +167,11 @@ pub(crate) struct Tcb {
     pub rtx_since: Option<Instant>,
     /// The last ICMP soft error, reported if the connection then times out.
     pub soft_error: Option<Error>,
+    /// Our urgent pointer: the sequence number after the last urgent byte
+    /// sent with `send_urgent`, until it is acknowledged (MUST-30, MUST-62).
+    pub snd_up: Option<Seq>,
+    /// The peer's urgent pointer, while the application has not read past it.
+    pub rcv_up: Option<Seq>,
     /// Consecutive duplicate ACKs (RFC 5681 §3.2).
     pub dupacks: u32,
     /// In fast recovery until SND.UNA passes this point (RFC 6582 "recover").
@@ -236,6 +242,8 @@ impl Tcb {
             user_timeout: None,
             rtx_since: None,
             soft_error: None,
+            snd_up: None,
+            rcv_up: None,
             dupacks: 0,
             recover: None,
         }

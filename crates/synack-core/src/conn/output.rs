@@ -62,6 +62,7 @@ impl Tcb {
             options.timestamps = Some((self.ts_val(ctx.now), ts.recent));
         }
         let ack = if flags.ack() { self.rcv_nxt.0 } else { 0 };
+        let (flags, urgent) = self.urgent_field(flags, seq);
         TcpRepr {
             src_port: self.tuple.local.port(),
             dst_port: self.tuple.remote.port(),
@@ -69,7 +70,7 @@ impl Tcb {
             ack,
             flags,
             window,
-            urgent: 0,
+            urgent,
             options,
         }
     }
