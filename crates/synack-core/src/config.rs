@@ -41,6 +41,8 @@ pub struct Config {
     pub window_scaling: bool,
     /// Offer and accept timestamps (RFC 7323 §3).
     pub timestamps: bool,
+    /// Offer and accept selective acknowledgments (RFC 2018).
+    pub sack: bool,
     /// Challenge ACKs allowed per connection per second (RFC 5961 §7).
     pub challenge_ack_limit: u32,
     /// Default listen backlog (connections in SYN-RECEIVED plus those
@@ -87,6 +89,7 @@ impl Default for Config {
             delayed_ack: Duration::from_millis(200),
             window_scaling: true,
             timestamps: true,
+            sack: true,
             challenge_ack_limit: 10,
             default_backlog: 128,
             max_connections: 1 << 22,

@@ -78,7 +78,6 @@ impl RecvBuffer {
     /// The out-of-order ranges held, as `(start, end)` offsets from RCV.NXT
     /// (end exclusive), in increasing order, never adjacent: the material for
     /// SACK blocks.
-    #[allow(dead_code)] // For SACK blocks (RFC 2018), the next step of loss recovery.
     pub fn ooo_ranges(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         self.ranges.iter().copied()
     }

@@ -356,3 +356,69 @@ fn must_66_rst_and_urg_processed_with_a_zero_window() {
     p.rst();
     assert_eq!(p.state(), State::Closed);
 }
+
+/// A connection whose peer offered SACK-Permitted in its SYN.
+fn established_with_sack() -> Peer {
+    let mut p = Peer::new().listening();
+    p.snd_nxt = PEER_ISS;
+    let mut syn = p.repr(SYN, PEER_ISS, 0);
+    syn.options.mss = Some(1460);
+    syn.options.sack_permitted = true;
+    p.inject(&syn, &[]);
+    p.snd_nxt = PEER_ISS + 1;
+    let sa = p.expect_segment(SYN_ACK);
+    assert!(
+        sa.tcp.options.sack_permitted,
+        "2018-1: SYN-ACK answers the offer"
+    );
+    p.now += RTT;
+    p.ack();
+    let lid = p.lid.unwrap();
+    let _ = p.events();
+    p.id = Some(p.stack.accept(lid).unwrap());
+    p
+}
+
+fn blocks(s: &Seg) -> Vec<(u32, u32)> {
+    s.tcp
+        .options
+        .sack()
+        .iter()
+        .map(|b| (b.left, b.right))
+        .collect()
+}
+
+/// 2018-1: without SACK-Permitted from the peer there are no SACK blocks,
+/// holes or not.
+#[test]
+fn rfc2018_1_no_sack_blocks_unless_permitted() {
+    let mut p = Peer::new().established();
+    let base = p.snd_nxt;
+    p.send(PSH_ACK, base + 1000, p.rcv_nxt, &[1u8; 100]);
+    let a = p.expect_segment(ACK);
+    assert!(blocks(&a).is_empty());
+}
+
+/// 2018-2: the first SACK block covers the most recent arrival; the other
+/// islands follow.
+#[test]
+fn rfc2018_2_first_block_is_the_latest_island() {
+    let mut p = established_with_sack();
+    let b = p.snd_nxt;
+    p.send(PSH_ACK, b + 1000, p.rcv_nxt, &[1u8; 1000]);
+    let a = p.expect_segment(ACK);
+    assert_eq!(blocks(&a), vec![(b + 1000, b + 2000)]);
+    p.send(PSH_ACK, b + 3000, p.rcv_nxt, &[1u8; 1000]);
+    let a = p.expect_segment(ACK);
+    assert_eq!(blocks(&a), vec![(b + 3000, b + 4000), (b + 1000, b + 2000)]);
+    p.send(PSH_ACK, b + 2000, p.rcv_nxt, &[1u8; 500]);
+    let a = p.expect_segment(ACK);
+    assert_eq!(blocks(&a), vec![(b + 1000, b + 2500), (b + 3000, b + 4000)]);
+    // The hole fills: everything is in order, no blocks.
+    p.send(PSH_ACK, b, p.rcv_nxt, &[1u8; 1000]);
+    p.send(PSH_ACK, b + 2500, p.rcv_nxt, &[1u8; 500]);
+    let segs = p.transmitted();
+    let last = segs.last().expect("an ACK");
+    assert_eq!(last.tcp.ack, b + 4000);
+    assert!(blocks(last).is_empty());
+}

@@ -11,7 +11,11 @@ use synack::sim::{Client, ClientMode, EchoServer, LinkConfig, ServerMode, Sim};
 /// Runs a 200 KB echo where the client's data segments numbered in `lose`
 /// (counting from 0) are lost once; returns (retransmission times after the
 /// loss, succeeded).
-fn run(lose: &'static [usize]) -> (Vec<(Instant, bool)>, bool, Sim) {
+fn run(lose: &'static [usize], sack: bool) -> (Vec<(Instant, bool)>, bool, Sim) {
+    let cfg = Config {
+        sack,
+        ..Config::default()
+    };
     let server = SocketAddr::new(SERVER_IP, 7);
     let mut sim = Sim::new(1, LinkConfig::with_delay(Duration::from_millis(10))).record(true);
     let mut n = 0usize;
@@ -25,13 +29,13 @@ fn run(lose: &'static [usize]) -> (Vec<(Instant, bool)>, bool, Sim) {
     sim.add_host(
         "client",
         &[CLIENT_IP],
-        Config::default(),
+        cfg.clone(),
         Box::new(Client::echo(server, 200_000, ClientMode::Echo)),
     );
     sim.add_host(
         "server",
         &[SERVER_IP],
-        Config::default(),
+        cfg,
         Box::new(EchoServer::new(server, ServerMode::Echo)),
     );
     sim.run(Instant::from_secs(600));
@@ -69,7 +73,7 @@ fn loss_time(sim: &Sim) -> Instant {
 /// ACK, long before the 1 s RTO, and only it is resent.
 #[test]
 fn rfc5681_7_fast_retransmit_without_timeout() {
-    let (rtx, ok, sim) = run(&[8]);
+    let (rtx, ok, sim) = run(&[8], false);
     assert!(ok);
     assert_eq!(rtx.len(), 1, "exactly one retransmission: {rtx:?}");
     let lost_at = loss_time(&sim);
@@ -79,11 +83,11 @@ fn rfc5681_7_fast_retransmit_without_timeout() {
     );
 }
 
-/// RFC 6582: two losses in one window are both repaired in one recovery
-/// (the partial ACK resends the second hole), still without a timeout.
+/// RFC 6582 (no SACK): two losses in one window are both repaired in one
+/// recovery (the partial ACK resends the second hole), without a timeout.
 #[test]
 fn rfc6582_partial_ack_resends_the_next_hole() {
-    let (rtx, ok, sim) = run(&[8, 10]);
+    let (rtx, ok, sim) = run(&[8, 10], false);
     assert!(ok);
     assert_eq!(rtx.len(), 2, "{rtx:?}");
     let lost_at = loss_time(&sim);
@@ -91,5 +95,26 @@ fn rfc6582_partial_ack_resends_the_next_hole() {
         rtx.iter()
             .all(|(t, _)| *t - lost_at < Duration::from_millis(300)),
         "{rtx:?}"
+    );
+}
+
+/// RFC 2018 / RFC 6675: with SACK, three holes in one window are all
+/// resent within one round trip of the loss being noticed (NewReno needs a
+/// round trip per hole), each exactly once.
+#[test]
+fn rfc2018_sack_repairs_three_holes_in_one_round_trip() {
+    let (rtx, ok, _) = run(&[8, 10, 12], true);
+    assert!(ok);
+    assert_eq!(rtx.len(), 3, "{rtx:?}");
+    let spread = rtx[2].0 - rtx[0].0;
+    assert!(
+        spread < Duration::from_millis(20),
+        "all within one RTT (20 ms): {rtx:?}"
+    );
+    let (plain, ok, _) = run(&[8, 10, 12], false);
+    assert!(ok);
+    assert!(
+        plain[2].0 - plain[0].0 >= Duration::from_millis(40),
+        "NewReno: {plain:?}"
     );
 }

@@ -70,6 +70,8 @@ impl Tcb {
             self.snd_wscale = 0;
             self.rcv_wscale = 0;
         }
+        self.sack_offered = opts.sack_permitted;
+        self.sack_ok = ctx.cfg.sack && opts.sack_permitted;
         self.ts = match (ctx.cfg.timestamps, opts.timestamps) {
             (true, Some((tsval, _))) => Some(Timestamps {
                 recent: tsval,
@@ -343,6 +345,9 @@ impl Tcb {
             ctx.out.drop(ctx.now, Some(self.tuple), "ACK too old");
             return Next::Stay;
         }
+        if self.sack_ok {
+            self.take_sack_blocks(t.options.sack());
+        }
         if ack.gt(self.snd_una) {
             self.on_new_ack(ctx, ack, t.options.timestamps);
         } else if self.state.is_synchronized() && self.is_dupack(seg) {
@@ -489,6 +494,9 @@ impl Tcb {
             let had_gaps = self.recvq.has_ooo();
             let off = seq.since(self.rcv_nxt) as usize;
             let n = self.recvq.write_at(off, payload);
+            if off > 0 {
+                self.note_sack_arrival(seq, payload.len());
+            }
             if off > 0 || had_gaps {
                 // Out of order, or filling a gap: ACK at once (RFC 5681 §4.2).
                 self.ack_now = true;

@@ -10,6 +10,7 @@ mod icmp;
 mod input;
 mod output;
 mod recovery;
+mod sack;
 mod timers;
 mod urgent;
 mod user;
@@ -100,6 +101,16 @@ pub(crate) struct Tcb {
     pub ts_offset: u32,
     /// Both SYNs carried a window scale option (RFC 7323 §2.2).
     pub wscale_agreed: bool,
+    /// Both SYNs carried SACK-Permitted (RFC 2018 §2).
+    pub sack_ok: bool,
+    /// The peer's SYN offered SACK-Permitted (for our SYN-ACK).
+    pub sack_offered: bool,
+    /// Receiver side: the out-of-order island the latest segment landed in,
+    /// as offsets from RCV.NXT (RFC 2018 §4: it goes first).
+    pub sack_recent: Option<(Seq, Seq)>,
+    /// Sender side: ranges above SND.UNA the peer reported holding, sorted
+    /// and disjoint (the scoreboard).
+    pub sacked: alloc::vec::Vec<(Seq, Seq)>,
 
     pub sendq: SendBuffer,
     pub recvq: RecvBuffer,
@@ -176,6 +187,8 @@ pub(crate) struct Tcb {
     pub dupacks: u32,
     /// In fast recovery until SND.UNA passes this point (RFC 6582 "recover").
     pub recover: Option<Seq>,
+    /// Where the search for the next hole to resend starts, in recovery.
+    pub rtx_hole: Seq,
 }
 
 impl Tcb {
@@ -207,6 +220,10 @@ impl Tcb {
             ts: None,
             ts_offset: 0,
             wscale_agreed: false,
+            sack_ok: false,
+            sack_offered: false,
+            sack_recent: None,
+            sacked: alloc::vec::Vec::new(),
             sendq: SendBuffer::new(cfg.send_buffer),
             recvq: RecvBuffer::new(cfg.recv_buffer),
             fin_queued: false,
@@ -246,6 +263,7 @@ impl Tcb {
             rcv_up: None,
             dupacks: 0,
             recover: None,
+            rtx_hole: iss,
         }
     }
 

@@ -61,6 +61,9 @@ impl Tcb {
         if let Some(ts) = self.ts {
             options.timestamps = Some((self.ts_val(ctx.now), ts.recent));
         }
+        if flags.ack() && !syn && self.sack_ok {
+            self.fill_sack_blocks(&mut options);
+        }
         let ack = if flags.ack() { self.rcv_nxt.0 } else { 0 };
         let (flags, urgent) = self.urgent_field(flags, seq);
         TcpRepr {
@@ -96,8 +99,8 @@ impl Tcb {
 
     /// Sends our SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED) with the options
     /// we offer: MSS always (MAY-3, MUST-14), window scale and timestamps
-    /// when configured (and, in a SYN-ACK, only when the peer's SYN offered
-    /// them: RFC 7323 §1.3). SACK-permitted is not offered yet.
+    /// and SACK-Permitted when configured (and, in a SYN-ACK, only when the
+    /// peer's SYN offered them: RFC 7323 §1.3, RFC 2018 §2).
     pub(crate) fn send_syn(&mut self, ctx: &mut Ctx<'_>, rtx: bool) {
         let synack = self.state == State::SynReceived;
         let flags = if synack {
@@ -114,7 +117,9 @@ impl Tcb {
             if let Some(ts) = self.ts {
                 repr.options.timestamps = Some((self.ts_val(ctx.now), ts.recent));
             }
+            repr.options.sack_permitted = ctx.cfg.sack && self.sack_offered;
         } else {
+            repr.options.sack_permitted = ctx.cfg.sack;
             if ctx.cfg.window_scaling {
                 repr.options.window_scale = Some(self.rcv_wscale);
             }

@@ -36,7 +36,15 @@ impl Tcb {
             self.recover = Some(self.snd_max);
             self.cc.on_enter_recovery(flight, self.snd_mss);
             self.timing = None;
-            self.retransmit_head(ctx);
+            self.rtx_hole = self.snd_una;
+            self.retransmit_next_hole(ctx);
+        } else {
+            return;
+        }
+        if self.recover.is_some() && self.dupacks > DUP_THRESH && self.sack_ok {
+            // With SACK, each further duplicate can repair one more hole
+            // below the highest SACKed byte (RFC 6675 §5, NextSeg rule 1).
+            self.retransmit_next_hole(ctx);
         }
     }
 
@@ -55,7 +63,12 @@ impl Tcb {
         }
         // Partial ACK: the next hole is lost too; resend it now.
         self.cc.on_partial_ack(acked, self.snd_mss);
-        self.retransmit_head(ctx);
+        self.rtx_hole = self.rtx_hole.max(self.snd_una);
+        if !self.retransmit_next_hole(ctx) && self.sacked.is_empty() {
+            // Without SACK information NewReno resends the new head.
+            self.rtx_hole = self.snd_una;
+            self.retransmit_next_hole(ctx);
+        }
         true
     }
 
@@ -64,22 +77,39 @@ impl Tcb {
     pub(crate) fn recovery_on_rto(&mut self) {
         self.dupacks = 0;
         self.recover = None;
+        // RFC 2018 §8, RFC 6675 §5.1: after a timeout, start again from
+        // SND.UNA and forget what the peer said it held (it may renege).
+        self.sacked.clear();
     }
 
-    /// Resends one segment from SND.UNA, leaving SND.NXT where it is.
-    pub(crate) fn retransmit_head(&mut self, ctx: &mut Ctx<'_>) {
+    /// Resends the next segment-sized piece at or after `rtx_hole` that the
+    /// peer has not SACKed (without SACK: the head). Returns false when
+    /// there is no such hole below the highest SACKed byte.
+    pub(crate) fn retransmit_next_hole(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let Some((start, len)) = self.next_hole(self.rtx_hole.max(self.snd_una)) else {
+            return false;
+        };
+        self.retransmit_range(ctx, start, len);
+        self.rtx_hole = start.add(len);
+        true
+    }
+
+    /// Resends `[start, start+len)` (clamped to one segment and to what is
+    /// outstanding), leaving SND.NXT where it is.
+    pub(crate) fn retransmit_range(&mut self, ctx: &mut Ctx<'_>, start: Seq, len: u32) {
         let data_end = self.data_end();
-        let outstanding = if self.snd_una.lt(data_end) {
-            data_end.since(self.snd_una)
+        let avail = if start.lt(data_end) {
+            data_end.since(start)
         } else {
             0
         };
-        let len = outstanding.min(self.snd_mss);
+        let len = len.min(avail).min(self.snd_mss);
         let mut payload = alloc::vec![0u8; len as usize];
-        let got = self.sendq.copy_range(0, &mut payload);
+        let off = start.since(self.send_base()) as usize;
+        let got = self.sendq.copy_range(off, &mut payload);
         payload.truncate(got);
         let mut flags = TcpFlags::ACK;
-        let end = self.snd_una.add(got as u32);
+        let end = start.add(got as u32);
         if self.fin_seq == Some(end) && self.snd_max.gt(end) {
             flags |= TcpFlags::FIN;
         }
@@ -89,7 +119,7 @@ impl Tcb {
         if end == data_end {
             flags |= TcpFlags::PSH;
         }
-        self.send_segment(ctx, flags, self.snd_una, &payload, true);
+        self.send_segment(ctx, flags, start, &payload, true);
         self.rto_at = Some(ctx.now + self.rto());
     }
 }

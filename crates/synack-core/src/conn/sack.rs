@@ -1,0 +1,126 @@
+//! Selective acknowledgments (RFC 2018): the blocks a receiver reports and
+//! the scoreboard a sender keeps of them (RFC 6675).
+
+use synack_wire::{SackBlock, TcpOptions, MAX_SACK_BLOCKS};
+
+use super::Tcb;
+use crate::seq::Seq;
+
+/// Most ranges the sender's scoreboard keeps (bounded memory whatever the
+/// peer reports).
+const MAX_SACKED: usize = 32;
+
+impl Tcb {
+    /// Receiver: out-of-order data `[seq, seq+len)` just arrived.
+    pub(crate) fn note_sack_arrival(&mut self, seq: Seq, len: usize) {
+        self.sack_recent = Some((seq, seq.add(len as u32)));
+    }
+
+    /// Receiver: fills SACK blocks into an outgoing ACK, the island holding
+    /// the latest arrival first (RFC 2018 §4), then the others in order.
+    pub(crate) fn fill_sack_blocks(&mut self, options: &mut TcpOptions) {
+        if !self.recvq.has_ooo() {
+            self.sack_recent = None;
+            return;
+        }
+        let nxt = self.rcv_nxt;
+        let mut blocks = [SackBlock::default(); MAX_SACK_BLOCKS];
+        let mut n = 0;
+        let recent = self.sack_recent;
+        let islands = || {
+            self.recvq
+                .ooo_ranges()
+                .map(move |(a, b)| (nxt.add(a as u32), nxt.add(b as u32)))
+        };
+        let mut first = None;
+        for (l, r) in islands() {
+            if recent.is_some_and(|(s, _)| s.ge(l) && s.lt(r)) {
+                first = Some((l, r));
+            }
+        }
+        if let Some((l, r)) = first {
+            blocks[0] = SackBlock {
+                left: l.0,
+                right: r.0,
+            };
+            n = 1;
+        }
+        for (l, r) in islands() {
+            if n == MAX_SACK_BLOCKS {
+                break;
+            }
+            if Some((l, r)) != first {
+                blocks[n] = SackBlock {
+                    left: l.0,
+                    right: r.0,
+                };
+                n += 1;
+            }
+        }
+        options.sack_blocks = blocks;
+        options.sack_count = n as u8;
+    }
+
+    /// Sender: merges the peer's SACK blocks into the scoreboard, keeping
+    /// only what lies in (SND.UNA, SND.MAX] (RFC 2018 §8: a block outside
+    /// is ignored).
+    pub(crate) fn take_sack_blocks(&mut self, blocks: &[SackBlock]) {
+        for b in blocks {
+            let (l, r) = (Seq(b.left), Seq(b.right));
+            if !(l.lt(r) && l.gt(self.snd_una) && r.le(self.snd_max)) {
+                continue;
+            }
+            self.insert_sacked(l, r);
+        }
+        self.prune_sacked();
+    }
+
+    fn insert_sacked(&mut self, mut l: Seq, mut r: Seq) {
+        let mut i = 0;
+        while i < self.sacked.len() {
+            let (a, b) = self.sacked[i];
+            if b.lt(l) {
+                i += 1;
+                continue;
+            }
+            if r.lt(a) {
+                break;
+            }
+            // Overlapping or adjacent: merge.
+            l = if a.lt(l) { a } else { l };
+            r = r.max(b);
+            self.sacked.remove(i);
+        }
+        if self.sacked.len() < MAX_SACKED {
+            self.sacked.insert(i, (l, r));
+        }
+    }
+
+    /// Drops scoreboard ranges the cumulative ACK has passed.
+    pub(crate) fn prune_sacked(&mut self) {
+        let una = self.snd_una;
+        self.sacked.retain(|&(_, r)| r.gt(una));
+        if let Some(first) = self.sacked.first_mut() {
+            if first.0.lt(una) {
+                first.0 = una;
+            }
+        }
+    }
+
+    /// The next un-SACKed piece at or after `from`: (start, length up to the
+    /// next SACKed range). Without SACK information, the head of the queue
+    /// (only when `from` is SND.UNA). `None` past the highest SACKed byte.
+    pub(crate) fn next_hole(&self, from: Seq) -> Option<(Seq, u32)> {
+        if self.sacked.is_empty() {
+            return (from == self.snd_una && self.snd_max.gt(from)).then(|| (from, self.snd_mss));
+        }
+        let mut at = from;
+        for &(a, b) in &self.sacked {
+            if at.lt(a) {
+                return Some((at, a.since(at)));
+            }
+            at = at.max(b);
+        }
+        None
+    }
+}
