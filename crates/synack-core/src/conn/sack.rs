@@ -112,7 +112,7 @@ impl Tcb {
     /// (only when `from` is SND.UNA). `None` past the highest SACKed byte.
     pub(crate) fn next_hole(&self, from: Seq) -> Option<(Seq, u32)> {
         if self.sacked.is_empty() {
-            return (from == self.snd_una && self.snd_max.gt(from)).then(|| (from, self.snd_mss));
+            return (from == self.snd_una && self.snd_max.gt(from)).then_some((from, self.snd_mss));
         }
         let mut at = from;
         for &(a, b) in &self.sacked {
