@@ -1,8 +1,14 @@
 //! The `synack` command line (see `shared/CONTRACT.md`).
 
+#[cfg(target_os = "linux")]
+mod connect;
 mod demo;
 mod diagram;
+#[cfg(target_os = "linux")]
+mod echo_server;
 mod svg;
+#[cfg(target_os = "linux")]
+mod tun_common;
 
 use std::process::ExitCode;
 
@@ -21,6 +27,12 @@ enum Command {
     /// Run a client and an echo server over a simulated link and draw what
     /// happens, segment by segment and state by state.
     Demo(demo::DemoArgs),
+    /// A TCP echo service on the user-space stack, over a Linux TUN device.
+    #[cfg(target_os = "linux")]
+    EchoServer(echo_server::EchoServerArgs),
+    /// A netcat-like client on the user-space stack, over a Linux TUN device.
+    #[cfg(target_os = "linux")]
+    Connect(connect::ConnectArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +57,10 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
+        #[cfg(target_os = "linux")]
+        Command::EchoServer(args) => echo_server::run(args),
+        #[cfg(target_os = "linux")]
+        Command::Connect(args) => connect::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

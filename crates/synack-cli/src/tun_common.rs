@@ -1,0 +1,64 @@
+//! What `echo-server` and `connect` share: the TUN flags and starting the
+//! stack on the device.
+
+use std::fs::File;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use synack::core::Config;
+use synack::ifconfig::HostAddr;
+use synack::Net;
+
+/// The device, address and output flags of the TUN commands.
+#[derive(Args, Debug)]
+pub struct TunArgs {
+    /// The TUN device to use, created when absent (needs CAP_NET_ADMIN).
+    #[arg(long, value_name = "NAME")]
+    pub tun: String,
+    /// The stack's own address.
+    #[arg(long, value_name = "IP")]
+    pub addr: IpAddr,
+    /// Give the host side of the device this address and bring it up.
+    #[arg(long, value_name = "IP/PREFIX")]
+    pub host: Option<HostAddr>,
+    /// Maximum segment lifetime in seconds (TIME-WAIT lasts 2×MSL).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub msl: f64,
+    /// Write the trace as JSON Lines.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Write a pcap capture of every packet in and out.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+}
+
+impl TunArgs {
+    /// Opens the outputs, the device, and starts the driver.
+    pub fn start(&self) -> Result<Net, String> {
+        if !(self.msl.is_finite() && self.msl >= 0.0) {
+            return Err(format!("bad --msl {}: seconds, 0 or more", self.msl));
+        }
+        let config = Config {
+            msl: Duration::from_secs_f64(self.msl),
+            ..Config::default()
+        };
+        let mut b = Net::builder(&self.tun).addr(self.addr).config(config);
+        if let Some(h) = self.host {
+            if h.addr.is_ipv4() != self.addr.is_ipv4() {
+                return Err("--host and --addr must be of the same IP version".into());
+            }
+            b = b.host(h);
+        }
+        if let Some(p) = &self.trace {
+            let f = File::create(p).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+            b = b.trace(Box::new(f));
+        }
+        if let Some(p) = &self.pcap {
+            let f = File::create(p).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+            b = b.pcap(Box::new(f));
+        }
+        b.start().map_err(|e| e.to_string())
+    }
+}

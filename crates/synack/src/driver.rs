@@ -1,0 +1,576 @@
+//! The TUN driver: one thread that owns the device and drives a [`Stack`].
+//!
+//! The stack sits behind a mutex shared with the application threads (the
+//! sockets of [`crate::net`] and, with the `tokio` feature,
+//! [`crate::tokio`]). The driver thread waits in `ppoll` on three things at
+//! once: the TUN descriptor, an `eventfd` that application threads write to
+//! when they moved the stack's next deadline earlier, and that deadline.
+//! When it wakes it reads every packet that is ready (up to [`BATCH`]
+//! packets) without holding the lock, then takes the lock once and hands
+//! the whole batch to the stack, runs the timers that are due, writes out
+//! everything the stack queued, and turns the stack's events into wake-ups
+//! (a `Condvar` per connection for blocking callers, `Waker`s for async
+//! ones).
+//!
+//! A user call made on an application thread runs the stack under the same
+//! lock and then writes out what the stack queued itself, so that a `write`
+//! does not wait for the driver thread to be scheduled.
+//!
+//! Arriving packets are sorted ([`crate::icmp_echo::classify`]): TCP and
+//! ICMP/ICMPv6 errors addressed to one of the stack's addresses go to
+//! [`Stack::handle_packet`] (which acts on ICMP errors itself), echo requests
+//! to those addresses are answered here, everything else is dropped and
+//! counted in [`DriverStats`].
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Waker;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use synack_core::{Config, ConnId, Error, Event, Instant, ListenerId, Stack};
+
+use crate::icmp_echo::{classify, echo_reply, Classified};
+use crate::ifconfig::{self, HostAddr};
+use crate::pcap::PcapWriter;
+use crate::trace_json::TraceWriter;
+use crate::tun::TunDevice;
+
+/// Most packets read from the device before the stack processes them.
+pub const BATCH: usize = 64;
+
+/// Largest packet read from the device (the TUN MTU may be raised up to this).
+const MAX_PACKET: usize = 65_536;
+
+/// A boxed output for traces and captures.
+pub type Sink = Box<dyn Write + Send>;
+
+/// Counters kept by the driver (the stack keeps its own: [`Stack::stats`]).
+#[derive(Clone, Debug, Default)]
+pub struct DriverStats {
+    /// Packets read from the device.
+    pub rx_packets: u64,
+    /// Packets written to the device.
+    pub tx_packets: u64,
+    /// Reads that returned more than one packet before the device ran dry:
+    /// how often batching applied.
+    pub rx_batches: u64,
+    /// Arriving packets addressed to none of the stack's addresses.
+    pub dropped_not_ours: u64,
+    /// Arriving packets of another protocol (UDP, ICMP informational, ...).
+    pub dropped_protocol: u64,
+    /// Echo requests answered.
+    pub echo_replies: u64,
+    /// Writes to the device that failed (the packet is lost, as on a wire).
+    pub tx_errors: u64,
+}
+
+/// How to start a driver: see [`Net::builder`].
+pub struct NetBuilder {
+    tun: String,
+    addrs: Vec<IpAddr>,
+    host: Option<HostAddr>,
+    config: Config,
+    trace: Option<Sink>,
+    pcap: Option<Sink>,
+}
+
+impl NetBuilder {
+    /// Adds an address of the stack (the address the peers connect to).
+    pub fn addr(mut self, addr: IpAddr) -> Self {
+        self.addrs.push(addr);
+        self
+    }
+
+    /// Gives the host side of the device this address and brings it up.
+    pub fn host(mut self, host: HostAddr) -> Self {
+        self.host = Some(host);
+        self
+    }
+
+    /// The stack's configuration (default: [`Config::default`]).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Writes the trace (JSON Lines, `shared/CONTRACT.md`) to `out`.
+    pub fn trace(mut self, out: Sink) -> Self {
+        self.trace = Some(out);
+        self
+    }
+
+    /// Writes a pcap capture of every packet in and out to `out`.
+    pub fn pcap(mut self, out: Sink) -> Self {
+        self.pcap = Some(out);
+        self
+    }
+
+    /// Opens the device, configures the host side, starts the driver thread.
+    pub fn start(self) -> io::Result<Net> {
+        if self.addrs.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the stack needs an address",
+            ));
+        }
+        let tun = TunDevice::open(&self.tun).map_err(|e| {
+            let why = match e.kind() {
+                io::ErrorKind::PermissionDenied => "permission denied (needs CAP_NET_ADMIN)".into(),
+                io::ErrorKind::NotFound => "/dev/net/tun not found".into(),
+                _ => e.to_string(),
+            };
+            io::Error::new(
+                e.kind(),
+                format!("cannot open TUN device {}: {why}", self.tun),
+            )
+        })?;
+        if let Some(host) = self.host {
+            ifconfig::configure(tun.name(), host).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot give {} the address {host}: {e}", tun.name()),
+                )
+            })?;
+        }
+        let mut secret = [0u8; 16];
+        getrandom::fill(&mut secret).map_err(|e| io::Error::other(e.to_string()))?;
+        let mut config = self.config;
+        config.trace = self.trace.is_some();
+        let mut stack = Stack::new(config, secret);
+        for a in &self.addrs {
+            stack.add_address(*a);
+        }
+        let trace = self.trace.map(TraceWriter::new);
+        let pcap = match self.pcap {
+            Some(out) => Some(PcapWriter::new(out)?),
+            None => None,
+        };
+        // SAFETY: plain syscall; the result is checked before use.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if efd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor nothing else owns.
+        let wake = unsafe { OwnedFd::from_raw_fd(efd) };
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                stack,
+                conns: HashMap::new(),
+                listeners: HashMap::new(),
+                trace,
+                pcap,
+                stats: DriverStats::default(),
+                armed: None,
+            }),
+            tun,
+            wake,
+            epoch: std::time::Instant::now(),
+            stop: AtomicBool::new(false),
+        });
+        let for_thread = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("synack-driver".into())
+            .spawn(move || run(&for_thread))?;
+        Ok(Net {
+            shared: Arc::clone(&shared),
+            owner: Arc::new(Owner {
+                shared,
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+}
+
+/// A running stack on a TUN device: the handle sockets are made from.
+///
+/// Cloning is cheap; the driver thread stops when the last clone and the
+/// last socket made from it are dropped (or at [`Net::shutdown`]).
+#[derive(Clone)]
+pub struct Net {
+    pub(crate) shared: Arc<Shared>,
+    owner: Arc<Owner>,
+}
+
+impl std::fmt::Debug for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Net")
+            .field("tun", &self.shared.tun.name())
+            .finish()
+    }
+}
+
+impl Net {
+    /// Starts describing a driver on the TUN device `tun`.
+    pub fn builder(tun: &str) -> NetBuilder {
+        NetBuilder {
+            tun: tun.to_string(),
+            addrs: Vec::new(),
+            host: None,
+            config: Config::default(),
+            trace: None,
+            pcap: None,
+        }
+    }
+
+    /// The device's name.
+    pub fn tun_name(&self) -> &str {
+        self.shared.tun.name()
+    }
+
+    /// The driver's counters.
+    pub fn driver_stats(&self) -> DriverStats {
+        self.shared.lock().stats.clone()
+    }
+
+    /// Runs `f` on the stack (for counters and inspection), then sends what
+    /// it queued.
+    pub fn with_stack<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> R {
+        let mut g = self.shared.lock();
+        let r = f(&mut g.stack);
+        self.shared.settle(&mut g);
+        r
+    }
+
+    /// Stops the driver thread and waits for it; flushes trace and capture.
+    /// Sockets still open stop working (their calls time out or fail).
+    pub fn shutdown(&self) {
+        self.owner.stop();
+    }
+
+    /// The stack's clock now.
+    pub fn now(&self) -> Instant {
+        self.shared.now()
+    }
+}
+
+/// Stops the thread when the last handle goes.
+struct Owner {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Owner {
+    fn stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.wake();
+        let t = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+        let mut g = self.shared.lock();
+        if let Some(w) = g.trace.as_mut() {
+            let _ = w.flush();
+        }
+        if let Some(w) = g.pcap.as_mut() {
+            let _ = w.flush();
+        }
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What application threads share with the driver thread.
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    tun: TunDevice,
+    wake: OwnedFd,
+    epoch: std::time::Instant,
+    stop: AtomicBool,
+}
+
+/// Wake-ups of one connection.
+#[derive(Default)]
+pub(crate) struct ConnWaiters {
+    /// Blocking callers wait here (with the `Inner` lock).
+    pub cond: Arc<Condvar>,
+    /// An async reader (or connector) to wake.
+    pub read: Option<Waker>,
+    /// An async writer (or connector) to wake.
+    pub write: Option<Waker>,
+    /// Set once the connection reached CLOSED: why, when not orderly.
+    pub closed: Option<Option<Error>>,
+    /// The last ICMP soft error reported for it.
+    pub soft_error: Option<Error>,
+}
+
+/// Wake-ups of one listener.
+#[derive(Default)]
+pub(crate) struct ListenerWaiters {
+    pub cond: Arc<Condvar>,
+    pub accept: Option<Waker>,
+}
+
+/// Everything behind the lock.
+pub(crate) struct Inner {
+    pub stack: Stack,
+    pub conns: HashMap<ConnId, ConnWaiters>,
+    pub listeners: HashMap<ListenerId, ListenerWaiters>,
+    trace: Option<TraceWriter<Sink>>,
+    pcap: Option<PcapWriter<Sink>>,
+    stats: DriverStats,
+    /// The deadline the driver thread is sleeping towards.
+    armed: Option<Instant>,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The stack's clock: microseconds since the driver started.
+    pub(crate) fn now(&self) -> Instant {
+        Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    pub(crate) fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Wakes the driver thread.
+    fn wake(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer to our eventfd.
+        let _ = unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), 8) };
+    }
+
+    /// After the stack ran: sends what it queued, writes its trace, turns
+    /// its events into wake-ups, and wakes the driver thread when the next
+    /// deadline moved earlier than the one it sleeps towards.
+    pub(crate) fn settle(&self, g: &mut Inner) {
+        let now = self.now();
+        while let Some(p) = g.stack.poll_transmit() {
+            if let Some(w) = g.pcap.as_mut() {
+                let _ = w.write_packet(now, &p);
+            }
+            match self.tun.send(&p) {
+                Ok(_) => g.stats.tx_packets += 1,
+                Err(_) => g.stats.tx_errors += 1,
+            }
+        }
+        if g.trace.is_some() {
+            while let Some(ev) = g.stack.poll_trace() {
+                if let Some(w) = g.trace.as_mut() {
+                    let _ = w.write_event(None, &ev);
+                }
+            }
+        }
+        while let Some(ev) = g.stack.poll_event() {
+            g.dispatch(ev);
+        }
+        if let Some(d) = g.stack.poll_timeout() {
+            if g.armed.is_none_or(|a| d < a) {
+                g.armed = Some(d);
+                self.wake();
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn dispatch(&mut self, ev: Event) {
+        let conn = match ev {
+            Event::Incoming(lid) => {
+                if let Some(l) = self.listeners.get_mut(&lid) {
+                    l.cond.notify_all();
+                    if let Some(w) = l.accept.take() {
+                        w.wake();
+                    }
+                }
+                return;
+            }
+            Event::Connected(id) | Event::Readable(id) | Event::Writable(id) => id,
+            Event::Closed { id, error } => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.closed = Some(error);
+                }
+                id
+            }
+            Event::SoftError { id, error } => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.soft_error = Some(error);
+                }
+                return;
+            }
+            Event::DeliveryTrouble(_) => return,
+            #[allow(unreachable_patterns)]
+            _ => return,
+        };
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.cond.notify_all();
+            if let Some(w) = c.read.take() {
+                w.wake();
+            }
+            if let Some(w) = c.write.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Wakes every waiter (the driver is stopping).
+    fn wake_all(&mut self) {
+        for c in self.conns.values_mut() {
+            c.cond.notify_all();
+            if let Some(w) = c.read.take() {
+                w.wake();
+            }
+            if let Some(w) = c.write.take() {
+                w.wake();
+            }
+        }
+        for l in self.listeners.values_mut() {
+            l.cond.notify_all();
+            if let Some(w) = l.accept.take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// The driver thread's loop.
+fn run(shared: &Shared) {
+    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PACKET]).collect();
+    let mut lens = [0usize; BATCH];
+    let mut last_flush = std::time::Instant::now();
+    while !shared.stopped() {
+        let timeout = {
+            let mut g = shared.lock();
+            let next = g.stack.poll_timeout();
+            g.armed = next;
+            let mut wait = next.map(|d| d.saturating_since(shared.now()));
+            if g.trace.is_some() || g.pcap.is_some() {
+                // The contract wants the trace flushed at least once a second.
+                wait = Some(wait.map_or(Duration::from_secs(1), |w| w.min(Duration::from_secs(1))));
+            }
+            wait
+        };
+        let (tun_ready, woken) = wait(shared, timeout);
+        if woken {
+            let mut v = [0u8; 8];
+            // SAFETY: reads 8 bytes into a live buffer from our eventfd.
+            let _ = unsafe { libc::read(shared.wake.as_raw_fd(), v.as_mut_ptr().cast(), 8) };
+        }
+        let mut n = 0;
+        if tun_ready {
+            while n < BATCH {
+                match shared.tun.recv(&mut bufs[n]) {
+                    Ok(len) => {
+                        lens[n] = len;
+                        n += 1;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        let mut g = shared.lock();
+        let now = shared.now();
+        if n > 1 {
+            g.stats.rx_batches += 1;
+        }
+        for (buf, &len) in bufs.iter().zip(&lens[..n]) {
+            input(shared, &mut g, now, &buf[..len]);
+        }
+        if g.stack.poll_timeout().is_some_and(|d| d <= now) {
+            g.stack.handle_timeout(now);
+        }
+        shared.settle(&mut g);
+        if last_flush.elapsed() >= Duration::from_secs(1) {
+            last_flush = std::time::Instant::now();
+            if let Some(w) = g.trace.as_mut() {
+                let _ = w.flush();
+            }
+            if let Some(w) = g.pcap.as_mut() {
+                let _ = w.flush();
+            }
+        }
+    }
+    shared.lock().wake_all();
+}
+
+/// One arriving packet: to the stack, answered, or dropped and counted.
+fn input(shared: &Shared, g: &mut Inner, now: Instant, packet: &[u8]) {
+    g.stats.rx_packets += 1;
+    match classify(packet) {
+        Classified::ForStack { dst } if g.stack.addresses().contains(&dst) => {
+            if let Some(w) = g.pcap.as_mut() {
+                let _ = w.write_packet(now, packet);
+            }
+            g.stack.handle_packet(now, packet);
+        }
+        Classified::EchoRequest { dst } if g.stack.addresses().contains(&dst) => {
+            let ttl = g.stack.config().ttl;
+            if let Some(reply) = echo_reply(packet, ttl) {
+                g.stats.echo_replies += 1;
+                match shared.tun.send(&reply) {
+                    Ok(_) => g.stats.tx_packets += 1,
+                    Err(_) => g.stats.tx_errors += 1,
+                }
+            }
+        }
+        Classified::ForStack { .. } | Classified::EchoRequest { .. } => {
+            g.stats.dropped_not_ours += 1
+        }
+        Classified::Other => g.stats.dropped_protocol += 1,
+    }
+}
+
+/// Waits for the device, the wake-up or the timeout. Returns (device
+/// readable, woken up).
+fn wait(shared: &Shared, timeout: Option<Duration>) -> (bool, bool) {
+    let mut fds = [
+        libc::pollfd {
+            fd: shared.tun.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: shared.wake.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `fds` and `ts` outlive the call; a null timeout blocks.
+    let rc = unsafe { libc::ppoll(fds.as_mut_ptr(), 2, ts_ptr, std::ptr::null()) };
+    if rc <= 0 {
+        return (false, false);
+    }
+    (fds[0].revents != 0, fds[1].revents != 0)
+}
+
+/// Maps a core error to the `std::io::Error` a socket user expects.
+pub fn io_error(e: Error) -> io::Error {
+    use io::ErrorKind as K;
+    #[allow(unreachable_patterns)]
+    let kind = match e {
+        Error::WouldBlock => K::WouldBlock,
+        Error::Refused => K::ConnectionRefused,
+        Error::Reset => K::ConnectionReset,
+        Error::TimedOut => K::TimedOut,
+        Error::Closing => K::BrokenPipe,
+        Error::InvalidHandle | Error::InvalidState => K::NotConnected,
+        Error::AddrInUse => K::AddrInUse,
+        Error::AddrNotAvailable | Error::NoPorts => K::AddrNotAvailable,
+        Error::InvalidAddress => K::InvalidInput,
+        Error::Aborted => K::ConnectionAborted,
+        Error::NetworkUnreachable => K::NetworkUnreachable,
+        Error::HostUnreachable => K::HostUnreachable,
+        _ => K::Other,
+    };
+    io::Error::new(kind, e.as_str())
+}

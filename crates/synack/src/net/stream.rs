@@ -1,0 +1,390 @@
+//! The blocking [`TcpStream`].
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant as StdInstant};
+
+use synack_core::{ConnId, Error, State};
+
+use super::wait_conn;
+use crate::driver::{io_error, ConnWaiters, Inner, Net};
+
+/// A TCP connection on a [`Net`]. Dropping the last handle (see
+/// [`TcpStream::try_clone`]) closes it gracefully (FIN; the stack finishes
+/// the close on its own), or with RST after `set_linger(Some(0))`.
+#[derive(Debug, Clone)]
+pub struct TcpStream {
+    inner: Arc<StreamInner>,
+}
+
+#[derive(Debug)]
+struct StreamInner {
+    net: Net,
+    id: ConnId,
+    local: SocketAddr,
+    peer: SocketAddr,
+    opts: Mutex<Opts>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Opts {
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    linger: Option<Duration>,
+    nodelay: bool,
+    read_shut: bool,
+}
+
+impl TcpStream {
+    /// Opens a connection to `addr` from the stack's address of the same
+    /// family and an ephemeral port, and waits until it is established or
+    /// has failed (`ConnectionRefused`, `TimedOut` once the SYN
+    /// retransmissions run out, ...).
+    pub fn connect(net: &Net, addr: SocketAddr) -> io::Result<TcpStream> {
+        Self::connect_inner(net, None, addr, None)
+    }
+
+    /// Like [`TcpStream::connect`], giving up with `TimedOut` after `timeout`.
+    pub fn connect_timeout(
+        net: &Net,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        Self::connect_inner(net, None, addr, Some(StdInstant::now() + timeout))
+    }
+
+    /// Like [`TcpStream::connect`], from a given local address (port 0: an
+    /// ephemeral port).
+    pub fn connect_from(net: &Net, local: SocketAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+        Self::connect_inner(net, Some(local), addr, None)
+    }
+
+    fn connect_inner(
+        net: &Net,
+        local: Option<SocketAddr>,
+        addr: SocketAddr,
+        deadline: Option<StdInstant>,
+    ) -> io::Result<TcpStream> {
+        let stream = Self::start_connect(net, local, addr)?;
+        let shared = &net.shared;
+        let id = stream.inner.id;
+        let mut g = shared.lock();
+        loop {
+            match stream.connect_status(&mut g) {
+                Some(Ok(())) => break,
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+            g = match wait_conn(shared, g, id, deadline, io::ErrorKind::TimedOut) {
+                Ok(g) => g,
+                Err(e) => {
+                    // Drop aborts the half-open connection.
+                    stream.set_linger(Some(Duration::ZERO))?;
+                    return Err(e);
+                }
+            };
+        }
+        drop(g);
+        Ok(stream)
+    }
+
+    /// Sends the SYN and returns the stream in SYN-SENT.
+    pub(crate) fn start_connect(
+        net: &Net,
+        local: Option<SocketAddr>,
+        addr: SocketAddr,
+    ) -> io::Result<TcpStream> {
+        let shared = &net.shared;
+        let mut g = shared.lock();
+        let now = shared.now();
+        let id = g.stack.connect(now, local, addr).map_err(io_error)?;
+        let stream = TcpStream::adopt(net, &mut g, id)?;
+        shared.settle(&mut g);
+        Ok(stream)
+    }
+
+    /// `Some(Ok)` once established, `Some(Err)` once failed, `None` while
+    /// the handshake goes on.
+    pub(crate) fn connect_status(&self, g: &mut Inner) -> Option<io::Result<()>> {
+        let id = self.inner.id;
+        match g.stack.state(id) {
+            Ok(State::SynSent) | Ok(State::SynReceived) => None,
+            Ok(State::Closed) => {
+                let err = g.stack.error(id).ok().flatten().unwrap_or(Error::Refused);
+                Some(Err(io_error(err)))
+            }
+            Ok(_) => Some(Ok(())),
+            Err(e) => Some(Err(io_error(e))),
+        }
+    }
+
+    /// Wraps a connection the stack already has (accepted or connecting).
+    pub(crate) fn adopt(net: &Net, g: &mut Inner, id: ConnId) -> io::Result<TcpStream> {
+        let tuple = g.stack.tuple(id).map_err(io_error)?;
+        g.conns.insert(id, ConnWaiters::default());
+        Ok(TcpStream {
+            inner: Arc::new(StreamInner {
+                net: net.clone(),
+                id,
+                local: tuple.local,
+                peer: tuple.remote,
+                opts: Mutex::new(Opts::default()),
+            }),
+        })
+    }
+
+    fn opts(&self) -> MutexGuard<'_, Opts> {
+        self.inner.opts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.inner.peer)
+    }
+
+    /// Our address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.inner.local)
+    }
+
+    /// The connection's state now (RFC 9293 names).
+    pub fn state(&self) -> State {
+        let g = self.inner.net.shared.lock();
+        g.stack.state(self.inner.id).unwrap_or(State::Closed)
+    }
+
+    /// Why the connection ended, when it ended in a way other than an
+    /// orderly close (a reset, a timeout), as `std`'s `take_error` (the
+    /// error stays readable: the connection cannot fail twice).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        let g = self.inner.net.shared.lock();
+        let e = g.stack.error(self.inner.id).map_err(io_error)?;
+        Ok(e.map(io_error))
+    }
+
+    /// Another handle on the same connection (never fails; the connection
+    /// closes when the last handle is dropped).
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        Ok(self.clone())
+    }
+
+    /// Half-close and friends: `Write` sends FIN after the queued data and
+    /// keeps reading; `Read` makes further reads return end of stream;
+    /// `Both` does both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.opts().read_shut = true;
+            // A reader blocked now returns end of stream.
+            let mut g = self.inner.net.shared.lock();
+            if let Some(c) = g.conns.get_mut(&self.inner.id) {
+                c.cond.notify_all();
+                if let Some(w) = c.read.take() {
+                    w.wake();
+                }
+            }
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            let shared = &self.inner.net.shared;
+            let mut g = shared.lock();
+            let now = shared.now();
+            let r = g.stack.shutdown_write(now, self.inner.id);
+            shared.settle(&mut g);
+            match r {
+                Ok(()) | Err(Error::Closing) => {}
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        let shared = &self.inner.net.shared;
+        let mut g = shared.lock();
+        g.stack
+            .set_nodelay(self.inner.id, nodelay)
+            .map_err(io_error)?;
+        self.opts().nodelay = nodelay;
+        Ok(())
+    }
+
+    /// Whether Nagle's algorithm is off.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        Ok(self.opts().nodelay)
+    }
+
+    /// `Some(Duration::ZERO)`: dropping the stream aborts it with RST.
+    /// Any other value: dropping closes gracefully, without blocking.
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        self.opts().linger = linger;
+        Ok(())
+    }
+
+    /// The value set by [`TcpStream::set_linger`].
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        Ok(self.opts().linger)
+    }
+
+    /// How long a read waits before failing with `WouldBlock` (`None`: forever).
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        check_timeout(dur)?;
+        self.opts().read_timeout = dur;
+        Ok(())
+    }
+
+    /// How long a write waits for room before failing with `WouldBlock`.
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        check_timeout(dur)?;
+        self.opts().write_timeout = dur;
+        Ok(())
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.opts().read_timeout)
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.opts().write_timeout)
+    }
+
+    /// One read attempt: `Err(WouldBlock)` when nothing is there yet.
+    pub(crate) fn try_read(&self, g: &mut Inner, buf: &mut [u8]) -> Result<usize, Error> {
+        if self.opts().read_shut {
+            return Ok(0);
+        }
+        let now = self.inner.net.shared.now();
+        g.stack.recv(now, self.inner.id, buf)
+    }
+
+    /// One write attempt: `Err(WouldBlock)` when the send buffer is full.
+    pub(crate) fn try_write(&self, g: &mut Inner, buf: &[u8]) -> Result<usize, Error> {
+        let now = self.inner.net.shared.now();
+        g.stack.send(now, self.inner.id, buf)
+    }
+
+    /// The connection's id in the stack.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn id(&self) -> ConnId {
+        self.inner.id
+    }
+
+    /// The network it lives on.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn net(&self) -> &Net {
+        &self.inner.net
+    }
+
+    fn read_blocking(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let deadline = self.opts().read_timeout.map(|d| StdInstant::now() + d);
+        let shared = &self.inner.net.shared;
+        let mut g = shared.lock();
+        loop {
+            match self.try_read(&mut g, buf) {
+                Ok(n) => {
+                    shared.settle(&mut g);
+                    return Ok(n);
+                }
+                Err(Error::WouldBlock) => {
+                    g = wait_conn(
+                        shared,
+                        g,
+                        self.inner.id,
+                        deadline,
+                        io::ErrorKind::WouldBlock,
+                    )?;
+                }
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+    }
+
+    fn write_blocking(&self, buf: &[u8]) -> io::Result<usize> {
+        let deadline = self.opts().write_timeout.map(|d| StdInstant::now() + d);
+        let shared = &self.inner.net.shared;
+        let mut g = shared.lock();
+        loop {
+            match self.try_write(&mut g, buf) {
+                Ok(n) => {
+                    shared.settle(&mut g);
+                    return Ok(n);
+                }
+                Err(Error::WouldBlock) => {
+                    shared.settle(&mut g);
+                    g = wait_conn(
+                        shared,
+                        g,
+                        self.inner.id,
+                        deadline,
+                        io::ErrorKind::WouldBlock,
+                    )?;
+                }
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+    }
+}
+
+fn check_timeout(dur: Option<Duration>) -> io::Result<()> {
+    if dur == Some(Duration::ZERO) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot set a 0 duration timeout",
+        ));
+    }
+    Ok(())
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_blocking(buf)
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_blocking(buf)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_blocking(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_blocking(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for StreamInner {
+    fn drop(&mut self) {
+        let shared = &self.net.shared;
+        let linger = self.opts.lock().map(|o| o.linger).unwrap_or(None);
+        let mut g = shared.lock();
+        let now = shared.now();
+        if linger == Some(Duration::ZERO) {
+            let _ = g.stack.abort(now, self.id);
+        } else {
+            let _ = g.stack.close(now, self.id);
+        }
+        g.conns.remove(&self.id);
+        shared.settle(&mut g);
+    }
+}

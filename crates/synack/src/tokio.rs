@@ -1,0 +1,166 @@
+//! Async sockets for tokio (the `tokio` feature): [`TcpListener`] and
+//! [`TcpStream`] implementing tokio's `AsyncRead` and `AsyncWrite`.
+//!
+//! They are woken by the driver thread (a `Waker` per connection direction,
+//! registered under the stack's lock, so no wake-up is lost), so they work
+//! on any runtime flavour, multi-threaded included, and need no reactor
+//! registration of their own.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use synack_core::Error;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::driver::{io_error, Net};
+use crate::net;
+
+/// An async listening socket.
+#[derive(Debug)]
+pub struct TcpListener {
+    inner: net::TcpListener,
+}
+
+impl TcpListener {
+    /// Listens on `addr` (see [`net::TcpListener::bind`]).
+    pub fn bind(net: &Net, addr: SocketAddr) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            inner: net::TcpListener::bind(net, addr)?,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// Waits for the next established connection.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (inner, peer) = poll_fn(|cx| self.inner.poll_accept(cx.waker())).await?;
+        Ok((TcpStream { inner }, peer))
+    }
+}
+
+/// An async TCP connection. Dropping it closes it as the blocking
+/// [`net::TcpStream`] does.
+#[derive(Debug)]
+pub struct TcpStream {
+    inner: net::TcpStream,
+}
+
+impl TcpStream {
+    /// Opens a connection to `addr` and waits until it is established or
+    /// has failed (see [`net::TcpStream::connect`]).
+    pub async fn connect(net: &Net, addr: SocketAddr) -> io::Result<TcpStream> {
+        let inner = net::TcpStream::start_connect(net, None, addr)?;
+        poll_fn(|cx| {
+            let mut g = inner.net().shared.lock();
+            match inner.connect_status(&mut g) {
+                Some(r) => Poll::Ready(r),
+                None => {
+                    if inner.net().shared.stopped() {
+                        return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+                    }
+                    if let Some(c) = g.conns.get_mut(&inner.id()) {
+                        c.write = Some(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+        .await?;
+        Ok(TcpStream { inner })
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
+    /// Our address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.inner.set_nodelay(nodelay)
+    }
+
+    /// See [`net::TcpStream::set_linger`].
+    pub fn set_linger(&self, linger: Option<std::time::Duration>) -> io::Result<()> {
+        self.inner.set_linger(linger)
+    }
+
+    /// The blocking handle on the same connection.
+    pub fn as_blocking(&self) -> &net::TcpStream {
+        &self.inner
+    }
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let s = &self.inner;
+        let shared = &s.net().shared;
+        let mut g = shared.lock();
+        match s.try_read(&mut g, buf.initialize_unfilled()) {
+            Ok(n) => {
+                buf.advance(n);
+                shared.settle(&mut g);
+                Poll::Ready(Ok(()))
+            }
+            Err(Error::WouldBlock) => {
+                if shared.stopped() {
+                    return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+                }
+                if let Some(c) = g.conns.get_mut(&s.id()) {
+                    c.read = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(io_error(e))),
+        }
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let s = &self.inner;
+        let shared = &s.net().shared;
+        let mut g = shared.lock();
+        let r = s.try_write(&mut g, buf);
+        shared.settle(&mut g);
+        match r {
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(Error::WouldBlock) => {
+                if shared.stopped() {
+                    return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+                }
+                if let Some(c) = g.conns.get_mut(&s.id()) {
+                    c.write = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(io_error(e))),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.inner.shutdown(Shutdown::Write))
+    }
+}
