@@ -15,7 +15,6 @@
 //! dropped (it will be retransmitted), while segments that extend or join
 //! existing ranges, or land at RCV.NXT, are always accepted.
 
-use alloc::vec;
 use alloc::vec::Vec;
 
 /// The most separate out-of-order ranges a [`RecvBuffer`] tracks.
@@ -105,11 +104,18 @@ impl RecvBuffer {
         if i == j && offset > 0 && self.ranges.len() >= MAX_RANGES {
             return 0;
         }
-        if self.buf.is_empty() {
-            self.buf = vec![0; self.capacity];
-        }
         let pos = self.ring_pos(self.readable.saturating_add(offset));
-        copy_into_ring(&mut self.buf, pos, data);
+        // Grow the ring only as far as it is written (a write that wraps
+        // has reached the end, so the ring is whole by then): no up-front
+        // zeroing of `capacity` bytes per connection.
+        let need = pos.saturating_add(data.len()).min(self.capacity);
+        if self.buf.len() < need {
+            if self.buf.capacity() == 0 {
+                self.buf.reserve_exact(self.capacity);
+            }
+            self.buf.resize(need, 0);
+        }
+        copy_into_ring(&mut self.buf, self.capacity, pos, data);
 
         let (mut start, mut stop) = (offset, end);
         if let Some(touching) = self.ranges.get(i..j) {
@@ -199,8 +205,8 @@ impl RecvBuffer {
 
 /// Copies `data` into `ring` from index `pos`, wrapping round the end.
 /// `data` must fit in the ring; anything that would not is dropped.
-fn copy_into_ring(ring: &mut [u8], pos: usize, data: &[u8]) {
-    let first = data.len().min(ring.len().saturating_sub(pos));
+fn copy_into_ring(ring: &mut [u8], capacity: usize, pos: usize, data: &[u8]) {
+    let first = data.len().min(capacity.saturating_sub(pos));
     let (a, b) = data.split_at(first);
     if let Some(dst) = ring.get_mut(pos..pos.saturating_add(a.len())) {
         dst.copy_from_slice(a);
@@ -213,6 +219,7 @@ fn copy_into_ring(ring: &mut [u8], pos: usize, data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
     use proptest::prelude::*;
 
     fn read_all(b: &mut RecvBuffer) -> Vec<u8> {
@@ -234,9 +241,18 @@ mod tests {
         assert_eq!(b.write_at(1000, b"x"), 0);
         assert!(b.buf.is_empty());
         assert_eq!(b.write_at(0, b"hi"), 2);
-        assert_eq!(b.buf.len(), 1000);
+        // Only what was written is initialised.
+        assert_eq!(b.buf.len(), 2);
+        assert_eq!(b.write_at(500, b"far"), 0);
+        assert_eq!(b.buf.len(), 505);
         assert_eq!(read_all(&mut b), b"hi");
-        assert!(b.release_if_empty());
+        assert!(!b.release_if_empty(), "out-of-order data is still held");
+        let mut c = RecvBuffer::new(1000);
+        assert_eq!(c.write_at(0, b"hi"), 2);
+        assert_eq!(read_all(&mut c), b"hi");
+        assert!(c.release_if_empty());
+        assert!(c.buf.is_empty());
+        let mut b = c;
         assert!(b.buf.is_empty());
         assert_eq!(b.write_at(0, b"again"), 5);
         assert_eq!(read_all(&mut b), b"again");

@@ -50,6 +50,8 @@ pub struct EchoServer {
     /// The first connection accepted, for scenarios that inspect it.
     pub first: Option<ConnId>,
     backlog: usize,
+    /// Reused for every read, so that no call zeroes a fresh buffer.
+    scratch: Vec<u8>,
 }
 
 impl EchoServer {
@@ -65,6 +67,7 @@ impl EchoServer {
             errors: Vec::new(),
             first: None,
             backlog: 1024,
+            scratch: vec![0; 16 * 1024],
         }
     }
 
@@ -87,7 +90,7 @@ impl EchoServer {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        let mut buf = [0u8; 16 * 1024];
+        let buf = &mut self.scratch;
         loop {
             if !c.pending.is_empty() {
                 match stack.send(now, id, &c.pending) {
@@ -105,7 +108,7 @@ impl EchoServer {
             if c.eof || !allowed {
                 break;
             }
-            match stack.recv(now, id, &mut buf) {
+            match stack.recv(now, id, buf) {
                 Ok(0) => c.eof = true,
                 Ok(n) => c.pending.extend_from_slice(&buf[..n]),
                 Err(_) => break,

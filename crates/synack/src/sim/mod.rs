@@ -18,7 +18,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 
 use synack_core::{Config, Event, Instant, Stack, TraceKind};
-use synack_wire::parse_packet;
+use synack_wire::{parse_packet, peek_tuple};
 
 use crate::record::{HostId, LinkFate, Record};
 
@@ -269,17 +269,21 @@ impl Sim {
         if let Some(c) = self.capture.as_mut() {
             c.push((now, packet.clone()));
         }
-        let to = match parse_packet(&packet) {
-            Ok(seg) => {
-                if let Some(rule) = self.drop_rule.as_mut() {
+        let to = if let Some(rule) = self.drop_rule.as_mut() {
+            match parse_packet(&packet) {
+                Ok(seg) => {
                     if rule(from, &seg) {
                         self.note(from, LinkFate::Lost);
                         return;
                     }
+                    self.routes.get(&seg.dst).copied()
                 }
-                self.routes.get(&seg.dst).copied()
+                Err(_) => None,
             }
-            Err(_) => None,
+        } else {
+            // Route on the destination address alone; the receiving stack
+            // does the full parse.
+            peek_tuple(&packet).and_then(|(_, dst)| self.routes.get(&dst.ip()).copied())
         };
         let Some(to) = to else {
             // Nobody owns the destination: the packet vanishes.
