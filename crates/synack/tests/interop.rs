@@ -1,0 +1,496 @@
+//! Interop with the Linux kernel's TCP over a TUN device. Each test makes
+//! its own network namespace with a `syn0` device in it: the stack is
+//! 10.0.0.2, the kernel's side of the device 10.0.0.1/24. They need root
+//! and /dev/net/tun; elsewhere they print `skipped: <why>` and return.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use common::{have, pattern, Netns, SharedBuf};
+use synack::core::Config;
+use synack::net::{TcpListener, TcpStream};
+use synack::Net;
+
+const STACK: &str = "10.0.0.2";
+const HOST: &str = "10.0.0.1/24";
+const T: Duration = Duration::from_secs(20);
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Timers short enough for tests: RTO floor 200 ms (as Linux), MSL 0.5 s.
+fn test_config() -> Config {
+    Config {
+        min_rto: Duration::from_millis(200),
+        msl: Duration::from_millis(500),
+        ..Config::default()
+    }
+}
+
+fn start(ns: &Netns, cfg: Config, trace: Option<&SharedBuf>) -> Net {
+    ns.enter(|| {
+        let mut b = Net::builder("syn0")
+            .addr(STACK.parse().unwrap())
+            .host(HOST.parse().unwrap())
+            .config(cfg);
+        if let Some(t) = trace {
+            b = b.trace(Box::new(t.clone()));
+        }
+        b.start().expect("start the stack on syn0")
+    })
+}
+
+/// An echo server on the stack's port 7, one thread per connection.
+fn echo_server(net: &Net) -> std::thread::JoinHandle<()> {
+    let l = TcpListener::bind(net, addr("10.0.0.2:7")).unwrap();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let Ok((mut s, _)) = l.accept_timeout(Duration::from_millis(200)) else {
+                if l.local_addr().is_err() {
+                    return;
+                }
+                continue;
+            };
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(T)).unwrap();
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    })
+}
+
+/// A kernel client: connects, sends `data` while reading the echo, half-closes,
+/// returns what came back.
+fn kernel_echo_client(data: &[u8]) -> Vec<u8> {
+    let mut s = std::net::TcpStream::connect_timeout(&addr("10.0.0.2:7"), T).expect("connect");
+    s.set_read_timeout(Some(T)).unwrap();
+    s.set_write_timeout(Some(T)).unwrap();
+    let mut r = s.try_clone().unwrap();
+    let want = data.len();
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::with_capacity(want);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("kernel read: {e}"),
+            }
+        }
+        got
+    });
+    s.write_all(data).expect("kernel write");
+    s.shutdown(Shutdown::Write).unwrap();
+    reader.join().unwrap()
+}
+
+#[test]
+fn kernel_client_echoes_1mib_through_synack_echo_server() {
+    let Some(ns) = Netns::new("kernel_client_echoes_1mib") else {
+        return;
+    };
+    let net = start(&ns, test_config(), None);
+    let _srv = echo_server(&net);
+    let data = pattern(1 << 20, 1);
+    let got = ns.enter(|| kernel_echo_client(&data));
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "echo differs");
+}
+
+#[test]
+fn kernel_opens_100_concurrent_connections() {
+    let Some(ns) = Netns::new("kernel_opens_100_concurrent") else {
+        return;
+    };
+    let net = start(&ns, test_config(), None);
+    let _srv = echo_server(&net);
+    ns.enter(|| {
+        let clients: Vec<_> = (0..100u8)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let data = pattern(20_000, i);
+                    assert!(kernel_echo_client(&data) == data, "client {i}");
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn half_close_kernel_fin_then_server_still_sends() {
+    let Some(ns) = Netns::new("half_close") else {
+        return;
+    };
+    let net = start(&ns, test_config(), None);
+    let l = TcpListener::bind(&net, addr("10.0.0.2:7")).unwrap();
+    let srv = std::thread::spawn(move || {
+        let (mut s, _) = l.accept_timeout(T).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).unwrap();
+        // The peer has half-closed: we can still send.
+        s.write_all(format!("got {} bytes", all.len()).as_bytes())
+            .unwrap();
+    });
+    let reply = ns.enter(|| {
+        let mut s = std::net::TcpStream::connect_timeout(&addr("10.0.0.2:7"), T).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        s.write_all(&pattern(5000, 3)).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        r
+    });
+    srv.join().unwrap();
+    assert_eq!(reply, "got 5000 bytes");
+}
+
+#[test]
+fn closed_port_is_refused_at_once() {
+    let Some(ns) = Netns::new("closed_port_refused") else {
+        return;
+    };
+    let _net = start(&ns, test_config(), None);
+    let t0 = Instant::now();
+    let e = ns
+        .enter(|| std::net::TcpStream::connect_timeout(&addr("10.0.0.2:9"), T))
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(
+        t0.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
+/// The states in the trace, in order, as "FROM>TO".
+fn transitions(trace: &str) -> Vec<String> {
+    trace
+        .lines()
+        .filter(|l| l.contains("\"event\":\"state\""))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!(
+                "{}>{}",
+                v["from"].as_str().unwrap(),
+                v["to"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + T;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn server_passive_close_states_and_kernel_time_wait() {
+    let Some(ns) = Netns::new("server_passive_close") else {
+        return;
+    };
+    let trace = SharedBuf::default();
+    let net = start(&ns, test_config(), Some(&trace));
+    let _srv = echo_server(&net);
+    let data = pattern(3000, 9);
+    let got = ns.enter(|| kernel_echo_client(&data));
+    assert!(got == data);
+    wait_for("LAST-ACK -> CLOSED", || {
+        net.with_stack(|_| ());
+        transitions(&trace.text()).contains(&"LAST-ACK>CLOSED".to_string())
+    });
+    assert_eq!(
+        transitions(&trace.text()),
+        [
+            "LISTEN>SYN-RECEIVED",
+            "SYN-RECEIVED>ESTABLISHED",
+            "ESTABLISHED>CLOSE-WAIT",
+            "CLOSE-WAIT>LAST-ACK",
+            "LAST-ACK>CLOSED"
+        ]
+    );
+    let ss = ns.run("ss", &["-tan", "state", "time-wait"]);
+    let text = String::from_utf8_lossy(&ss.stdout);
+    assert!(
+        text.contains("10.0.0.2:7"),
+        "kernel not in TIME-WAIT:\n{text}"
+    );
+}
+
+/// A kernel server on 10.0.0.1:8080: reads a request line, answers, waits
+/// for the client's FIN (then, after a pause, closes).
+fn kernel_server(ns: &Netns) -> std::thread::JoinHandle<Vec<u8>> {
+    let l = ns.enter(|| std::net::TcpListener::bind("10.0.0.1:8080").unwrap());
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let mut req = vec![0u8; 100_000];
+        s.read_exact(&mut req).unwrap();
+        s.write_all(&pattern(200_000, 5)).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        req
+    })
+}
+
+#[test]
+fn synack_client_closes_first_through_fin_wait_and_time_wait() {
+    let Some(ns) = Netns::new("synack_client_active_close") else {
+        return;
+    };
+    let trace = SharedBuf::default();
+    let net = start(&ns, test_config(), Some(&trace));
+    let srv = kernel_server(&ns);
+    let mut s = TcpStream::connect_timeout(&net, addr("10.0.0.1:8080"), T).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(&pattern(100_000, 4)).unwrap();
+    let mut resp = vec![0u8; 200_000];
+    s.read_exact(&mut resp).unwrap();
+    assert!(resp == pattern(200_000, 5));
+    drop(s);
+    assert!(srv.join().unwrap() == pattern(100_000, 4));
+    wait_for("TIME-WAIT -> CLOSED", || {
+        net.with_stack(|_| ());
+        transitions(&trace.text()).contains(&"TIME-WAIT>CLOSED".to_string())
+    });
+    assert_eq!(
+        transitions(&trace.text()),
+        [
+            "CLOSED>SYN-SENT",
+            "SYN-SENT>ESTABLISHED",
+            "ESTABLISHED>FIN-WAIT-1",
+            "FIN-WAIT-1>FIN-WAIT-2",
+            "FIN-WAIT-2>TIME-WAIT",
+            "TIME-WAIT>CLOSED"
+        ]
+    );
+}
+
+#[test]
+fn synack_client_refused_by_kernel() {
+    let Some(ns) = Netns::new("synack_client_refused") else {
+        return;
+    };
+    let net = start(&ns, test_config(), None);
+    let t0 = Instant::now();
+    let e = TcpStream::connect_timeout(&net, addr("10.0.0.1:9"), T).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(t0.elapsed() < Duration::from_millis(500));
+}
+
+#[test]
+fn synack_client_times_out_with_syn_backoff() {
+    let Some(ns) = Netns::new("synack_client_timed_out") else {
+        return;
+    };
+    if !have("nft", "--version") {
+        println!("skipped: synack_client_timed_out: no nft (nftables)");
+        return;
+    }
+    // Nobody answers: the kernel silently drops SYNs to port 9999.
+    nft(
+        &ns,
+        &[
+            "add table inet t",
+            "add chain inet t c { type filter hook input priority 0; }",
+            "add rule inet t c tcp dport 9999 drop",
+        ],
+    );
+    let cfg = Config {
+        syn_retries: 3,
+        initial_rto: Duration::from_millis(200),
+        min_rto: Duration::from_millis(200),
+        ..test_config()
+    };
+    let trace = SharedBuf::default();
+    let net = start(&ns, cfg, Some(&trace));
+    let t0 = Instant::now();
+    let e = TcpStream::connect(&net, addr("10.0.0.1:9999")).unwrap_err();
+    let took = t0.elapsed();
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    net.with_stack(|_| ());
+    let sends: Vec<f64> = trace
+        .text()
+        .lines()
+        .filter(|l| l.contains("\"event\":\"send\"") && l.contains("\"flags\":\"S\""))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["t"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(sends.len(), 4, "one SYN and 3 retransmissions");
+    let gaps: Vec<f64> = sends.windows(2).map(|w| w[1] - w[0]).collect();
+    for g in gaps.windows(2) {
+        assert!(g[1] > g[0] * 1.8, "backoff doubles: {gaps:?}");
+    }
+    // 0.2 + 0.4 + 0.8 + 1.6 s
+    assert!(
+        took > Duration::from_millis(2800) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+}
+
+/// Drops `pct` percent of the packets on syn0, both directions, at random.
+fn lossy(ns: &Netns, pct: u32) -> bool {
+    if !have("nft", "--version") {
+        return false;
+    }
+    nft(
+        ns,
+        &[
+            "add table inet loss",
+            "add chain inet loss i { type filter hook input priority 0; }",
+            "add chain inet loss o { type filter hook output priority 0; }",
+            &format!("add rule inet loss i iifname syn0 numgen random mod 100 < {pct} drop"),
+            &format!("add rule inet loss o oifname syn0 numgen random mod 100 < {pct} drop"),
+        ],
+    );
+    true
+}
+
+/// Runs nft commands inside the namespace.
+fn nft(ns: &Netns, commands: &[&str]) {
+    for c in commands {
+        let args: Vec<&str> = c.split(' ').collect();
+        let out = ns.run("nft", &args);
+        assert!(out.status.success(), "nft {c}: {out:?}");
+    }
+}
+
+#[test]
+fn lossy_path_kernel_client_data_intact() {
+    let Some(ns) = Netns::new("lossy_kernel_client") else {
+        return;
+    };
+    if !lossy(&ns, 5) {
+        println!("skipped: lossy_kernel_client: no nft (nftables)");
+        return;
+    }
+    let net = start(&ns, test_config(), None);
+    let _srv = echo_server(&net);
+    let data = pattern(512 * 1024, 7);
+    let got = ns.enter(|| kernel_echo_client(&data));
+    assert!(got == data, "echo differs over a lossy path");
+    let rtx = net.with_stack(|s| s.stats().retransmissions);
+    println!("lossy kernel client: synack retransmitted {rtx} segments");
+}
+
+#[test]
+fn lossy_path_synack_client_data_intact() {
+    let Some(ns) = Netns::new("lossy_synack_client") else {
+        return;
+    };
+    if !lossy(&ns, 5) {
+        println!("skipped: lossy_synack_client: no nft (nftables)");
+        return;
+    }
+    let net = start(&ns, test_config(), None);
+    let srv = kernel_server(&ns);
+    let mut s = TcpStream::connect_timeout(&net, addr("10.0.0.1:8080"), T).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(&pattern(100_000, 4)).unwrap();
+    let mut resp = vec![0u8; 200_000];
+    s.read_exact(&mut resp).unwrap();
+    assert!(resp == pattern(200_000, 5));
+    drop(s);
+    assert!(srv.join().unwrap() == pattern(100_000, 4));
+}
+
+#[test]
+fn ping_is_answered() {
+    let Some(ns) = Netns::new("ping_is_answered") else {
+        return;
+    };
+    if !have("ping", "-V") {
+        println!("skipped: ping_is_answered: no ping (iputils-ping)");
+        return;
+    }
+    let net = start(&ns, test_config(), None);
+    let out = ns.run("ping", &["-c", "2", "-i", "0.2", "-W", "2", STACK]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(net.driver_stats().echo_replies >= 2);
+}
+
+#[test]
+fn errors_map_to_std_kinds() {
+    let Some(ns) = Netns::new("errors_map_to_std_kinds") else {
+        return;
+    };
+    let net = start(&ns, test_config(), None);
+    let _l = TcpListener::bind(&net, addr("10.0.0.2:7")).unwrap();
+    let e = TcpListener::bind(&net, addr("10.0.0.2:7")).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+    let e = TcpListener::bind(&net, addr("10.9.9.9:7")).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrNotAvailable);
+    // A reset: the kernel peer aborts (SO_LINGER 0).
+    let l = ns.enter(|| std::net::TcpListener::bind("10.0.0.1:8081").unwrap());
+    let mut s = TcpStream::connect_timeout(&net, addr("10.0.0.1:8081"), T).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    let (k, _) = l.accept().unwrap();
+    abort_kernel_socket(k);
+    let mut buf = [0u8; 10];
+    let e = s.read(&mut buf).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset);
+    // A read timeout is WouldBlock, as std's on Linux.
+    let s2 = TcpStream::connect_timeout(&net, addr("10.0.0.1:8081"), T).unwrap();
+    let _k = l.accept().unwrap();
+    s2.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let e = (&s2).read(&mut buf).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+    // set_linger(Some(0)) aborts: the kernel sees a reset.
+    let mut k2 = {
+        let s3 = TcpStream::connect_timeout(&net, addr("10.0.0.1:8081"), T).unwrap();
+        let (k2, _) = l.accept().unwrap();
+        s3.set_linger(Some(Duration::ZERO)).unwrap();
+        k2
+    };
+    k2.set_read_timeout(Some(T)).unwrap();
+    let e = k2.read(&mut buf).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset);
+}
+
+/// Closes a kernel socket with RST (SO_LINGER with a zero timeout).
+fn abort_kernel_socket(s: std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let lg = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket and a correctly sized option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&lg as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+    drop(s);
+}
