@@ -1,5 +1,6 @@
 //! The `synack` command line (see `shared/CONTRACT.md`).
 
+mod bench;
 #[cfg(target_os = "linux")]
 mod connect;
 mod demo;
@@ -27,6 +28,9 @@ enum Command {
     /// Run a client and an echo server over a simulated link and draw what
     /// happens, segment by segment and state by state.
     Demo(demo::DemoArgs),
+    /// Run the benchmarks (churn, bulk, memory, scaling, tun) for synack and
+    /// the stacks it is compared with; a table at the end, or --json.
+    Bench(bench::BenchArgs),
     /// A TCP echo service on the user-space stack, over a Linux TUN device.
     #[cfg(target_os = "linux")]
     EchoServer(echo_server::EchoServerArgs),
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
         #[cfg(target_os = "linux")]
         Command::EchoServer(args) => echo_server::run(args),
         #[cfg(target_os = "linux")]

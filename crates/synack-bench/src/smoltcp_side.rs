@@ -1,0 +1,222 @@
+//! smoltcp in the same harness: an `Interface` and a `SocketSet` per host,
+//! over a [`smoltcp::phy::Device`] that reads and writes the same [`Link`]
+//! queues, with smoltcp's clock driven by the same virtual clock.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+
+use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketSet};
+use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant as SmolInstant;
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
+
+use crate::pipe::{earliest, Link, MTU};
+use crate::synack_side::SERVER_IP;
+
+/// A medium-IP device whose packets are the harness's: the driver moves
+/// arrived packets into `rx` and sent ones out of `tx`.
+#[derive(Default)]
+pub struct PipeDevice {
+    /// Packets that arrived, oldest first.
+    pub rx: VecDeque<Vec<u8>>,
+    /// Packets sent since the driver last emptied it.
+    pub tx: Vec<Vec<u8>>,
+}
+
+/// The receive half of a token pair: one arrived packet.
+pub struct Rx(Vec<u8>);
+
+/// The transmit half of a token pair: a slot on the outgoing queue.
+pub struct Tx<'a>(&'a mut Vec<Vec<u8>>);
+
+impl phy::RxToken for Rx {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        f(&self.0)
+    }
+}
+
+impl phy::TxToken for Tx<'_> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let mut packet = vec![0u8; len];
+        let r = f(&mut packet);
+        self.0.push(packet);
+        r
+    }
+}
+
+impl phy::Device for PipeDevice {
+    type RxToken<'a> = Rx;
+    type TxToken<'a> = Tx<'a>;
+
+    fn receive(&mut self, _now: SmolInstant) -> Option<(Rx, Tx<'_>)> {
+        let p = self.rx.pop_front()?;
+        Some((Rx(p), Tx(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _now: SmolInstant) -> Option<Tx<'_>> {
+        Some(Tx(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ip;
+        caps.max_transmission_unit = MTU;
+        // Compute and verify every checksum, as synack does.
+        caps.checksum = ChecksumCapabilities::default();
+        caps
+    }
+}
+
+/// One smoltcp host: its device, interface and sockets.
+pub struct Host {
+    /// The device on the link.
+    pub dev: PipeDevice,
+    /// The interface.
+    pub iface: Interface,
+    /// Its sockets.
+    pub sockets: SocketSet<'static>,
+}
+
+impl Host {
+    fn new(addr: Ipv4Address, seed: u64) -> Self {
+        let mut dev = PipeDevice::default();
+        let mut cfg = IfaceConfig::new(HardwareAddress::Ip);
+        cfg.random_seed = seed;
+        let mut iface = Interface::new(cfg, &mut dev, SmolInstant::from_micros(0));
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(addr), 8));
+        });
+        Host {
+            dev,
+            iface,
+            sockets: SocketSet::new(Vec::new()),
+        }
+    }
+}
+
+/// An application on one smoltcp host: smoltcp has no events, so it looks
+/// at its sockets after every poll that may have changed them.
+pub trait App {
+    /// Called after a poll; `changed` is false when smoltcp guarantees no
+    /// socket changed.
+    fn after_poll(&mut self, now: SmolInstant, host: &mut Host, changed: bool);
+}
+
+/// An application that does nothing.
+pub struct NoApp;
+
+impl App for NoApp {
+    fn after_poll(&mut self, _: SmolInstant, _: &mut Host, _: bool) {}
+}
+
+/// Host A (the client, 10.0.0.1) and host B (the server) joined by a link.
+pub struct Pair {
+    /// Host A.
+    pub a: Host,
+    /// Host B.
+    pub b: Host,
+    /// The link between them.
+    pub link: Link,
+    /// The virtual clock, microseconds.
+    pub now: u64,
+}
+
+impl Default for Pair {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Pair {
+    /// Two hosts on the link.
+    pub fn new() -> Self {
+        Pair {
+            a: Host::new(Ipv4Address::new(10, 0, 0, 1), 0x5eed_000a),
+            b: Host::new(SERVER_IP, 0x5eed_000b),
+            link: Link::default(),
+            now: 0,
+        }
+    }
+
+    /// The virtual clock as smoltcp's instant.
+    pub fn instant(&self) -> SmolInstant {
+        SmolInstant::from_micros(self.now as i64)
+    }
+
+    /// Lets both interfaces send what their sockets queued outside of
+    /// `step`, and puts it on the link.
+    pub fn flush(&mut self) {
+        let now = self.instant();
+        self.a
+            .iface
+            .poll_egress(now, &mut self.a.dev, &mut self.a.sockets);
+        self.b
+            .iface
+            .poll_egress(now, &mut self.b.dev, &mut self.b.sockets);
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        for p in self.a.dev.tx.drain(..) {
+            self.link.ab.push(self.now, p);
+        }
+        for p in self.b.dev.tx.drain(..) {
+            self.link.ba.push(self.now, p);
+        }
+    }
+
+    /// The same step as [`crate::synack_side::Pair::step`]: to the next
+    /// instant something happens, deliver, poll (smoltcp runs its timers in
+    /// the poll), let the applications look at their sockets, send.
+    pub fn step(&mut self, app_a: &mut impl App, app_b: &mut impl App) -> bool {
+        self.flush();
+        let now = self.instant();
+        let at = |h: &mut Host| {
+            h.iface
+                .poll_at(now, &h.sockets)
+                .map(|t| t.total_micros().max(0) as u64)
+        };
+        let (ta, tb) = (at(&mut self.a), at(&mut self.b));
+        let Some(next) = earliest(&[self.link.ab.next_due(), self.link.ba.next_due(), ta, tb])
+        else {
+            return false;
+        };
+        self.now = self.now.max(next);
+        let now = self.instant();
+        while let Some(p) = self.link.ab.pop_due(self.now) {
+            self.b.dev.rx.push_back(p);
+        }
+        while let Some(p) = self.link.ba.pop_due(self.now) {
+            self.a.dev.rx.push_back(p);
+        }
+        let rb = self.b.iface.poll(now, &mut self.b.dev, &mut self.b.sockets);
+        app_b.after_poll(now, &mut self.b, rb == PollResult::SocketStateChanged);
+        let ra = self.a.iface.poll(now, &mut self.a.dev, &mut self.a.sockets);
+        app_a.after_poll(now, &mut self.a, ra == PollResult::SocketStateChanged);
+        self.flush();
+        true
+    }
+}
+
+/// A TCP socket with `buffer` bytes of receive and of send buffer.
+pub fn socket(buffer: usize) -> tcp::Socket<'static> {
+    tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0u8; buffer]),
+        tcp::SocketBuffer::new(vec![0u8; buffer]),
+    )
+}
+
+/// A std socket address as a smoltcp endpoint (IPv4 only).
+pub fn endpoint(addr: SocketAddr) -> IpEndpoint {
+    match addr.ip() {
+        IpAddr::V4(v4) => IpEndpoint::new(IpAddress::Ipv4(v4), addr.port()),
+        IpAddr::V6(_) => panic!("the harness is IPv4 only"),
+    }
+}

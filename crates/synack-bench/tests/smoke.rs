@@ -1,0 +1,73 @@
+//! A smoke run of every benchmark at tiny sizes: each runs to the end and
+//! yields sane figures. No timing is asserted (benchmarks are not tests).
+
+use synack_bench::{bulk, churn, report, Silent, Sizes};
+
+#[test]
+fn churn_completes_every_connection_on_both_stacks() {
+    let sizes = Sizes::tiny();
+    let figures = churn::run(&sizes, &mut Silent);
+    assert_eq!(figures.len(), 2 * sizes.churn.len());
+    for f in &figures {
+        assert!(f.note.is_none(), "{f:?}");
+        assert!(f.value.is_some_and(|v| v > 0.0), "{f:?}");
+    }
+    let o = churn::synack(3, 30, sizes.cap, &mut Silent);
+    assert_eq!((o.completed, o.failed), (30, 0));
+    // Every TIME-WAIT ran out on the virtual clock.
+    assert!(o.virtual_secs >= 10.0, "{o:?}");
+    let o = churn::smoltcp(3, 30, sizes.cap, &mut Silent);
+    assert_eq!((o.completed, o.failed), (30, 0));
+    assert!(o.virtual_secs >= 10.0, "{o:?}");
+    println!("{}", report::table(&figures));
+}
+
+#[test]
+fn bulk_moves_every_byte_on_both_stacks() {
+    let sizes = Sizes::tiny();
+    let figures = bulk::run(&sizes, &mut Silent);
+    for f in &figures {
+        assert!(f.note.is_none(), "{f:?}");
+        assert!(f.value.is_some_and(|v| v > 0.0), "{f:?}");
+    }
+    println!("{}", report::table(&figures));
+}
+
+#[test]
+fn memory_settles_every_connection_on_both_stacks() {
+    use synack_bench::memory::{measure, Kind};
+    for stack in ["synack", "smoltcp"] {
+        for kind in [Kind::Established, Kind::TimeWait] {
+            let v = measure(None, stack, kind, 100);
+            assert!(v.is_ok_and(f64::is_finite), "{stack} {kind:?}");
+        }
+    }
+}
+
+#[test]
+fn scaling_times_every_round_trip_on_both_stacks() {
+    use synack_bench::scaling;
+    let o = scaling::synack(50, 20, &mut Silent).expect("synack");
+    assert_eq!(o.round_trips, 20);
+    assert!(o.segments >= 40, "{o:?}");
+    let o = scaling::smoltcp(50, 20, &mut Silent).expect("smoltcp");
+    assert_eq!(o.round_trips, 20);
+    assert!(o.segments >= 40, "{o:?}");
+}
+
+#[test]
+fn every_figure_renders_as_the_contract_says() {
+    let sizes = Sizes::tiny();
+    let mut figures = synack_bench::run_bench("tun", &sizes, &mut Silent, None);
+    figures.extend(synack_bench::run_bench("churn", &sizes, &mut Silent, None));
+    for f in &figures {
+        let j = f.to_json();
+        for key in ["bench", "stack", "params", "value", "unit"] {
+            assert!(j.get(key).is_some(), "{key} missing in {j}");
+        }
+        assert!(["synack", "smoltcp", "kernel"].contains(&f.stack));
+        assert!(["conn/s", "Gbit/s", "bytes/conn", "ns/segment", "req/s"].contains(&f.unit));
+    }
+    let table = report::table(&figures);
+    assert_eq!(table.lines().count(), figures.len() + 2);
+}

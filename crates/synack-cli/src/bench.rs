@@ -1,0 +1,132 @@
+//! `synack bench`: the benchmarks of `synack-bench` behind a progress bar
+//! (stderr), with a table (or JSON Lines, `--json`) on stdout at the end.
+
+use std::io::IsTerminal;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use synack_bench::{Figure, Progress, Sizes, BENCHES};
+
+/// Flags of `synack bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Benchmarks to run: churn, bulk, memory, scaling, tun (all when none
+    /// is named).
+    names: Vec<String>,
+    /// Small sizes: the whole suite in seconds (a smoke run, not figures to
+    /// quote).
+    #[arg(long)]
+    quick: bool,
+    /// One JSON object per figure and line on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Internal: one memory measurement in this fresh process.
+    #[arg(long, hide = true, value_name = "SPEC")]
+    memory_child: Option<String>,
+}
+
+/// The progress bar: one bar for the whole run, a message per case.
+struct Bar {
+    bar: ProgressBar,
+    started: bool,
+    done: u64,
+}
+
+impl Progress for Bar {
+    fn case(&mut self, label: &str) {
+        if self.started {
+            self.done += 1;
+        }
+        self.started = true;
+        self.bar.set_position(self.done * 1000);
+        self.bar.set_message(label.to_string());
+    }
+
+    fn advance(&mut self, fraction: f64) {
+        let f = (fraction.clamp(0.0, 1.0) * 1000.0) as u64;
+        self.bar.set_position(self.done * 1000 + f.min(999));
+    }
+
+    fn say(&mut self, line: &str) {
+        self.bar.suspend(|| eprintln!("{line}"));
+    }
+}
+
+/// Runs `synack bench`.
+pub fn run(args: BenchArgs) -> Result<(), String> {
+    if let Some(spec) = &args.memory_child {
+        let v = synack_bench::memory::child(spec)?;
+        println!("{v}");
+        return Ok(());
+    }
+    for n in &args.names {
+        if !BENCHES.contains(&n.as_str()) {
+            return Err(format!(
+                "unknown benchmark `{n}` (known: {})",
+                BENCHES.join(", ")
+            ));
+        }
+    }
+    let names: Vec<&str> = if args.names.is_empty() {
+        BENCHES.to_vec()
+    } else {
+        BENCHES
+            .iter()
+            .copied()
+            .filter(|b| args.names.iter().any(|n| n == b))
+            .collect()
+    };
+    let sizes = if args.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let cases: usize = names
+        .iter()
+        .map(|n| synack_bench::case_count(n, &sizes))
+        .sum();
+    let bar = ProgressBar::with_draw_target(
+        Some(cases as u64 * 1000),
+        if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:32}] {percent:>3}%  {msg}")
+            .map_err(|e| e.to_string())?
+            .progress_chars("=> "),
+    );
+    let mut progress = Bar {
+        bar,
+        started: false,
+        done: 0,
+    };
+    let mut figures: Vec<Figure> = Vec::new();
+    for name in &names {
+        figures.extend(synack_bench::run_bench(
+            name,
+            &sizes,
+            &mut progress,
+            Some(&exe),
+        ));
+    }
+    progress.bar.finish_and_clear();
+    if args.json {
+        for f in &figures {
+            println!("{}", f.to_json());
+        }
+    } else {
+        print!("{}", synack_bench::report::table(&figures));
+        let verdicts = synack_bench::report::verdicts(&figures);
+        if !verdicts.is_empty() {
+            println!();
+            for v in verdicts {
+                println!("{v}");
+            }
+        }
+    }
+    Ok(())
+}
