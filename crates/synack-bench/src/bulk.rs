@@ -172,7 +172,7 @@ impl smoltcp_side::App for SmoltcpReceiver {
 
 /// Moves `total` bytes over smoltcp with `buffer`-byte buffers.
 pub fn smoltcp(total: u64, buffer: usize, cap: Duration, progress: &mut dyn Progress) -> Outcome {
-    let mut pair = smoltcp_side::Pair::new();
+    let mut pair = smoltcp_side::Pair::new(1);
     let mut listener = smoltcp_side::socket(buffer);
     listener.listen(SERVER_PORT).expect("listen");
     let mut rx = SmoltcpReceiver {

@@ -334,11 +334,7 @@ pub fn smoltcp(
     cap: Duration,
     progress: &mut dyn Progress,
 ) -> Outcome {
-    assert!(
-        total <= synack_side::PORTS_PER_ADDR,
-        "smoltcp's client has one address"
-    );
-    let mut pair = smoltcp_side::Pair::new();
+    let mut pair = smoltcp_side::Pair::new(total);
     let mut srv = SmoltcpEchoServer::new(&mut pair.b, 2 * concurrent + 64, BUFFER);
     let mut client = SmoltcpClient {
         concurrent,

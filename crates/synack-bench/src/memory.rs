@@ -123,10 +123,7 @@ pub fn synack(kind: Kind, n: u64) -> Result<f64, String> {
 /// process. Sockets get empty data buffers (nothing is ever sent), so no
 /// data buffer is counted.
 pub fn smoltcp(kind: Kind, n: u64) -> Result<f64, String> {
-    if n > synack_side::PORTS_PER_ADDR {
-        return Err("smoltcp's client has one address".into());
-    }
-    let mut pair = smoltcp_side::Pair::new();
+    let mut pair = smoltcp_side::Pair::new(n);
     let server = smoltcp_side::endpoint(SocketAddr::new(IpAddr::V4(SERVER_IP), SERVER_PORT));
     let (base, _) = rss().ok_or("cannot read /proc/self/status")?;
     let listeners = match kind {

@@ -208,10 +208,7 @@ pub fn smoltcp(
     round_trips: u64,
     progress: &mut dyn Progress,
 ) -> Result<Outcome, String> {
-    if idle + 1 > synack_side::PORTS_PER_ADDR {
-        return Err("smoltcp's client has one address".into());
-    }
-    let mut pair = smoltcp_side::Pair::new();
+    let mut pair = smoltcp_side::Pair::new(idle + 1);
     let server = smoltcp_side::endpoint(SocketAddr::new(IpAddr::V4(SERVER_IP), SERVER_PORT));
     for _ in 0..idle {
         let mut s = smoltcp_side::socket(256);

@@ -12,7 +12,7 @@ use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
 
 use crate::pipe::{earliest, Link, MTU};
-use crate::synack_side::SERVER_IP;
+use crate::synack_side::{client_ips, SERVER_IP};
 
 /// A medium-IP device whose packets are the harness's: the driver moves
 /// arrived packets into `rx` and sent ones out of `tx`.
@@ -85,13 +85,16 @@ pub struct Host {
 }
 
 impl Host {
-    fn new(addr: Ipv4Address, seed: u64) -> Self {
+    fn new(addrs: &[Ipv4Address], seed: u64) -> Self {
         let mut dev = PipeDevice::default();
         let mut cfg = IfaceConfig::new(HardwareAddress::Ip);
         cfg.random_seed = seed;
         let mut iface = Interface::new(cfg, &mut dev, SmolInstant::from_micros(0));
         iface.update_ip_addrs(|a| {
-            let _ = a.push(IpCidr::new(IpAddress::Ipv4(addr), 8));
+            for addr in addrs {
+                a.push(IpCidr::new(IpAddress::Ipv4(*addr), 8))
+                    .expect("at most MAX_CLIENT_ADDRS addresses");
+            }
         });
         Host {
             dev,
@@ -128,18 +131,24 @@ pub struct Pair {
     pub now: u64,
 }
 
-impl Default for Pair {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// The most addresses a smoltcp client host gets (smoltcp's
+/// `iface-max-addr-count-8`): 8 × 64,512 connections.
+pub const MAX_CLIENT_ADDRS: usize = 8;
 
 impl Pair {
-    /// Two hosts on the link.
-    pub fn new() -> Self {
+    /// Two hosts on the link; A gets the client addresses that `total`
+    /// connections need ([`crate::synack_side::client_ips`]).
+    pub fn new(total: u64) -> Self {
+        let addrs: Vec<Ipv4Address> = client_ips(total)
+            .into_iter()
+            .filter_map(|ip| match ip {
+                IpAddr::V4(v4) => Some(v4),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
         Pair {
-            a: Host::new(Ipv4Address::new(10, 0, 0, 1), 0x5eed_000a),
-            b: Host::new(SERVER_IP, 0x5eed_000b),
+            a: Host::new(&addrs, 0x5eed_000a),
+            b: Host::new(&[SERVER_IP], 0x5eed_000b),
             link: Link::default(),
             now: 0,
         }
