@@ -413,6 +413,7 @@ fn must_23_syn_retries_span_3_minutes() {
     let max_rto = p.stack.config().max_rto;
     let mut times = Vec::new();
     let mut closed_at = None;
+    let mut trouble_at = None;
     while let Some(d) = p.stack.poll_timeout() {
         assert!(d <= t0 + secs(3600), "runaway timers");
         p.now = d;
@@ -423,6 +424,11 @@ fn must_23_syn_retries_span_3_minutes() {
             times.push(s.at);
         }
         for e in p.events() {
+            if e == Event::DeliveryTrouble(p.id()) {
+                // MUST-22: SYN retransmissions pass R1 like data ones.
+                trouble_at.get_or_insert(d);
+                continue;
+            }
             assert_eq!(
                 e,
                 Event::Closed {
@@ -456,6 +462,9 @@ fn must_23_syn_retries_span_3_minutes() {
     );
     assert_eq!(p.state(), State::Closed);
     assert_eq!(p.stack.error(p.id()), Ok(Some(Error::TimedOut)));
+    // SHLD-10: R1 comes no earlier than the third retransmission (7 s).
+    let trouble_at = trouble_at.expect("MUST-22: delivery trouble reported");
+    assert!(trouble_at - t0 >= secs(7) && trouble_at < closed_at);
 }
 
 /// MUST-15 (RFC 9293 §3.7.1): without an MSS option in the SYN-ACK the send

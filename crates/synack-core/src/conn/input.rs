@@ -365,7 +365,7 @@ impl Tcb {
             if self.snd_wnd == 0 {
                 // MUST-37: a peer that keeps answering probes is alive.
                 self.retries = 0;
-                self.rtx_since = None;
+                self.una_since = Some(ctx.now);
             } else if was_zero {
                 self.persist_at = None;
             }
@@ -464,13 +464,15 @@ impl Tcb {
             self.cc.on_ack(data, self.snd_mss);
         }
         self.retries = 0;
-        self.rtx_since = None;
+        self.una_since = (self.snd_una != self.snd_max).then_some(ctx.now);
+        // A soft error is history once the path carries data again.
+        self.soft_error = None;
         self.trouble_reported = false;
         self.rto_at = if self.snd_una == self.snd_max {
             None
         } else {
             // RFC 6298 §5.3: restart the timer on an ACK of new data.
-            Some(ctx.now + self.rto())
+            Some(self.rto_deadline(ctx.now))
         };
         if self.want_writable && self.sendq.free() > 0 {
             self.want_writable = false;

@@ -174,8 +174,10 @@ pub(crate) struct Tcb {
     /// Per-connection R2 as a time (MUST-21): `Some(Duration::MAX)` never
     /// gives up; `None` uses `Config::max_retries`.
     pub user_timeout: Option<Duration>,
-    /// When the current run of retransmissions started.
-    pub rtx_since: Option<Instant>,
+    /// Since when the oldest unacknowledged data has waited: set when data
+    /// goes out with nothing outstanding, moved on by every ACK of new data
+    /// (the clock of the user timeout, MUST-21).
+    pub una_since: Option<Instant>,
     /// The last ICMP soft error, reported if the connection then times out.
     pub soft_error: Option<Error>,
     /// Our urgent pointer: the sequence number after the last urgent byte
@@ -187,6 +189,9 @@ pub(crate) struct Tcb {
     pub dupacks: u32,
     /// In fast recovery until SND.UNA passes this point (RFC 6582 "recover").
     pub recover: Option<Seq>,
+    /// No fast recovery may start until SND.UNA passes this point (set at
+    /// the end of a recovery or on a timeout: RFC 6582 §3.2 steps 2 and 4).
+    pub recover_floor: Option<Seq>,
     /// Where the search for the next hole to resend starts, in recovery.
     pub rtx_hole: Seq,
 }
@@ -257,13 +262,14 @@ impl Tcb {
             keepalive_sent: 0,
             last_recv: Instant::ZERO,
             user_timeout: None,
-            rtx_since: None,
+            una_since: None,
             soft_error: None,
             snd_up: None,
             rcv_up: None,
             dupacks: 0,
             recover: None,
             rtx_hole: iss,
+            recover_floor: None,
         }
     }
 
@@ -346,6 +352,24 @@ impl Tcb {
     /// The retransmission timeout now in force.
     pub fn rto(&self) -> Duration {
         self.rtt.rto()
+    }
+
+    /// When the retransmission timer armed at `now` should fire: one RTO
+    /// later, or earlier when the user timeout runs out first (MUST-21).
+    pub fn rto_deadline(&self, now: Instant) -> Instant {
+        let at = now + self.rto();
+        match (self.user_timeout, self.una_since) {
+            (Some(limit), Some(since)) => at.min((since + limit).max(now)),
+            _ => at,
+        }
+    }
+
+    /// Notes that data is going out; starts the user-timeout clock when
+    /// nothing was outstanding.
+    pub fn note_sending(&mut self, now: Instant) {
+        if self.snd_una == self.snd_max {
+            self.una_since = Some(now);
+        }
     }
 }
 

@@ -127,11 +127,14 @@ impl Tcb {
                 repr.options.timestamps = Some((self.ts_val(ctx.now), 0));
             }
         }
+        if self.una_since.is_none() {
+            self.una_since = Some(ctx.now);
+        }
         self.emit(ctx, &repr, &[], rtx);
         self.snd_nxt = self.iss.add(1);
         self.snd_max = self.snd_max.max(self.snd_nxt);
         if self.rto_at.is_none() || rtx {
-            self.rto_at = Some(ctx.now + self.rto());
+            self.rto_at = Some(self.rto_deadline(ctx.now));
         }
     }
 
@@ -271,6 +274,7 @@ impl Tcb {
             let off = seq.since(self.send_base()) as usize;
             let got = self.sendq.copy_range(off, &mut payload);
             payload.truncate(got);
+            self.note_sending(ctx.now);
             self.send_segment(ctx, flags, seq, &payload, rtx);
             let adv = got as u32 + u32::from(fin_now);
             self.snd_nxt = seq.add(adv);
@@ -281,7 +285,7 @@ impl Tcb {
             }
             self.snd_max = self.snd_max.max(self.snd_nxt);
             if self.rto_at.is_none() {
-                self.rto_at = Some(ctx.now + self.rto());
+                self.rto_at = Some(self.rto_deadline(ctx.now));
             }
             self.persist_at = None;
             sent = true;

@@ -30,7 +30,9 @@ impl Tcb {
         let flight = self.snd_max.since(self.snd_una);
         if self.recover.is_some() {
             self.cc.on_recovery_dupack(self.snd_mss);
-        } else if self.dupacks == DUP_THRESH {
+        } else if self.dupacks == DUP_THRESH
+            && self.recover_floor.is_none_or(|f| self.snd_una.gt(f))
+        {
             // RFC 6582 §3.2 step 2: no new recovery before SND.UNA passes
             // the point of the last one.
             self.recover = Some(self.snd_max);
@@ -57,6 +59,7 @@ impl Tcb {
         if self.snd_una.ge(recover) {
             // Full ACK: leave recovery, deflate the window.
             self.recover = None;
+            self.recover_floor = Some(recover);
             let flight = self.snd_max.since(self.snd_una);
             self.cc.on_exit_recovery(flight, self.snd_mss);
             return false;
@@ -77,6 +80,7 @@ impl Tcb {
     pub(crate) fn recovery_on_rto(&mut self) {
         self.dupacks = 0;
         self.recover = None;
+        self.recover_floor = Some(self.snd_max);
         // RFC 2018 §8, RFC 6675 §5.1: after a timeout, start again from
         // SND.UNA and forget what the peer said it held (it may renege).
         self.sacked.clear();
@@ -120,6 +124,6 @@ impl Tcb {
             flags |= TcpFlags::PSH;
         }
         self.send_segment(ctx, flags, start, &payload, true);
-        self.rto_at = Some(ctx.now + self.rto());
+        self.rto_at = Some(self.rto_deadline(ctx.now));
     }
 }

@@ -53,6 +53,27 @@ impl Tcb {
         self.soft_error.unwrap_or(Error::TimedOut)
     }
 
+    /// True once the oldest unacknowledged data has waited the user timeout.
+    fn user_timeout_expired(&self, now: crate::Instant) -> bool {
+        match (self.user_timeout, self.una_since) {
+            (Some(limit), Some(since)) => now - since >= limit,
+            _ => false,
+        }
+    }
+
+    /// R1 (SHLD-9, MUST-22 for SYNs too): tell the application once per run
+    /// of retransmissions that delivery is in trouble.
+    fn report_trouble(&mut self, ctx: &mut Ctx<'_>) {
+        if self.retries >= ctx.cfg.r1_retries && !self.trouble_reported {
+            self.trouble_reported = true;
+            // A half-open passive connection has no application yet.
+            let unaccepted = self.passive && self.listener.is_some();
+            if !self.released && !unaccepted {
+                ctx.events.push_back(Event::DeliveryTrouble(ctx.id));
+            }
+        }
+    }
+
     /// Turns keep-alives on or off (MUST-24).
     pub(crate) fn set_keepalive(&mut self, ctx: &mut Ctx<'_>, on: bool) {
         self.keepalive = on;
@@ -103,7 +124,8 @@ impl Tcb {
                 } else {
                     ctx.cfg.synack_retries
                 };
-                if self.retries > limit {
+                let expired = self.user_timeout_expired(ctx.now);
+                if self.retries > limit || expired {
                     if self.passive && self.state == State::SynReceived {
                         self.set_state(ctx, State::Closed);
                         return Next::ReturnToListen;
@@ -111,6 +133,7 @@ impl Tcb {
                     let err = self.timeout_error();
                     return self.close_with(ctx, Some(err));
                 }
+                self.report_trouble(ctx);
                 self.syn_retransmitted = true;
                 self.rtt.backoff();
                 self.send_syn(ctx, true);
@@ -120,10 +143,9 @@ impl Tcb {
                 if self.snd_una == self.snd_max {
                     return Next::Stay;
                 }
-                let since = *self.rtx_since.get_or_insert(ctx.now);
                 let give_up = match self.user_timeout {
                     // MUST-21: the application's R2, as a time.
-                    Some(limit) => ctx.now - since >= limit,
+                    Some(_) => self.user_timeout_expired(ctx.now),
                     // R2 (MUST-20).
                     None => self.retries > ctx.cfg.max_retries,
                 };
@@ -131,11 +153,8 @@ impl Tcb {
                     let err = self.timeout_error();
                     return self.close_with(ctx, Some(err));
                 }
-                if self.retries >= ctx.cfg.r1_retries && !self.trouble_reported {
-                    // R1 (SHLD-9): tell the application, keep trying.
-                    self.trouble_reported = true;
-                    ctx.events.push_back(Event::DeliveryTrouble(ctx.id));
-                }
+                // R1 (SHLD-9): tell the application, keep trying.
+                self.report_trouble(ctx);
                 let flight = self.snd_max.since(self.snd_una);
                 self.recovery_on_rto();
                 self.cc.on_rto(flight, self.snd_mss);
@@ -143,7 +162,7 @@ impl Tcb {
                 // Go back to the earliest unacknowledged byte (RFC 6298 §5.4).
                 self.snd_nxt = self.snd_una;
                 self.force_probe = self.snd_wnd == 0;
-                self.rto_at = Some(ctx.now + self.rto());
+                self.rto_at = Some(self.rto_deadline(ctx.now));
                 self.output(ctx);
                 self.force_probe = false;
                 Next::Stay
