@@ -19,7 +19,7 @@ use crate::conn::{Ctx, Next, Tcb};
 use crate::isn::IsnGenerator;
 use crate::outbox::{Outbox, Stats};
 use crate::seq::Seq;
-use crate::timewait::{TimeWaitEntry, TwAction};
+use crate::timewait::{TimeWaitEntry, TimeWaitTable, TwAction, TwRef};
 use crate::wheel::TimerWheel;
 use crate::{Config, ConnId, ConnTuple, Error, Event, Instant, ListenerId, State, TraceEvent};
 
@@ -49,7 +49,7 @@ struct Listener {
 #[derive(Clone, Copy, Debug)]
 enum TimerItem {
     Conn(ConnId, Instant),
-    TimeWait(ConnTuple, Instant),
+    TimeWait(TwRef, Instant),
 }
 
 struct Slot {
@@ -67,7 +67,7 @@ pub struct Stack {
     free: Vec<u32>,
     live: usize,
     table: HashMap<ConnTuple, ConnId, KeyedHash>,
-    time_wait: HashMap<ConnTuple, TimeWaitEntry, KeyedHash>,
+    time_wait: TimeWaitTable<KeyedHash>,
     listeners: Vec<Option<Listener>>,
     listen_map: HashMap<SocketAddr, ListenerId, KeyedHash>,
     wheel: TimerWheel<TimerItem>,
@@ -92,7 +92,7 @@ impl Stack {
             free: Vec::new(),
             live: 0,
             table: HashMap::with_hasher(KeyedHash(table_key)),
-            time_wait: HashMap::with_hasher(KeyedHash(table_key)),
+            time_wait: TimeWaitTable::new(KeyedHash(table_key)),
             listeners: Vec::new(),
             listen_map: HashMap::with_hasher(KeyedHash(table_key)),
             wheel: TimerWheel::new(),
@@ -173,9 +173,12 @@ impl Stack {
                         self.with_conn(now, id, |t, ctx| t.on_timer(ctx));
                     }
                 }
-                TimerItem::TimeWait(tuple, at) => {
-                    let due = self.time_wait.get(&tuple).is_some_and(|e| e.expires == at);
-                    if due {
+                TimerItem::TimeWait(r, at) => {
+                    let due = self
+                        .time_wait
+                        .resolve(r)
+                        .and_then(|(t, e)| (e.expires == at).then_some(t));
+                    if let Some(tuple) = due {
                         self.end_time_wait(now, tuple);
                     }
                 }
@@ -767,9 +770,9 @@ impl Stack {
             self.free_if_unlinked(id);
             return;
         }
-        self.time_wait.insert(tuple, entry);
+        let r = self.time_wait.insert(tuple, entry);
         self.wheel
-            .insert(entry.expires, TimerItem::TimeWait(tuple, entry.expires));
+            .insert(entry.expires, TimerItem::TimeWait(r, entry.expires));
         if entry.owner.is_none() {
             self.free_if_unlinked(id);
         }
@@ -810,8 +813,9 @@ impl Stack {
                     if let Some(e) = self.time_wait.get_mut(&tuple) {
                         e.expires = expires;
                     }
-                    self.wheel
-                        .insert(expires, TimerItem::TimeWait(tuple, expires));
+                    if let Some(r) = self.time_wait.handle(&tuple) {
+                        self.wheel.insert(expires, TimerItem::TimeWait(r, expires));
+                    }
                 }
             }
             TwAction::Reopen => {
