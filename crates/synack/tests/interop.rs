@@ -494,3 +494,41 @@ fn abort_kernel_socket(s: std::net::TcpStream) {
     assert_eq!(rc, 0);
     drop(s);
 }
+
+#[test]
+fn icmp_port_unreachable_refuses_and_host_unreachable_is_soft() {
+    let Some(ns) = Netns::new("icmp_unreachable") else {
+        return;
+    };
+    if !have("nft", "--version") {
+        println!("skipped: icmp_unreachable: no nft (nftables)");
+        return;
+    }
+    nft(
+        &ns,
+        &[
+            "add table inet t",
+            "add chain inet t c { type filter hook input priority 0; }",
+            "add rule inet t c tcp dport 9998 reject with icmp type port-unreachable",
+            "add rule inet t c tcp dport 9997 reject with icmp type host-unreachable",
+        ],
+    );
+    let cfg = Config {
+        syn_retries: 2,
+        initial_rto: Duration::from_millis(200),
+        min_rto: Duration::from_millis(200),
+        ..test_config()
+    };
+    let net = start(&ns, cfg, None);
+    // A hard error (RFC 1122 §4.2.3.9): the connect fails at once.
+    let t0 = Instant::now();
+    let e = TcpStream::connect_timeout(&net, addr("10.0.0.1:9998"), T).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(t0.elapsed() < Duration::from_millis(500), "{:?}", t0.elapsed());
+    // A soft error: the SYN is retried, and when the retries run out the
+    // error reported is what ICMP said (MUST-56, SHLD-25).
+    let t0 = Instant::now();
+    let e = TcpStream::connect_timeout(&net, addr("10.0.0.1:9997"), T).unwrap_err();
+    assert!(t0.elapsed() > Duration::from_millis(500), "{:?}", t0.elapsed());
+    assert_eq!(e.kind(), std::io::ErrorKind::HostUnreachable, "{e}");
+}
