@@ -524,11 +524,19 @@ fn icmp_port_unreachable_refuses_and_host_unreachable_is_soft() {
     let t0 = Instant::now();
     let e = TcpStream::connect_timeout(&net, addr("10.0.0.1:9998"), T).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
-    assert!(t0.elapsed() < Duration::from_millis(500), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t0.elapsed()
+    );
     // A soft error: the SYN is retried, and when the retries run out the
     // error reported is what ICMP said (MUST-56, SHLD-25).
     let t0 = Instant::now();
     let e = TcpStream::connect_timeout(&net, addr("10.0.0.1:9997"), T).unwrap_err();
-    assert!(t0.elapsed() > Duration::from_millis(500), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() > Duration::from_millis(500),
+        "{:?}",
+        t0.elapsed()
+    );
     assert_eq!(e.kind(), std::io::ErrorKind::HostUnreachable, "{e}");
 }
