@@ -5,7 +5,7 @@
 //! 10.0.0.1/24 for the kernel), in release mode:
 //!
 //! ```text
-//! ip netns add m && ip netns exec m target/release/examples/tun_measure [MIB] [SECS]; ip netns del m
+//! ip netns add m && ip netns exec m target/release/examples/tun_measure [MIB] [SECS] [THREADS]; ip netns del m
 //! ```
 
 #[cfg(target_os = "linux")]
@@ -19,6 +19,7 @@ fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mib: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(100);
     let secs: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
+    let threads: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(4);
     let net = synack::Net::builder("syn0")
         .addr("10.0.0.2".parse().unwrap())
         .host("10.0.0.1/24".parse().unwrap())
@@ -108,7 +109,7 @@ fn main() -> std::io::Result<()> {
         }
     });
     let until = Instant::now() + Duration::from_secs(secs);
-    let workers: Vec<_> = (0..4)
+    let workers: Vec<_> = (0..threads)
         .map(|_| {
             std::thread::spawn(move || {
                 let addr: SocketAddr = "10.0.0.2:7".parse().unwrap();
@@ -127,7 +128,7 @@ fn main() -> std::io::Result<()> {
         .collect();
     let n: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
     println!(
-        "kernel clients (4 threads) vs synack echo server: {n} connections in {secs} s: {:.0} conn/s",
+        "kernel clients ({threads} threads) vs synack echo server: {n} connections in {secs} s: {:.0} conn/s",
         n as f64 / secs as f64
     );
     let st = net.driver_stats();
