@@ -36,6 +36,8 @@ impl Stats {
 /// Output queues shared by the stack and its connections.
 pub(crate) struct Outbox {
     pub packets: VecDeque<Vec<u8>>,
+    /// Packet buffers handed back by the driver, reused before allocating.
+    pub pool: Vec<Vec<u8>>,
     pub trace: VecDeque<TraceEvent>,
     pub trace_on: bool,
     pub ttl: u8,
@@ -46,6 +48,7 @@ impl Outbox {
     pub fn new(trace_on: bool, ttl: u8) -> Self {
         Outbox {
             packets: VecDeque::new(),
+            pool: Vec::new(),
             trace: VecDeque::new(),
             trace_on,
             ttl,
@@ -64,7 +67,9 @@ impl Outbox {
         rtx: bool,
     ) {
         let len = packet_len(local.ip(), repr, payload.len());
-        let mut buf = alloc::vec![0u8; len];
+        let mut buf = self.pool.pop().unwrap_or_default();
+        buf.clear();
+        buf.resize(len, 0);
         match emit_packet(
             &mut buf,
             local.ip(),
@@ -99,6 +104,15 @@ impl Outbox {
                     rtx,
                 },
             });
+        }
+    }
+
+    /// Takes back a packet buffer for reuse (bounded, so the pool never
+    /// holds more than a burst's worth).
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        const MAX_POOL: usize = 256;
+        if self.pool.len() < MAX_POOL && buf.capacity() >= 64 {
+            self.pool.push(buf);
         }
     }
 

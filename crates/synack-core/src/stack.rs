@@ -141,6 +141,13 @@ impl Stack {
         self.out.packets.pop_front()
     }
 
+    /// Gives a packet buffer (from [`Stack::poll_transmit`], once written
+    /// out) back to the stack, which reuses it instead of allocating.
+    /// Optional; it only saves allocations.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        self.out.recycle(buf);
+    }
+
     /// The next application event.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

@@ -355,6 +355,7 @@ impl Shared {
                 Ok(_) => g.stats.tx_packets += 1,
                 Err(_) => g.stats.tx_errors += 1,
             }
+            g.stack.recycle(p);
         }
         if g.trace.is_some() {
             while let Some(ev) = g.stack.poll_trace() {

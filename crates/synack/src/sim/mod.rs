@@ -216,6 +216,7 @@ impl Sim {
                 self.delivered += 1;
                 let host = &mut self.hosts[p.to.0];
                 host.stack.handle_packet(now, &p.packet);
+                host.stack.recycle(p.packet);
                 self.settle(p.to);
             }
         }
