@@ -348,8 +348,13 @@ pub fn smoltcp(
     let t0 = std::time::Instant::now();
     let mut capped = false;
     client.refill(&mut pair.a);
+    pair.deadline = Some(t0 + cap);
     let mut steps = 0u64;
-    while pair.step(&mut client, &mut srv) {
+    loop {
+        if !pair.step(&mut client, &mut srv) {
+            capped = pair.deadline.is_some_and(|d| std::time::Instant::now() > d);
+            break;
+        }
         steps += 1;
         if steps.is_multiple_of(16) {
             progress.advance((client.completed + client.failed) as f64 / total as f64);

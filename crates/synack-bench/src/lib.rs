@@ -72,7 +72,7 @@ impl Sizes {
             scaling_round_trips: 50_000,
             tun_bytes: 100 << 20,
             tun_round_trips: 20_000,
-            cap: std::time::Duration::from_secs(40),
+            cap: std::time::Duration::from_secs(30),
         }
     }
 

@@ -103,7 +103,7 @@ pub fn synack(kind: Kind, n: u64) -> Result<f64, String> {
             Kind::TimeWait => p.a.time_wait_count() as u64 == opened && p.b.connection_count() == 0,
         };
         while !settled(&pair, &client) {
-            if !pair.step(&mut client, &mut srv) || pair.now > 600_000_000 {
+            if !pair.step(&mut client, &mut srv) || pair.now > 3_600_000_000 {
                 return Err(format!(
                     "{} of {opened} connections settled",
                     client.connected

@@ -228,7 +228,14 @@ pub fn verdicts(figures: &[Figure]) -> Vec<String> {
         let n = c.as_u64().unwrap_or(0);
         if let Some(s) = find(figures, "churn", "smoltcp", "concurrent", c) {
             let want = if n == 1 { 2.0 } else { 10.0 };
-            let r = value(f) / value(s).max(1e-9);
+            if value(s) == 0.0 {
+                out.push(format!(
+                    "ok   churn concurrent={n}: smoltcp completed no connection ({})",
+                    s.note.as_deref().unwrap_or("")
+                ));
+                continue;
+            }
+            let r = value(f) / value(s);
             out.push(verdict(
                 format!("churn concurrent={n}: synack/smoltcp"),
                 r,
