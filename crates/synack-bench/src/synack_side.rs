@@ -130,9 +130,11 @@ impl Pair {
         let now = self.instant();
         while let Some(p) = self.link.ab.pop_due(self.now) {
             self.b.handle_packet(now, &p);
+            self.a.recycle(p);
         }
         while let Some(p) = self.link.ba.pop_due(self.now) {
             self.a.handle_packet(now, &p);
+            self.b.recycle(p);
         }
         if self.a.poll_timeout().is_some_and(|t| t <= now) {
             self.a.handle_timeout(now);

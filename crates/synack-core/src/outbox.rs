@@ -5,7 +5,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
-use synack_wire::{emit_packet, packet_len, TcpRepr};
+use synack_wire::{emit_packet_parts, packet_len, TcpRepr};
 
 use crate::{ConnTuple, Instant, SegmentInfo, TraceEvent, TraceKind};
 
@@ -38,6 +38,8 @@ pub(crate) struct Outbox {
     pub packets: VecDeque<Vec<u8>>,
     /// Packet buffers handed back by the driver, reused before allocating.
     pub pool: Vec<Vec<u8>>,
+    /// Connections owing an ACK, sent when the driver drains the output.
+    pub ack_pending: Vec<crate::ConnId>,
     pub trace: VecDeque<TraceEvent>,
     pub trace_on: bool,
     pub ttl: u8,
@@ -49,6 +51,7 @@ impl Outbox {
         Outbox {
             packets: VecDeque::new(),
             pool: Vec::new(),
+            ack_pending: Vec::new(),
             trace: VecDeque::new(),
             trace_on,
             ttl,
@@ -56,21 +59,28 @@ impl Outbox {
         }
     }
 
-    /// Builds and queues one segment from `local` to `remote`.
+    /// Builds and queues one segment from `local` to `remote`; its payload
+    /// is the concatenation of `payload`'s parts (copied once, straight
+    /// into the packet).
     pub fn send(
         &mut self,
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
         repr: &TcpRepr,
-        payload: &[u8],
+        payload: &[&[u8]],
         rtx: bool,
     ) {
-        let len = packet_len(local.ip(), repr, payload.len());
+        let payload_len: usize = payload.iter().map(|p| p.len()).sum();
+        let len = packet_len(local.ip(), repr, payload_len);
+        // A reused buffer is not zeroed: emit writes every byte.
         let mut buf = self.pool.pop().unwrap_or_default();
-        buf.clear();
-        buf.resize(len, 0);
-        match emit_packet(
+        if buf.len() < len {
+            buf.resize(len, 0);
+        } else {
+            buf.truncate(len);
+        }
+        match emit_packet_parts(
             &mut buf,
             local.ip(),
             remote.ip(),
@@ -100,7 +110,7 @@ impl Outbox {
                 at: now,
                 conn: Some(ConnTuple { local, remote }),
                 kind: TraceKind::Send {
-                    seg: info(repr, payload.len()),
+                    seg: info(repr, payload_len),
                     rtx,
                 },
             });

@@ -73,6 +73,7 @@ impl SendBuffer {
     /// Copies the bytes starting `offset` bytes from the front into `out`, as
     /// many as fit and exist; returns how many were copied (0 if `offset` is
     /// at or past the end).
+    #[cfg(test)]
     pub fn copy_range(&self, offset: usize, out: &mut [u8]) -> usize {
         let (a, b) = self.slices_from(offset, out.len());
         let mut n: usize = 0;

@@ -75,6 +75,11 @@ pub struct Stack {
     out: Outbox,
     events: VecDeque<Event>,
     port_counter: u32,
+    /// The latest instant any call handed in (for work done at drain time).
+    now: Instant,
+    /// The connection the last segment went to: a one-entry cache in front
+    /// of the hash table (a bulk transfer hits it on every segment).
+    last: Option<(ConnTuple, ConnId)>,
 }
 
 impl Stack {
@@ -99,6 +104,8 @@ impl Stack {
             expired: Vec::new(),
             events: VecDeque::new(),
             port_counter: 0,
+            now: Instant::ZERO,
+            last: None,
         }
     }
 
@@ -137,8 +144,31 @@ impl Stack {
     // ----- the driver's side -------------------------------------------
 
     /// The next IP packet to put on the wire.
+    ///
+    /// ACKs owed for the segments handed in since the last drain are built
+    /// here, once the whole batch has been processed (MUST-58, MUST-59).
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        if !self.out.ack_pending.is_empty() {
+            self.flush_acks();
+        }
         self.out.packets.pop_front()
+    }
+
+    /// Sends the ACKs the connections queued.
+    fn flush_acks(&mut self) {
+        let pending = core::mem::take(&mut self.out.ack_pending);
+        let now = self.now;
+        for &id in &pending {
+            self.with_conn(now, id, |t, ctx| {
+                t.flush_ack(ctx);
+                Next::Stay
+            });
+        }
+        let mut pending = pending;
+        pending.clear();
+        if self.out.ack_pending.is_empty() {
+            self.out.ack_pending = pending;
+        }
     }
 
     /// Gives a packet buffer (from [`Stack::poll_transmit`], once written
@@ -231,7 +261,9 @@ impl Stack {
             self.out.drop(now, Some(tuple), "invalid source address");
             return;
         }
-        if let Some(&id) = self.table.get(&tuple) {
+        let cached = self.last.filter(|(t, _)| *t == tuple).map(|(_, id)| id);
+        if let Some(id) = cached.or_else(|| self.table.get(&tuple).copied()) {
+            self.last = Some((tuple, id));
             self.with_conn(now, id, |t, ctx| t.on_segment(ctx, &seg));
             return;
         }
@@ -651,6 +683,7 @@ impl Stack {
         id: ConnId,
         f: impl FnOnce(&mut Tcb, &mut Ctx<'_>) -> Next,
     ) {
+        self.now = self.now.max(now);
         let Some(slot) = self.slots.get_mut(id.index as usize) else {
             return;
         };
@@ -726,6 +759,7 @@ impl Stack {
     fn unlink(&mut self, id: ConnId, tuple: ConnTuple, was_pending: bool) {
         if self.table.get(&tuple) == Some(&id) {
             self.table.remove(&tuple);
+            self.last = None;
         }
         let lid = self.tcb(id).and_then(|t| t.listener);
         if let Some(l) = lid
@@ -770,6 +804,7 @@ impl Stack {
         t.close_at = None;
         if self.table.get(&tuple) == Some(&id) {
             self.table.remove(&tuple);
+            self.last = None;
         }
         if self.time_wait.len() >= self.cfg.max_time_wait {
             // Table full: skip TIME-WAIT rather than grow without bound.

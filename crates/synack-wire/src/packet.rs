@@ -169,7 +169,23 @@ pub fn emit_packet(
     tcp: &TcpRepr,
     payload: &[u8],
 ) -> Result<usize, WireError> {
-    let total = packet_len(src, tcp, payload.len());
+    emit_packet_parts(buf, src, dst, ttl, tos, tcp, &[payload])
+}
+
+/// As [`emit_packet`], with the payload given in pieces that are copied
+/// one after the other (e.g. the two halves of a ring buffer), so that the
+/// caller need not gather them first.
+pub fn emit_packet_parts(
+    buf: &mut [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    ttl: u8,
+    tos: u8,
+    tcp: &TcpRepr,
+    parts: &[&[u8]],
+) -> Result<usize, WireError> {
+    let payload_len = parts.iter().map(|p| p.len()).sum();
+    let total = packet_len(src, tcp, payload_len);
     let segment = match (src, dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
             let (ip, segment) = split_output(buf, total, IPV4_HEADER_LEN)?;
@@ -203,7 +219,11 @@ pub fn emit_packet(
         _ => return Err(WireError::AddressFamilyMismatch),
     };
     let header_len = tcp.emit(segment)?;
-    segment[header_len..].copy_from_slice(payload);
+    let mut at = header_len;
+    for part in parts {
+        segment[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
     let checksum = internet_checksum(pseudo_header_sum(src, dst, segment.len()), segment);
     segment[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 2].copy_from_slice(&checksum.to_be_bytes());
     Ok(total)

@@ -148,6 +148,8 @@ pub(crate) struct Tcb {
 
     /// Send an ACK at the next output.
     pub ack_now: bool,
+    /// This connection is in the outbox's list of ACKs to send at drain time.
+    pub ack_queued: bool,
     /// Bytes received since the last ACK we sent.
     pub unacked_bytes: u32,
     /// Challenge-ACK rate limit window start and count (RFC 5961 §7).
@@ -249,6 +251,7 @@ impl Tcb {
             close_at: None,
             wheel_at: None,
             ack_now: false,
+            ack_queued: false,
             unacked_bytes: 0,
             challenge_window: Instant::ZERO,
             challenge_count: 0,
@@ -301,16 +304,17 @@ impl Tcb {
 
     /// The earliest instant any timer of this connection wants service.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.rto_at,
-            self.delack_at,
-            self.persist_at,
-            self.close_at,
-            self.keepalive_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        // Plain comparisons: this runs after every event on the connection.
+        fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+            match (a, b) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, None) => x,
+                (None, y) => y,
+            }
+        }
+        let a = earlier(self.rto_at, self.delack_at);
+        let b = earlier(self.persist_at, self.close_at);
+        earlier(earlier(a, b), self.keepalive_at)
     }
 
     /// Sequence number one past the last byte the application queued.

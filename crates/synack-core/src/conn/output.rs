@@ -81,20 +81,52 @@ impl Tcb {
     /// Hands one segment to the outbox and does the bookkeeping every
     /// sent ACK implies.
     fn emit(&mut self, ctx: &mut Ctx<'_>, repr: &TcpRepr, payload: &[u8], rtx: bool) {
-        if repr.flags.ack() {
-            self.last_ack_sent = self.rcv_nxt;
-            self.ack_now = false;
-            self.unacked_bytes = 0;
-            self.delack_at = None;
-        }
+        self.note_ack_sent(repr.flags);
         ctx.out.send(
             ctx.now,
             self.tuple.local,
             self.tuple.remote,
             repr,
-            payload,
+            &[payload],
             rtx,
         );
+    }
+
+    /// The bookkeeping every ACK we send implies: the delayed ACK is done.
+    fn note_ack_sent(&mut self, flags: TcpFlags) {
+        if flags.ack() {
+            self.last_ack_sent = self.rcv_nxt;
+            self.ack_now = false;
+            self.unacked_bytes = 0;
+            self.delack_at = None;
+        }
+    }
+
+    /// Sends `len` bytes of the send queue starting at `seq`, straight from
+    /// the queue into the packet (no intermediate copy). Returns how many
+    /// bytes went.
+    pub(crate) fn send_from_queue(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        flags: TcpFlags,
+        seq: Seq,
+        len: u32,
+        rtx: bool,
+    ) -> u32 {
+        let repr = self.base_repr(ctx, flags, seq);
+        let off = seq.since(self.send_base()) as usize;
+        let (a, b) = self.sendq.slices_from(off, len as usize);
+        let got = (a.len() + b.len()) as u32;
+        ctx.out.send(
+            ctx.now,
+            self.tuple.local,
+            self.tuple.remote,
+            &repr,
+            &[a, b],
+            rtx,
+        );
+        self.note_ack_sent(flags);
+        got
     }
 
     /// Sends our SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED) with the options
@@ -141,19 +173,6 @@ impl Tcb {
     /// In SYN-RECEIVED: did both sides agree to scale windows?
     fn snd_wscale_offered(&self) -> bool {
         self.wscale_agreed
-    }
-
-    /// Sends one segment of ours: `flags` at `seq` with `payload`.
-    pub(crate) fn send_segment(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        flags: TcpFlags,
-        seq: Seq,
-        payload: &[u8],
-        rtx: bool,
-    ) {
-        let repr = self.base_repr(ctx, flags, seq);
-        self.emit(ctx, &repr, payload, rtx);
     }
 
     /// Sends a bare ACK now (§3.10.7.4: the reply to unacceptable segments,
@@ -211,6 +230,20 @@ impl Tcb {
             sent = self.output_data(ctx);
         }
         if !sent && self.ack_now && self.state != State::Closed && self.state != State::SynSent {
+            // MUST-58, MUST-59: the ACK waits until the driver drains the
+            // output, so that every segment of the batch it is handing in
+            // is processed first and one cumulative ACK covers them all.
+            if !self.ack_queued {
+                self.ack_queued = true;
+                ctx.out.ack_pending.push(ctx.id);
+            }
+        }
+    }
+
+    /// Sends the ACK queued by [`Tcb::output`], if one is still owed.
+    pub(crate) fn flush_ack(&mut self, ctx: &mut Ctx<'_>) {
+        self.ack_queued = false;
+        if self.ack_now && self.state != State::Closed && self.state != State::SynSent {
             self.send_ack(ctx);
         }
     }
@@ -270,13 +303,9 @@ impl Tcb {
                 self.fin_seq = Some(data_end);
             }
             let rtx = seq.lt(self.snd_max);
-            let mut payload = alloc::vec![0u8; len as usize];
-            let off = seq.since(self.send_base()) as usize;
-            let got = self.sendq.copy_range(off, &mut payload);
-            payload.truncate(got);
             self.note_sending(ctx.now);
-            self.send_segment(ctx, flags, seq, &payload, rtx);
-            let adv = got as u32 + u32::from(fin_now);
+            let got = self.send_from_queue(ctx, flags, seq, len, rtx);
+            let adv = got + u32::from(fin_now);
             self.snd_nxt = seq.add(adv);
             if !rtx && self.timing.is_none() && self.ts.is_none() {
                 // Time one segment per RTT; Karn's rule clears it on a

@@ -108,12 +108,13 @@ impl Tcb {
             0
         };
         let len = len.min(avail).min(self.snd_mss);
-        let mut payload = alloc::vec![0u8; len as usize];
-        let off = start.since(self.send_base()) as usize;
-        let got = self.sendq.copy_range(off, &mut payload);
-        payload.truncate(got);
+        let got = len.min(
+            self.sendq
+                .len()
+                .saturating_sub(start.since(self.send_base()) as usize) as u32,
+        );
         let mut flags = TcpFlags::ACK;
-        let end = start.add(got as u32);
+        let end = start.add(got);
         if self.fin_seq == Some(end) && self.snd_max.gt(end) {
             flags |= TcpFlags::FIN;
         }
@@ -123,7 +124,7 @@ impl Tcb {
         if end == data_end {
             flags |= TcpFlags::PSH;
         }
-        self.send_segment(ctx, flags, start, &payload, true);
+        self.send_from_queue(ctx, flags, start, got, true);
         self.rto_at = Some(self.rto_deadline(ctx.now));
     }
 }

@@ -847,3 +847,40 @@ fn peek_tuple_refuses_what_is_not_tcp() {
     let packet = raw_v6(58, &[], &[0u8; 20]);
     assert_eq!(peek_tuple(&packet), None);
 }
+
+/// `emit_packet` writes every byte of the packet: a buffer full of stale
+/// bytes (as a reused one is) gives the same packet as a zeroed one.
+#[test]
+fn emit_overwrites_stale_buffer_bytes() {
+    use core::net::Ipv6Addr;
+    let v4 = (
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+    );
+    let v6 = (
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2)),
+    );
+    let mut repr = TcpRepr {
+        src_port: 1,
+        dst_port: 2,
+        seq: 3,
+        ack: 4,
+        flags: TcpFlags::ACK | TcpFlags::PSH,
+        window: 5,
+        urgent: 0,
+        options: crate::TcpOptions::default(),
+    };
+    repr.options.timestamps = Some((6, 7));
+    repr.options.sack_count = 1;
+    repr.options.sack_blocks[0] = crate::SackBlock { left: 8, right: 9 };
+    for (src, dst) in [v4, v6] {
+        let len = packet_len(src, &repr, 11);
+        let mut clean = vec![0u8; len];
+        let mut dirty = vec![0xA5u8; len];
+        emit_packet(&mut clean, src, dst, 64, 0, &repr, &[1; 11]).unwrap();
+        emit_packet(&mut dirty, src, dst, 64, 0, &repr, &[1; 11]).unwrap();
+        assert_eq!(clean, dirty);
+        assert!(parse_packet(&dirty).is_ok());
+    }
+}
