@@ -233,15 +233,15 @@ pub fn verdicts(figures: &[Figure]) -> Vec<String> {
                     "ok   churn concurrent={n}: smoltcp completed no connection ({})",
                     s.note.as_deref().unwrap_or("")
                 ));
-                continue;
+            } else {
+                let r = value(f) / value(s);
+                out.push(verdict(
+                    format!("churn concurrent={n}: synack/smoltcp"),
+                    r,
+                    r >= want,
+                    &format!(">= {want}"),
+                ));
             }
-            let r = value(f) / value(s);
-            out.push(verdict(
-                format!("churn concurrent={n}: synack/smoltcp"),
-                r,
-                r >= want,
-                &format!(">= {want}"),
-            ));
         }
         if let (Some(one), true) = (single, n > 1) {
             let r = value(one) / value(f).max(1e-9);
