@@ -2,7 +2,7 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::checksum::{internet_checksum, pseudo_header_sum};
+use crate::checksum::{self, internet_checksum, pseudo_header_sum};
 use crate::ip::{ipv6_upper_layer, Ipv4Header, Ipv6Header};
 use crate::tcp::CHECKSUM_OFFSET;
 use crate::{TcpRepr, WireError, IPPROTO_TCP, IPV4_HEADER_LEN, IPV6_HEADER_LEN, TCP_HEADER_LEN};
@@ -219,12 +219,19 @@ pub fn emit_packet_parts(
         _ => return Err(WireError::AddressFamilyMismatch),
     };
     let header_len = tcp.emit(segment)?;
+    // The header (checksum field still zero) plus the pseudo-header, then
+    // each payload part summed while it is copied in: one pass per byte.
+    let mut acc = checksum::partial(
+        u64::from(pseudo_header_sum(src, dst, segment.len())),
+        &segment[..header_len],
+    );
     let mut at = header_len;
     for part in parts {
-        segment[at..at + part.len()].copy_from_slice(part);
+        let part_sum = checksum::copy_and_sum(&mut segment[at..at + part.len()], part);
+        acc = checksum::add_at_offset(acc, part_sum, at % 2 == 1);
         at += part.len();
     }
-    let checksum = internet_checksum(pseudo_header_sum(src, dst, segment.len()), segment);
+    let checksum = checksum::finish(acc);
     segment[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 2].copy_from_slice(&checksum.to_be_bytes());
     Ok(total)
 }
