@@ -19,7 +19,7 @@ use crate::conn::{Ctx, Next, Tcb};
 use crate::isn::IsnGenerator;
 use crate::outbox::{Outbox, Stats};
 use crate::seq::Seq;
-use crate::timewait::{TimeWaitEntry, TimeWaitTable, TwAction, TwRef};
+use crate::timewait::{TimeWaitEntry, TimeWaitTable, TwAction};
 use crate::wheel::TimerWheel;
 use crate::{Config, ConnId, ConnTuple, Error, Event, Instant, ListenerId, State, TraceEvent};
 
@@ -45,12 +45,12 @@ struct Listener {
     ready: VecDeque<ConnId>,
 }
 
-/// A timer registered in the wheel.
+/// A connection timer registered in the wheel. Only the connection: when
+/// it fires, the connection's own `wheel_at` says whether it is the live
+/// registration (due now) or a stale one left behind when the deadline
+/// moved (skipped). Sixteen bytes a wheel entry with its instant.
 #[derive(Clone, Copy, Debug)]
-enum TimerItem {
-    Conn(ConnId, Instant),
-    TimeWait(TwRef, Instant),
-}
+struct TimerItem(ConnId);
 
 struct Slot {
     gen: u32,
@@ -68,6 +68,8 @@ pub struct Stack {
     live: usize,
     table: HashMap<ConnTuple, ConnId, KeyedHash>,
     time_wait: TimeWaitTable<KeyedHash>,
+    /// Application handles still held on connections now in TIME-WAIT (rare).
+    tw_owners: HashMap<ConnTuple, ConnId, KeyedHash>,
     listeners: Vec<Option<Listener>>,
     listen_map: HashMap<SocketAddr, ListenerId, KeyedHash>,
     wheel: TimerWheel<TimerItem>,
@@ -98,6 +100,7 @@ impl Stack {
             live: 0,
             table: HashMap::with_hasher(KeyedHash(table_key)),
             time_wait: TimeWaitTable::new(KeyedHash(table_key)),
+            tw_owners: HashMap::with_hasher(KeyedHash(table_key)),
             listeners: Vec::new(),
             listen_map: HashMap::with_hasher(KeyedHash(table_key)),
             wheel: TimerWheel::new(),
@@ -192,33 +195,34 @@ impl Stack {
     /// It may be early (nothing due yet), never late. Any `handle_*` call or
     /// user call can change it.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.wheel.next_deadline()
+        let tw = self.time_wait.first().map(|(_, at)| at);
+        match (self.wheel.next_deadline(), tw) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((tuple, at)) = self.time_wait.first() {
+            if at > now {
+                break;
+            }
+            if !self.end_time_wait(now, tuple) {
+                break;
+            }
+        }
         let mut expired = core::mem::take(&mut self.expired);
         self.wheel.poll_expired(now, &mut expired);
-        for item in expired.drain(..) {
-            match item {
-                TimerItem::Conn(id, at) => {
-                    let due = self.tcb(id).is_some_and(|t| t.wheel_at == Some(at));
-                    if due {
-                        if let Some(t) = self.tcb_mut(id) {
-                            t.wheel_at = None;
-                        }
-                        self.with_conn(now, id, |t, ctx| t.on_timer(ctx));
-                    }
+        for TimerItem(id) in expired.drain(..) {
+            let due = self
+                .tcb(id)
+                .is_some_and(|t| t.wheel_at.is_some_and(|w| w <= now));
+            if due {
+                if let Some(t) = self.tcb_mut(id) {
+                    t.wheel_at = None;
                 }
-                TimerItem::TimeWait(r, at) => {
-                    let due = self
-                        .time_wait
-                        .resolve(r)
-                        .and_then(|(t, e)| (e.expires == at).then_some(t));
-                    if let Some(tuple) = due {
-                        self.end_time_wait(now, tuple);
-                    }
-                }
+                self.with_conn(now, id, |t, ctx| t.on_timer(ctx));
             }
         }
         self.expired = expired;
@@ -646,10 +650,8 @@ impl Stack {
             return;
         }
         let tuple = t.tuple;
-        if let Some(e) = self.time_wait.get_mut(&tuple) {
-            if e.owner == Some(id) {
-                e.owner = None;
-            }
+        if self.tw_owners.get(&tuple) == Some(&id) {
+            self.tw_owners.remove(&tuple);
         }
         if let Some(s) = self.slots.get_mut(id.index as usize) {
             s.tcb = None;
@@ -780,7 +782,7 @@ impl Stack {
         if let Some(d) = t.next_deadline() {
             if t.wheel_at.is_none_or(|w| d < w) {
                 t.wheel_at = Some(d);
-                self.wheel.insert(d, TimerItem::Conn(id, d));
+                self.wheel.insert(d, TimerItem(id));
             }
         }
     }
@@ -794,10 +796,12 @@ impl Stack {
             snd_nxt: t.snd_max,
             rcv_nxt: t.rcv_nxt,
             expires: now + twice_msl,
-            ts: t.ts.map(|ts| (t.ts_offset, ts.recent)),
+            ts_offset: t.ts_offset,
+            ts_recent: t.ts.map_or(0, |ts| ts.recent),
             window: (t.recvq.window() as u32 >> t.rcv_wscale).min(0xFFFF) as u16,
-            owner: (!t.released).then_some(id),
+            has_ts: t.ts.is_some(),
         };
+        let held = !t.released;
         t.rto_at = None;
         t.delack_at = None;
         t.persist_at = None;
@@ -812,26 +816,28 @@ impl Stack {
             self.free_if_unlinked(id);
             return;
         }
-        let r = self.time_wait.insert(tuple, entry);
-        self.wheel
-            .insert(entry.expires, TimerItem::TimeWait(r, entry.expires));
-        if entry.owner.is_none() {
+        self.time_wait.insert(tuple, entry);
+        if held {
+            self.tw_owners.insert(tuple, id);
+        } else {
             self.free_if_unlinked(id);
         }
     }
 
     /// The 2×MSL wait is over: CLOSED.
-    fn end_time_wait(&mut self, now: Instant, tuple: ConnTuple) {
+    fn end_time_wait(&mut self, now: Instant, tuple: ConnTuple) -> bool {
         let Some(e) = self.time_wait.remove(&tuple) else {
-            return;
+            return false;
         };
+        let _ = e;
         self.out.state(now, tuple, State::TimeWait, State::Closed);
-        if let Some(id) = e.owner {
+        if let Some(id) = self.tw_owners.remove(&tuple) {
             if let Some(t) = self.tcb_mut(id) {
                 t.state = State::Closed;
                 self.events.push_back(Event::Closed { id, error: None });
             }
         }
+        true
     }
 
     /// A segment for a connection in TIME-WAIT.
@@ -852,19 +858,14 @@ impl Stack {
                 if restart {
                     // RFC 9293 §3.10.7.4: restart the 2 MSL timeout.
                     let expires = now + t_twice_msl(&self.cfg);
-                    if let Some(e) = self.time_wait.get_mut(&tuple) {
-                        e.expires = expires;
-                    }
-                    if let Some(r) = self.time_wait.handle(&tuple) {
-                        self.wheel.insert(expires, TimerItem::TimeWait(r, expires));
-                    }
+                    self.time_wait.restart(&tuple, expires);
                 }
             }
             TwAction::Reopen => {
                 let lid = self.find_listener(tuple.local);
                 match lid {
                     Some(lid) => {
-                        self.end_time_wait(now, tuple);
+                        let _ = self.end_time_wait(now, tuple);
                         // MAY-2: the new ISS lies above the old sequence space.
                         let floor = entry.snd_nxt.add(1 << 17);
                         self.listen_segment(now, lid, tuple, seg, Some(floor));

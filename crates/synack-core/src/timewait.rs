@@ -10,7 +10,7 @@ use hashbrown::HashTable;
 use synack_wire::{Segment, TcpFlags, TcpOptions, TcpRepr};
 
 use crate::seq::Seq;
-use crate::{ConnId, ConnTuple, Instant};
+use crate::{ConnTuple, Instant};
 
 /// A connection in TIME-WAIT.
 #[derive(Clone, Copy, Debug)]
@@ -21,12 +21,14 @@ pub(crate) struct TimeWaitEntry {
     pub rcv_nxt: Seq,
     /// When the 2×MSL wait ends.
     pub expires: Instant,
-    /// RFC 7323: (our clock offset, TS.Recent) when timestamps were in use.
-    pub ts: Option<(u32, u32)>,
+    /// RFC 7323: our clock offset (meaningful with `has_ts`).
+    pub ts_offset: u32,
+    /// RFC 7323: TS.Recent (meaningful with `has_ts`).
+    pub ts_recent: u32,
     /// The window field to put in our ACKs.
     pub window: u16,
-    /// The application's handle, while it still holds one.
-    pub owner: Option<ConnId>,
+    /// Timestamps were in use.
+    pub has_ts: bool,
 }
 
 /// What TIME-WAIT does with an arriving segment.
@@ -41,6 +43,11 @@ pub(crate) enum TwAction {
 }
 
 impl TimeWaitEntry {
+    /// RFC 7323: (our clock offset, TS.Recent) when timestamps were in use.
+    pub fn ts(&self) -> Option<(u32, u32)> {
+        self.has_ts.then_some((self.ts_offset, self.ts_recent))
+    }
+
     /// Decides what to do with `seg` (RFC 9293 §3.10.7.4 in TIME-WAIT, RFC 1337).
     pub fn classify(&self, seg: &Segment<'_>) -> TwAction {
         let t = &seg.tcp;
@@ -52,7 +59,7 @@ impl TimeWaitEntry {
         if t.flags.syn() && !t.flags.ack() {
             // MAY-2: a new incarnation must start above the old sequence
             // space; with timestamps, a newer TSval also proves it (SHLD-4).
-            let newer_ts = match (self.ts, t.options.timestamps) {
+            let newer_ts = match (self.ts(), t.options.timestamps) {
                 (Some((_, recent)), Some((tsval, _))) => (tsval.wrapping_sub(recent) as i32) > 0,
                 _ => false,
             };
@@ -76,7 +83,7 @@ impl TimeWaitEntry {
     /// The ACK we send from TIME-WAIT: `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`.
     pub fn ack_repr(&self, now: Instant, local_port: u16, remote_port: u16) -> TcpRepr {
         let mut options = TcpOptions::default();
-        if let Some((offset, recent)) = self.ts {
+        if let Some((offset, recent)) = self.ts() {
             let ms = (now.micros() / 1000) as u32;
             options.timestamps = Some((ms.wrapping_add(offset), recent));
         }
@@ -135,35 +142,52 @@ impl TwKey {
     }
 }
 
-/// A handle on a TIME-WAIT entry that timers hold: slot and generation,
-/// so a timer of a freed and reused slot is recognised as stale.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TwRef {
-    index: u32,
-    gen: u32,
-}
+/// No slot (the end of the expiry list).
+const NIL: u32 = u32::MAX;
+
+/// Slots per chunk of the slab: the slab grows a chunk at a time and never
+/// moves, so growing it leaves no freed copy behind.
+const CHUNK: usize = 4096;
 
 struct TwSlot {
-    gen: u32,
     item: Option<(TwKey, TimeWaitEntry)>,
+    /// Neighbours in the expiry list (earlier, later), or [`NIL`].
+    prev: u32,
+    next: u32,
 }
 
-/// The TIME-WAIT connections of a stack: a slab of compact entries and a
-/// hash index of 4-byte slot numbers, so that a million of them cost well
-/// under 128 bytes each (Linux's timewait minisockets in spirit).
+impl TwSlot {
+    const EMPTY: TwSlot = TwSlot {
+        item: None,
+        prev: NIL,
+        next: NIL,
+    };
+}
+
+/// The TIME-WAIT connections of a stack, in the spirit of Linux's timewait
+/// minisockets: compact entries in a chunked slab, a hash index of 4-byte
+/// slot numbers, and the entries linked in expiry order. Every TIME-WAIT
+/// lasts the same 2×MSL, so appending at the tail keeps the list sorted and
+/// no timer per entry is needed; a restart moves its entry to the tail.
 pub(crate) struct TimeWaitTable<S> {
-    slots: Vec<TwSlot>,
+    chunks: Vec<alloc::boxed::Box<[TwSlot]>>,
+    used: u32,
     free: Vec<u32>,
     index: HashTable<u32>,
+    head: u32,
+    tail: u32,
     hasher: S,
 }
 
 impl<S: BuildHasher> TimeWaitTable<S> {
     pub fn new(hasher: S) -> Self {
         TimeWaitTable {
-            slots: Vec::new(),
+            chunks: Vec::new(),
+            used: 0,
             free: Vec::new(),
             index: HashTable::new(),
+            head: NIL,
+            tail: NIL,
             hasher,
         }
     }
@@ -172,10 +196,25 @@ impl<S: BuildHasher> TimeWaitTable<S> {
         self.index.len()
     }
 
+    fn slot(&self, i: u32) -> Option<&TwSlot> {
+        let i = i as usize;
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
+
+    fn slot_mut(&mut self, i: u32) -> Option<&mut TwSlot> {
+        let i = i as usize;
+        self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)
+    }
+
     fn find(&self, t: &ConnTuple) -> Option<u32> {
         let h = self.hasher.hash_one(t);
-        let slots = &self.slots;
-        self.index.find(h, |&i| key_is(slots, i, t)).copied()
+        self.index.find(h, |&i| self.key_is(i, t)).copied()
+    }
+
+    fn key_is(&self, i: u32, t: &ConnTuple) -> bool {
+        self.slot(i)
+            .and_then(|s| s.item.as_ref())
+            .is_some_and(|(k, _)| k.tuple() == *t)
     }
 
     pub fn contains_key(&self, t: &ConnTuple) -> bool {
@@ -184,85 +223,125 @@ impl<S: BuildHasher> TimeWaitTable<S> {
 
     pub fn get(&self, t: &ConnTuple) -> Option<&TimeWaitEntry> {
         let i = self.find(t)?;
-        self.slots.get(i as usize)?.item.as_ref().map(|(_, e)| e)
+        self.slot(i)?.item.as_ref().map(|(_, e)| e)
     }
 
-    pub fn get_mut(&mut self, t: &ConnTuple) -> Option<&mut TimeWaitEntry> {
-        let i = self.find(t)?;
-        self.slots
-            .get_mut(i as usize)?
-            .item
-            .as_mut()
-            .map(|(_, e)| e)
+    /// The entry that expires first: its tuple and expiry.
+    pub fn first(&self) -> Option<(ConnTuple, Instant)> {
+        let (k, e) = self.slot(self.head)?.item.as_ref()?;
+        Some((k.tuple(), e.expires))
     }
 
-    /// The handle of the entry for `t`.
-    pub fn handle(&self, t: &ConnTuple) -> Option<TwRef> {
-        let i = self.find(t)?;
-        let gen = self.slots.get(i as usize)?.gen;
-        Some(TwRef { index: i, gen })
-    }
-
-    /// The tuple and entry behind a timer's handle, if it is still live.
-    pub fn resolve(&self, r: TwRef) -> Option<(ConnTuple, &TimeWaitEntry)> {
-        let s = self.slots.get(r.index as usize)?;
-        if s.gen != r.gen {
-            return None;
-        }
-        s.item.as_ref().map(|(k, e)| (k.tuple(), e))
-    }
-
-    /// Adds (or replaces) the entry for `t`.
-    pub fn insert(&mut self, t: ConnTuple, e: TimeWaitEntry) -> TwRef {
-        if let Some(old) = self.get_mut(&t) {
-            *old = e;
-            return self.handle(&t).unwrap_or(TwRef {
-                index: 0,
-                gen: u32::MAX,
-            });
-        }
-        let item = Some((TwKey::new(t), e));
-        let index = match self.free.pop() {
-            Some(i) => {
-                if let Some(s) = self.slots.get_mut(i as usize) {
-                    s.item = item;
-                }
-                i
+    /// Adds the entry for `t` (or replaces it) at the tail of the expiry list.
+    pub fn insert(&mut self, t: ConnTuple, e: TimeWaitEntry) {
+        if let Some(i) = self.find(&t) {
+            if let Some((_, old)) = self.slot_mut(i).and_then(|s| s.item.as_mut()) {
+                *old = e;
             }
+            self.unlink(i);
+            self.link_tail(i);
+            return;
+        }
+        let i = match self.free.pop() {
+            Some(i) => i,
             None => {
-                self.slots.push(TwSlot { gen: 0, item });
-                (self.slots.len() - 1) as u32
+                if self.used as usize == self.chunks.len() * CHUNK {
+                    let chunk: Vec<TwSlot> = (0..CHUNK).map(|_| TwSlot::EMPTY).collect();
+                    self.chunks.push(chunk.into_boxed_slice());
+                }
+                self.used += 1;
+                self.used - 1
             }
         };
+        if let Some(s) = self.slot_mut(i) {
+            s.item = Some((TwKey::new(t), e));
+        }
+        self.link_tail(i);
         let h = self.hasher.hash_one(t);
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.insert_unique(h, index, |&i| {
-            slots
-                .get(i as usize)
+        let (chunks, hasher) = (&self.chunks, &self.hasher);
+        self.index.insert_unique(h, i, |&j| {
+            let j = j as usize;
+            chunks
+                .get(j / CHUNK)
+                .and_then(|c| c.get(j % CHUNK))
                 .and_then(|s| s.item.as_ref())
                 .map_or(0, |(k, _)| hasher.hash_one(k.tuple()))
         });
-        let gen = self.slots.get(index as usize).map_or(0, |s| s.gen);
-        TwRef { index, gen }
+    }
+
+    /// Sets a new expiry for `t` and moves it to the tail (a restart).
+    pub fn restart(&mut self, t: &ConnTuple, expires: Instant) {
+        let Some(i) = self.find(t) else { return };
+        if let Some((_, e)) = self.slot_mut(i).and_then(|s| s.item.as_mut()) {
+            e.expires = expires;
+        }
+        self.unlink(i);
+        self.link_tail(i);
     }
 
     /// Removes the entry for `t`.
     pub fn remove(&mut self, t: &ConnTuple) -> Option<TimeWaitEntry> {
         let h = self.hasher.hash_one(t);
-        let slots = &self.slots;
-        let found = self.index.find_entry(h, |&i| key_is(slots, i, t)).ok()?;
+        let found = {
+            let chunks = &self.chunks;
+            self.index
+                .find_entry(h, |&i| {
+                    let i = i as usize;
+                    chunks
+                        .get(i / CHUNK)
+                        .and_then(|c| c.get(i % CHUNK))
+                        .and_then(|s| s.item.as_ref())
+                        .is_some_and(|(k, _)| k.tuple() == *t)
+                })
+                .ok()?
+        };
         let (i, _) = found.remove();
-        let s = self.slots.get_mut(i as usize)?;
-        let (_, e) = s.item.take()?;
-        s.gen = s.gen.wrapping_add(1);
+        self.unlink(i);
+        let (_, e) = self.slot_mut(i)?.item.take()?;
         self.free.push(i);
         Some(e)
     }
-}
 
-fn key_is(slots: &[TwSlot], i: u32, t: &ConnTuple) -> bool {
-    slots
-        .get(i as usize)
-        .and_then(|s| s.item.as_ref())
-        .is_some_and(|(k, _)| k.tuple() == *t)
+    fn link_tail(&mut self, i: u32) {
+        let tail = self.tail;
+        if let Some(s) = self.slot_mut(i) {
+            s.prev = tail;
+            s.next = NIL;
+        }
+        match self.slot_mut(tail) {
+            Some(t) => t.next = i,
+            None => self.head = i,
+        }
+        self.tail = i;
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let Some(s) = self.slot(i) else { return };
+        let (prev, next) = (s.prev, s.next);
+        match self.slot_mut(prev) {
+            Some(p) => p.next = next,
+            None => self.head = next,
+        }
+        match self.slot_mut(next) {
+            Some(n) => n.prev = prev,
+            None => self.tail = prev,
+        }
+        if let Some(s) = self.slot_mut(i) {
+            s.prev = NIL;
+            s.next = NIL;
+        }
+    }
+}
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn sizes() {
+        extern crate std;
+        std::println!(
+            "TwSlot {} entry {} key {}",
+            core::mem::size_of::<super::TwSlot>(),
+            core::mem::size_of::<super::TimeWaitEntry>(),
+            core::mem::size_of::<super::TwKey>()
+        );
+    }
 }
