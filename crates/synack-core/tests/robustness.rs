@@ -454,3 +454,22 @@ fn rfc2018_2_first_block_is_the_latest_island() {
     assert_eq!(last.tcp.ack, b + 4000);
     assert!(blocks(last).is_empty());
 }
+
+/// MUST-58, MUST-59: segments handed in as one batch (before the driver
+/// drains the output) are all processed first and answered by a single
+/// cumulative ACK.
+#[test]
+fn must_59_one_ack_for_a_batch_of_segments() {
+    let mut p = Peer::new().established();
+    let _ = p.transmitted();
+    for _ in 0..10 {
+        p.data(&[9u8; 1000]);
+    }
+    let acks: Vec<Seg> = p
+        .transmitted()
+        .into_iter()
+        .filter(|s| s.payload.is_empty())
+        .collect();
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert_eq!(acks[0].tcp.ack, p.snd_nxt, "it acknowledges all ten");
+}
