@@ -144,7 +144,7 @@ pub fn case_count(bench: &str, sizes: &Sizes) -> usize {
         "bulk" => 2 * sizes.bulk_buffers.len(),
         "memory" => 4,
         "scaling" => sizes.scaling_synack.len() + sizes.scaling_smoltcp.len(),
-        "tun" => 1,
+        "tun" => 5,
         _ => 0,
     }
 }

@@ -299,10 +299,20 @@ pub fn verdicts(figures: &[Figure]) -> Vec<String> {
             ));
         }
     }
-    for f in figures
-        .iter()
-        .filter(|f| f.bench == "tun" && f.stack == "synack" && f.value.is_some())
-    {
+    // Throughput at the wire MTU only: the target is about bulk transfer,
+    // and the jumbo-MTU rows are there to show what the MTU costs.
+    let at_mtu = |f: &Figure| {
+        f.params
+            .iter()
+            .all(|(k, v)| *k != "mtu" || v.as_u64() == Some(crate::tun::MTU as u64))
+    };
+    for f in figures.iter().filter(|f| {
+        f.bench == "tun"
+            && f.stack == "synack"
+            && f.unit == "Gbit/s"
+            && f.value.is_some()
+            && at_mtu(f)
+    }) {
         let Some((_, d)) = f.params.iter().find(|(k, _)| *k == "direction") else {
             continue;
         };
