@@ -20,6 +20,7 @@
 //! second of [`MESSAGE`]-byte requests from a kernel client to an echo
 //! server on the stack, Nagle off on both ends. Over veth "the stack" is the
 //! kernel of the second namespace.
+//! Each figure is the median of [`RUNS`] runs.
 //!
 //! The user-space stacks get [`BUFFER`] bytes of send and receive buffer;
 //! the kernel keeps its defaults (autotuned). The veth pair and the TUN
@@ -63,6 +64,41 @@ pub const BUFFER: usize = 1 << 20;
 /// application run and sends (synack's driver reads the same number:
 /// `synack::driver::BATCH`).
 pub const BATCH: usize = synack::driver::BATCH;
+
+/// Each figure is the median of this many runs (the machine is shared and
+/// a TUN or veth run takes a fraction of a second).
+pub const RUNS: usize = 3;
+
+/// The median of [`RUNS`] runs of `f` (what comes with the value is the
+/// median run's); the first failure, if any.
+fn median<T>(mut f: impl FnMut() -> Result<T, String>) -> Result<T, String>
+where
+    T: Valued,
+{
+    let mut runs = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        runs.push(f()?);
+    }
+    runs.sort_by(|a, b| a.value().total_cmp(&b.value()));
+    Ok(runs.swap_remove(RUNS / 2))
+}
+
+/// A figure, alone or with a note.
+trait Valued {
+    fn value(&self) -> f64;
+}
+
+impl Valued for f64 {
+    fn value(&self) -> f64 {
+        *self
+    }
+}
+
+impl Valued for (f64, String) {
+    fn value(&self) -> f64 {
+        self.0
+    }
+}
 
 /// Longest a case may take before it is given up (a stall, not a figure).
 const STALL: Duration = Duration::from_secs(60);
@@ -379,11 +415,11 @@ fn set_mtu(name: &str, mtu: usize) -> Result<(), String> {
 
 fn kernel_veth(sizes: &Sizes, progress: &mut dyn Progress) -> Result<Figs, String> {
     let pair = VethPair::new()?;
-    let a = veth_bulk(&pair, 0, sizes.tun_bytes);
+    let a = median(|| veth_bulk(&pair, 0, sizes.tun_bytes));
     progress.advance(1.0 / 3.0);
-    let b = veth_bulk(&pair, 1, sizes.tun_bytes);
+    let b = median(|| veth_bulk(&pair, 1, sizes.tun_bytes));
     progress.advance(2.0 / 3.0);
-    let c = veth_rr(&pair, sizes.tun_round_trips);
+    let c = median(|| veth_rr(&pair, sizes.tun_round_trips));
     let note = |r: Result<f64, String>| r.map(|v| (v, "kernel to kernel over veth".to_string()));
     Ok(vec![note(a), note(b), note(c)])
 }
@@ -436,10 +472,10 @@ fn synack_tun(bytes: u64, round_trips: Option<u64>, mtu: usize) -> Result<Figs, 
             (
                 v,
                 format!(
-                    "over TUN: {} packets in, {} out, {} retransmitted",
-                    after.0 - before.0,
-                    after.1 - before.1,
-                    after.2 - before.2
+                    "over TUN; a run: {} packets in, {} out, {} retransmitted",
+                    (after.0 - before.0) / RUNS as u64,
+                    (after.1 - before.1) / RUNS as u64,
+                    (after.2 - before.2) / RUNS as u64
                 ),
             )
         })
@@ -447,7 +483,7 @@ fn synack_tun(bytes: u64, round_trips: Option<u64>, mtu: usize) -> Result<Figs, 
 
     // Kernel to synack: a sink on synack, the kernel writes.
     let before = counters();
-    let down = (|| {
+    let down = median(|| {
         let l = SListener::bind(&net, stack_addr(SINK_PORT)).map_err(|e| e.to_string())?;
         let rx = std::thread::spawn(move || {
             let (s, _) = l
@@ -461,13 +497,13 @@ fn synack_tun(bytes: u64, round_trips: Option<u64>, mtu: usize) -> Result<Figs, 
         let t0 = t0?;
         checked(got, bytes)?;
         Ok(gbit(bytes, t0, t1))
-    })();
+    });
 
     let down = note(before, down);
 
     // synack to the kernel: a kernel sink, synack connects and writes.
     let before = counters();
-    let up = (|| {
+    let up = median(|| {
         let rx = kernel_sink(any_addr(KERNEL_SINK_PORT), bytes)?;
         let t0 = WallInstant::now();
         let sent =
@@ -482,7 +518,7 @@ fn synack_tun(bytes: u64, round_trips: Option<u64>, mtu: usize) -> Result<Figs, 
         sent?;
         checked(got, bytes)?;
         Ok(gbit(bytes, t0, t1))
-    })();
+    });
 
     let up = note(before, up);
 
@@ -493,7 +529,7 @@ fn synack_tun(bytes: u64, round_trips: Option<u64>, mtu: usize) -> Result<Figs, 
 
     // Request/response: an echo server on synack, a kernel client.
     let before = counters();
-    let rr = (|| {
+    let rr = median(|| {
         let l = SListener::bind(&net, stack_addr(ECHO_PORT)).map_err(|e| e.to_string())?;
         let server = std::thread::spawn(move || {
             let (mut s, _) = l
@@ -510,7 +546,7 @@ fn synack_tun(bytes: u64, round_trips: Option<u64>, mtu: usize) -> Result<Figs, 
         let rate = kernel_rr(stack_addr(ECHO_PORT), round_trips);
         join(server, "synack echo")?;
         rate
-    })();
+    });
 
     let rr = note(before, rr);
     net.shutdown();
@@ -735,7 +771,7 @@ fn smoltcp_thread(
 /// smoltcp on a TUN device in the same roles as synack. Runs on a thread
 /// inside the namespace; the smoltcp loop runs on a thread of its own.
 fn smoltcp_tun(bytes: u64, round_trips: Option<u64>, mtu: usize) -> Result<Figs, String> {
-    let note = |n: u64| format!("over TUN: {n} packets in");
+    let note = |n: u64| format!("over TUN; a run: {n} packets in");
     let start = |role: SmolRole| {
         let (tx, rx) = std::sync::mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
@@ -751,7 +787,7 @@ fn smoltcp_tun(bytes: u64, round_trips: Option<u64>, mtu: usize) -> Result<Figs,
     };
 
     // Kernel to smoltcp.
-    let down = (|| {
+    let down = median(|| {
         let (h, _stop) = start(SmolRole::Sink(bytes))?;
         let t0 = kernel_send(stack_addr(SINK_PORT), bytes);
         let (last, n) = join(h, "smoltcp")?;
@@ -759,10 +795,10 @@ fn smoltcp_tun(bytes: u64, round_trips: Option<u64>, mtu: usize) -> Result<Figs,
         let (got, t1) = last.ok_or("smoltcp read nothing")?;
         checked(got, bytes)?;
         Ok((gbit(bytes, t0, t1), note(n)))
-    })();
+    });
 
     // smoltcp to the kernel: the kernel sink listens before smoltcp connects.
-    let up = (|| {
+    let up = median(|| {
         let rx = kernel_sink(any_addr(KERNEL_SINK_PORT), bytes)?;
         let t0 = WallInstant::now();
         let (h, stop) = start(SmolRole::Source(bytes))?;
@@ -772,14 +808,14 @@ fn smoltcp_tun(bytes: u64, round_trips: Option<u64>, mtu: usize) -> Result<Figs,
         let (got, t1) = r?;
         checked(got, bytes)?;
         Ok((gbit(bytes, t0, t1), note(n)))
-    })();
+    });
 
     let Some(round_trips) = round_trips else {
         return Ok(vec![down, up]);
     };
 
     // Request/response: echo server on smoltcp, kernel client.
-    let rr = (|| {
+    let rr = median(|| {
         let (h, stop) = start(SmolRole::Echo)?;
         let rate = kernel_rr(stack_addr(ECHO_PORT), round_trips);
         // Let smoltcp see the client's FIN, then stop it.
@@ -787,7 +823,7 @@ fn smoltcp_tun(bytes: u64, round_trips: Option<u64>, mtu: usize) -> Result<Figs,
         stop.store(true, Ordering::SeqCst);
         let (_, n) = join(h, "smoltcp")?;
         Ok((rate?, note(n)))
-    })();
+    });
     Ok(vec![down, up, rr])
 }
 
