@@ -62,6 +62,8 @@ struct Slot {
 pub struct Stack {
     cfg: Config,
     addrs: Vec<IpAddr>,
+    /// The same addresses, for a constant-time check on every packet.
+    addr_set: hashbrown::HashSet<IpAddr, KeyedHash>,
     isn: IsnGenerator,
     slots: Vec<Slot>,
     free: Vec<u32>,
@@ -94,6 +96,7 @@ impl Stack {
             out: Outbox::new(cfg.trace, cfg.ttl),
             cfg,
             addrs: Vec::new(),
+            addr_set: hashbrown::HashSet::with_hasher(KeyedHash(table_key)),
             isn: IsnGenerator::new(secret),
             slots: Vec::new(),
             free: Vec::new(),
@@ -119,7 +122,7 @@ impl Stack {
 
     /// Adds a local address (IPv4 or IPv6).
     pub fn add_address(&mut self, addr: IpAddr) {
-        if !self.addrs.contains(&addr) {
+        if self.addr_set.insert(addr) {
             self.addrs.push(addr);
         }
     }
@@ -255,7 +258,7 @@ impl Stack {
         };
         // MUST-57: segments to broadcast or multicast (or anyone else) are
         // not ours. MUST-63: nor are those from invalid sources.
-        if !self.addrs.contains(&seg.dst) {
+        if !self.addr_set.contains(&seg.dst) {
             self.out.drop(now, Some(tuple), "not our address");
             return;
         }
@@ -289,7 +292,7 @@ impl Stack {
             local: e.quoted_src,
             remote: e.quoted_dst,
         };
-        if !self.addrs.contains(&e.to) {
+        if !self.addr_set.contains(&e.to) {
             self.out.drop(now, Some(tuple), "not our address");
             return;
         }
@@ -308,7 +311,7 @@ impl Stack {
         if local.port() == 0 {
             return Err(Error::InvalidAddress);
         }
-        if !local.ip().is_unspecified() && !self.addrs.contains(&local.ip()) {
+        if !local.ip().is_unspecified() && !self.addr_set.contains(&local.ip()) {
             return Err(Error::AddrNotAvailable);
         }
         if self.listen_map.contains_key(&local) {
@@ -395,7 +398,7 @@ impl Stack {
         }
         let local_ip = match local.map(|l| l.ip()) {
             Some(ip) if !ip.is_unspecified() => {
-                if !self.addrs.contains(&ip) {
+                if !self.addr_set.contains(&ip) {
                     return Err(Error::AddrNotAvailable);
                 }
                 ip
