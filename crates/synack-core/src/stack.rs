@@ -127,6 +127,16 @@ impl Stack {
         }
     }
 
+    /// Is `ip` one of ours? A scan for a few addresses (no hashing on the
+    /// per-packet path), the hash set beyond that.
+    fn is_local(&self, ip: IpAddr) -> bool {
+        if self.addrs.len() <= 8 {
+            self.addrs.contains(&ip)
+        } else {
+            self.addr_set.contains(&ip)
+        }
+    }
+
     /// The local addresses.
     pub fn addresses(&self) -> &[IpAddr] {
         &self.addrs
@@ -258,7 +268,7 @@ impl Stack {
         };
         // MUST-57: segments to broadcast or multicast (or anyone else) are
         // not ours. MUST-63: nor are those from invalid sources.
-        if !self.addr_set.contains(&seg.dst) {
+        if !self.is_local(seg.dst) {
             self.out.drop(now, Some(tuple), "not our address");
             return;
         }
@@ -292,7 +302,7 @@ impl Stack {
             local: e.quoted_src,
             remote: e.quoted_dst,
         };
-        if !self.addr_set.contains(&e.to) {
+        if !self.is_local(e.to) {
             self.out.drop(now, Some(tuple), "not our address");
             return;
         }
@@ -311,7 +321,7 @@ impl Stack {
         if local.port() == 0 {
             return Err(Error::InvalidAddress);
         }
-        if !local.ip().is_unspecified() && !self.addr_set.contains(&local.ip()) {
+        if !local.ip().is_unspecified() && !self.is_local(local.ip()) {
             return Err(Error::AddrNotAvailable);
         }
         if self.listen_map.contains_key(&local) {
@@ -398,7 +408,7 @@ impl Stack {
         }
         let local_ip = match local.map(|l| l.ip()) {
             Some(ip) if !ip.is_unspecified() => {
-                if !self.addr_set.contains(&ip) {
+                if !self.is_local(ip) {
                     return Err(Error::AddrNotAvailable);
                 }
                 ip
