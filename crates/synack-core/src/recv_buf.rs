@@ -142,6 +142,45 @@ impl RecvBuffer {
 
     /// Copies readable bytes into `out`, frees their space (opening the
     /// window) and returns how many were copied.
+    /// Copies `data` to RCV.NXT (offset 0 of the window) without making it
+    /// readable, and returns its one's-complement sum (the receiver checks
+    /// the TCP checksum with it, then calls [`RecvBuffer::commit`]). Only
+    /// with no out-of-order data held (whose bytes it could overwrite) and
+    /// when `data` fits the window; otherwise it copies nothing and returns
+    /// `None`.
+    pub fn place(&mut self, data: &[u8]) -> Option<u64> {
+        if self.has_ooo() || data.is_empty() || data.len() > self.window() {
+            return None;
+        }
+        let pos = self.ring_pos(self.readable);
+        let need = pos.saturating_add(data.len()).min(self.capacity);
+        if self.buf.len() < need {
+            if self.buf.capacity() == 0 {
+                self.buf.reserve_exact(self.capacity);
+            }
+            self.buf.resize(need, 0);
+        }
+        let first = data.len().min(self.capacity.saturating_sub(pos));
+        let (a, b) = data.split_at(first);
+        let mut sum = synack_wire::copy_and_sum(self.buf.get_mut(pos..pos + a.len())?, a);
+        if !b.is_empty() {
+            let s = synack_wire::copy_and_sum(self.buf.get_mut(..b.len())?, b);
+            sum = synack_wire::combine_sums(sum, s, a.len() % 2 == 1);
+        }
+        Some(sum)
+    }
+
+    /// Makes `len` bytes placed by [`RecvBuffer::place`] readable; returns
+    /// how many (0 when out-of-order data arrived in between).
+    pub fn commit(&mut self, len: usize) -> usize {
+        if self.has_ooo() {
+            return 0;
+        }
+        let n = len.min(self.window());
+        self.readable += n;
+        n
+    }
+
     pub fn read(&mut self, out: &mut [u8]) -> usize {
         let (a, b) = self.peek_slices();
         let mut n = 0;

@@ -12,7 +12,8 @@ use core::net::{IpAddr, SocketAddr};
 use hashbrown::HashMap;
 use siphasher::sip::SipHasher13;
 use synack_wire::{
-    parse_icmp_error, parse_packet, peek_tuple, IcmpError, Segment, TcpFlags, TcpRepr, WireError,
+    checksum_is_valid, combine_sums, parse_icmp_error, parse_packet_unverified, payload_sum,
+    peek_tuple, IcmpError, Segment, TcpFlags, TcpRepr, WireError,
 };
 
 use crate::conn::{Ctx, Next, Tcb};
@@ -244,8 +245,8 @@ impl Stack {
     /// Processes one IP packet from the network.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
         self.out.stats.packets_in += 1;
-        let seg = match parse_packet(packet) {
-            Ok(seg) => seg,
+        let (seg, partial) = match parse_packet_unverified(packet) {
+            Ok(parsed) => parsed,
             Err(WireError::NotTcp) => {
                 match parse_icmp_error(packet) {
                     Ok(e) => self.handle_icmp(now, &e),
@@ -266,6 +267,22 @@ impl Stack {
             local: SocketAddr::new(seg.dst, seg.tcp.dst_port),
             remote: SocketAddr::new(seg.src, seg.tcp.src_port),
         };
+        let cached = self.last.filter(|(t, _)| *t == tuple).map(|(_, id)| id);
+        let conn = cached.or_else(|| self.table.get(&tuple).copied());
+        // MUST-3: verify the checksum before anything in the segment counts.
+        // In-order data for an open connection is verified while it is
+        // copied into the receive buffer (one pass), and only made readable
+        // later if the rest of the segment is accepted.
+        let placed = conn.and_then(|id| self.place_payload(id, &seg));
+        let total = match placed {
+            Some(sum) => combine_sums(partial, sum, false),
+            None => combine_sums(partial, payload_sum(seg.payload), false),
+        };
+        if !checksum_is_valid(total) {
+            self.out
+                .drop(now, Some(tuple), WireError::BadChecksum.reason());
+            return;
+        }
         // MUST-57: segments to broadcast or multicast (or anyone else) are
         // not ours. MUST-63: nor are those from invalid sources.
         if !self.is_local(seg.dst) {
@@ -278,10 +295,15 @@ impl Stack {
             self.out.drop(now, Some(tuple), "invalid source address");
             return;
         }
-        let cached = self.last.filter(|(t, _)| *t == tuple).map(|(_, id)| id);
-        if let Some(id) = cached.or_else(|| self.table.get(&tuple).copied()) {
+        if let Some(id) = conn {
             self.last = Some((tuple, id));
-            self.with_conn(now, id, |t, ctx| t.on_segment(ctx, &seg));
+            let preplaced = placed.map(|_| seg.payload.len());
+            self.with_conn(now, id, |t, ctx| {
+                t.preplaced = preplaced;
+                let next = t.on_segment(ctx, &seg);
+                t.preplaced = None;
+                next
+            });
             return;
         }
         if let Some(entry) = self.time_wait.get(&tuple).copied() {
@@ -293,6 +315,30 @@ impl Stack {
             Some(lid) => self.listen_segment(now, lid, tuple, &seg, None),
             None => self.closed_segment(now, tuple, &seg),
         }
+    }
+
+    /// Copies in-order data for an open connection straight into its
+    /// receive buffer (not yet readable) and returns the payload's checksum
+    /// sum; `None` when the segment does not qualify (then nothing is copied).
+    fn place_payload(&mut self, id: ConnId, seg: &Segment<'_>) -> Option<u64> {
+        let t = self.tcb_mut(id)?;
+        let f = seg.tcp.flags;
+        let open = matches!(
+            t.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        );
+        let qualifies = open
+            && !f.syn()
+            && !f.rst()
+            && !seg.payload.is_empty()
+            && crate::seq::Seq(seg.tcp.seq) == t.rcv_nxt
+            && !t.read_closed
+            && !t.fin_rcvd
+            && seg.payload.len() as u32 <= t.rcv_wnd();
+        if !qualifies {
+            return None;
+        }
+        t.recvq.place(seg.payload)
     }
 
     /// An ICMP or ICMPv6 error: find the connection from the quoted

@@ -36,7 +36,10 @@ pub use ip::{
     IPV6_HOP_BY_HOP, IPV6_ROUTING, MAX_IPV6_EXTENSION_HEADERS,
 };
 pub use options::{SackBlock, TcpOptions, MAX_OPTIONS_LEN, MAX_SACK_BLOCKS};
-pub use packet::{emit_packet, emit_packet_parts, packet_len, parse_packet, peek_tuple, Segment};
+pub use packet::{
+    checksum_is_valid, combine_sums, copy_and_sum, emit_packet, emit_packet_parts, packet_len,
+    parse_packet, parse_packet_unverified, payload_sum, peek_tuple, Segment,
+};
 pub use tcp::{TcpRepr, TCP_HEADER_LEN};
 
 /// Length of an IPv4 header without options.

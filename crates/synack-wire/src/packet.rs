@@ -62,6 +62,78 @@ pub fn parse_packet(buf: &[u8]) -> Result<Segment<'_>, WireError> {
 }
 
 /// Verifies and parses the TCP segment of a packet from `src` to `dst`.
+/// As [`parse_packet`], but leaves the TCP checksum half done: it returns
+/// the segment and the partial one's-complement sum of the pseudo-header
+/// and the TCP header. The caller must add the payload's sum (for example
+/// with [`copy_and_sum`] while copying the payload where it goes) and check
+/// the total with [`checksum_is_valid`] before it trusts anything in the
+/// segment. Lets a receiver verify and copy the payload in one pass.
+pub fn parse_packet_unverified(buf: &[u8]) -> Result<(Segment<'_>, u64), WireError> {
+    let (src, dst, ttl, tos, segment) = match buf.first().map(|b| b >> 4) {
+        None => return Err(WireError::Truncated),
+        Some(4) => {
+            let (ip, segment) = Ipv4Header::parse(buf)?;
+            if ip.is_fragment() {
+                return Err(WireError::Fragment);
+            }
+            if ip.protocol != IPPROTO_TCP {
+                return Err(WireError::NotTcp);
+            }
+            (ip.src.into(), ip.dst.into(), ip.ttl, ip.tos, segment)
+        }
+        Some(6) => {
+            let (ip, payload) = Ipv6Header::parse(buf)?;
+            let (protocol, segment) = ipv6_upper_layer(ip.next_header, payload)?;
+            if protocol != IPPROTO_TCP {
+                return Err(WireError::NotTcp);
+            }
+            let (src, dst) = (ip.src.into(), ip.dst.into());
+            (src, dst, ip.hop_limit, ip.traffic_class, segment)
+        }
+        Some(_) => return Err(WireError::BadIpVersion),
+    };
+    if segment.len() < TCP_HEADER_LEN {
+        return Err(WireError::Truncated);
+    }
+    let (tcp, payload) = TcpRepr::parse(segment)?;
+    let header_len = segment.len() - payload.len();
+    let partial = checksum::partial(
+        u64::from(pseudo_header_sum(src, dst, segment.len())),
+        &segment[..header_len],
+    );
+    let seg = Segment {
+        src,
+        dst,
+        ttl,
+        tos,
+        tcp,
+        payload,
+    };
+    Ok((seg, partial))
+}
+
+/// The one's-complement sum of a payload, for [`checksum_is_valid`].
+pub fn payload_sum(data: &[u8]) -> u64 {
+    checksum::partial(0, data)
+}
+
+/// Copies `src` into `dst` (same length) and returns its sum, in one pass.
+pub fn copy_and_sum(dst: &mut [u8], src: &[u8]) -> u64 {
+    checksum::copy_and_sum(dst, src)
+}
+
+/// Adds the sum of a piece of payload that began `odd` bytes into the
+/// checksummed data (odd offsets are byte-swapped, RFC 1071 §2).
+pub fn combine_sums(acc: u64, part: u64, odd: bool) -> u64 {
+    checksum::add_at_offset(acc, part, odd)
+}
+
+/// True when a partial sum from [`parse_packet_unverified`] plus the
+/// payload's sum checks out (the one's-complement total is all ones).
+pub fn checksum_is_valid(total: u64) -> bool {
+    checksum::finish(total) == 0
+}
+
 fn parse_tcp(
     src: IpAddr,
     dst: IpAddr,

@@ -495,7 +495,11 @@ impl Tcb {
             }
             let had_gaps = self.recvq.has_ooo();
             let off = seq.since(self.rcv_nxt) as usize;
-            let n = self.recvq.write_at(off, payload);
+            let n = match self.preplaced.take() {
+                // Already copied in while the checksum was verified.
+                Some(len) if off == 0 && len == payload.len() => self.recvq.commit(len),
+                _ => self.recvq.write_at(off, payload),
+            };
             if off > 0 {
                 self.note_sack_arrival(seq, payload.len());
             }

@@ -187,6 +187,10 @@ pub(crate) struct Tcb {
     pub snd_up: Option<Seq>,
     /// The peer's urgent pointer, while the application has not read past it.
     pub rcv_up: Option<Seq>,
+    /// The payload of the segment being processed was already copied to
+    /// RCV.NXT in the receive buffer (while its checksum was verified);
+    /// this many bytes only need committing.
+    pub preplaced: Option<usize>,
     /// Consecutive duplicate ACKs (RFC 5681 §3.2).
     pub dupacks: u32,
     /// In fast recovery until SND.UNA passes this point (RFC 6582 "recover").
@@ -269,6 +273,7 @@ impl Tcb {
             soft_error: None,
             snd_up: None,
             rcv_up: None,
+            preplaced: None,
             dupacks: 0,
             recover: None,
             rtx_hole: iss,

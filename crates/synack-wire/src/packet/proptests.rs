@@ -26,6 +26,14 @@ fn parse_everything(buf: &[u8]) {
         );
     }
     let _ = parse_icmp_error(buf);
+    // The deferred-checksum parse agrees with the eager one.
+    match parse_packet_unverified(buf) {
+        Ok((seg, partial)) => {
+            let ok = checksum_is_valid(combine_sums(partial, payload_sum(seg.payload), false));
+            assert_eq!(ok, parsed == Ok(seg), "deferred and eager checks disagree");
+        }
+        Err(_) => assert!(parsed.is_err()),
+    }
 }
 
 /// A valid packet to mutate: IPv4 or IPv6, with all options and a payload.

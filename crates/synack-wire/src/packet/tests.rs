@@ -914,3 +914,47 @@ fn emit_parts_split_anywhere_checksums_right() {
     assert_eq!(three, whole);
     assert!(parse_packet(&whole).is_ok());
 }
+
+/// The deferred checksum agrees with the eager one: a good packet checks
+/// out with its payload's sum, a payload with a flipped bit does not.
+#[test]
+fn unverified_parse_then_payload_sum() {
+    let src = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    let dst = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+    let repr = TcpRepr {
+        src_port: 1,
+        dst_port: 2,
+        flags: TcpFlags::ACK,
+        ..TcpRepr::default()
+    };
+    let payload: Vec<u8> = (0..999u32).map(|i| (i * 13) as u8).collect();
+    let mut buf = vec![0u8; packet_len(src, &repr, payload.len())];
+    let n = emit_packet(&mut buf, src, dst, 64, 0, &repr, &payload).unwrap();
+    let (seg, partial) = parse_packet_unverified(&buf[..n]).unwrap();
+    assert_eq!(seg, parse_packet(&buf[..n]).unwrap());
+    let mut copy = vec![0u8; seg.payload.len()];
+    let s = copy_and_sum(&mut copy, seg.payload);
+    assert!(checksum_is_valid(combine_sums(partial, s, false)));
+    assert!(checksum_is_valid(combine_sums(
+        partial,
+        payload_sum(seg.payload),
+        false
+    )));
+    // Split at an odd point: the second part's sum is swapped.
+    let (a, b) = seg.payload.split_at(333);
+    let t = combine_sums(
+        combine_sums(partial, payload_sum(a), false),
+        payload_sum(b),
+        true,
+    );
+    assert!(checksum_is_valid(t));
+    let last = n - 1;
+    buf[last] ^= 0x10;
+    let (seg, partial) = parse_packet_unverified(&buf[..n]).unwrap();
+    assert!(!checksum_is_valid(combine_sums(
+        partial,
+        payload_sum(seg.payload),
+        false
+    )));
+    assert_eq!(parse_packet(&buf[..n]), Err(WireError::BadChecksum));
+}
