@@ -115,7 +115,7 @@ fn packet(i: &Input, last: Last) -> Option<Vec<u8>> {
     // Half the time, answer what the stack last sent, near the right
     // numbers, so that segments land in (and around) its windows.
     let (dst_port, seq, ack) = match last {
-        Some((port, s, a, len)) if i.app % 2 == 0 => (
+        Some((port, s, a, len)) if i.app & 1 == 0 => (
             port,
             a.wrapping_add(i.seq % 4096).wrapping_sub(1024),
             s.wrapping_add(len).wrapping_sub(i.ack % 3),
@@ -123,7 +123,7 @@ fn packet(i: &Input, last: Last) -> Option<Vec<u8>> {
         _ => (i.dst_port, i.seq, i.ack),
     };
     let repr = TcpRepr {
-        src_port: if last.is_some() && i.app % 2 == 0 {
+        src_port: if last.is_some() && i.app & 1 == 0 {
             40000
         } else {
             i.src_port
