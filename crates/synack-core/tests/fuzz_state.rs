@@ -162,7 +162,7 @@ proptest! {
             if let Some(p) = packet(i, last) {
                 stack.handle_packet(now, &p);
             }
-            now = now + Duration::from_millis(u64::from(i.advance_ms % 3000));
+            now += Duration::from_millis(u64::from(i.advance_ms % 3000));
             stack.handle_timeout(now);
             while let Ok(id) = stack.accept(lid) {
                 conns.push(id);
