@@ -1277,7 +1277,11 @@ fn must_3_bad_checksum_is_dropped_silently() {
     // breaks the header itself (the data offset) is named for that instead,
     // since the header is parsed before the payload's sum is added.
     assert_eq!(p.stack.stats().total_drops() - before, n);
-    assert!(p.drops("bad checksum") + 2 >= n, "{}", p.drops("bad checksum"));
+    assert!(
+        p.drops("bad checksum") + 2 >= n,
+        "{}",
+        p.drops("bad checksum")
+    );
     assert_eq!(p.stack.readable(p.id()), Ok(0));
     assert_eq!(p.state(), State::Established);
     // The same segment intact is taken.
