@@ -58,7 +58,7 @@ use crate::Sizes;
 pub const MESSAGE: usize = 64;
 
 /// Send and receive buffer of each user-space connection.
-pub const BUFFER: usize = 1 << 18;
+pub const BUFFER: usize = 1 << 20;
 
 /// Most packets a user-space stack takes from the device before it lets the
 /// application run and sends (synack's driver reads the same number:
