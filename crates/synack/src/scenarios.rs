@@ -295,7 +295,10 @@ fn echo_run(
 ) -> (Sim, u64) {
     let bytes = opts.bytes.unwrap_or(default_bytes);
     let client = Client::echo(server_addr(), bytes, ClientMode::Echo);
-    let server = EchoServer::new(server_addr(), ServerMode::Echo);
+    // The server's application takes a moment to close after the client's
+    // FIN, so the close shows its four segments apart (FIN, ACK, FIN, ACK).
+    let server =
+        EchoServer::new(server_addr(), ServerMode::Echo).with_close_delay(Duration::from_millis(5));
     let mut sim = sim_with(opts, link, client, server, config(opts));
     if let Some(rule) = rule {
         sim.set_drop_rule(rule);

@@ -141,10 +141,15 @@ impl Tcb {
             }
             self.set_state(ctx, State::Established);
             ctx.events.push_back(Event::Connected(ctx.id));
-            self.ack_now = true;
             // Data or FIN riding on the SYN-ACK (step 6 onward).
             let data_seq = Seq(t.seq).add(1);
             self.accept_text(ctx, data_seq, seg.payload, t.flags.fin());
+            // §3.10.7.3: "form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT>
+            // <CTL=ACK> and send it", at once: the third segment of the
+            // handshake stands on its own, whatever the application sends.
+            if self.state != State::Closed {
+                self.send_ack(ctx);
+            }
             match self.state {
                 State::Closed => Next::Closed,
                 _ => Next::Stay,

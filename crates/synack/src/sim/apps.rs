@@ -52,6 +52,10 @@ pub struct EchoServer {
     backlog: usize,
     /// Reused for every read, so that no call zeroes a fresh buffer.
     scratch: Vec<u8>,
+    /// How long the application takes to call close after the peer's FIN.
+    close_delay: std::time::Duration,
+    /// Connections whose close is due at an instant.
+    closing: Vec<(Instant, ConnId)>,
 }
 
 impl EchoServer {
@@ -68,7 +72,18 @@ impl EchoServer {
             first: None,
             backlog: 1024,
             scratch: vec![0; 16 * 1024],
+            close_delay: std::time::Duration::ZERO,
+            closing: Vec::new(),
         }
+    }
+
+    /// Makes the application take `delay` to call close after the peer's
+    /// FIN (by default it closes at once, and its FIN carries the ACK of
+    /// the peer's). With a delay the demo shows the four segments of the
+    /// four-way close apart.
+    pub fn with_close_delay(mut self, delay: std::time::Duration) -> Self {
+        self.close_delay = delay;
+        self
     }
 
     /// Sets the listen backlog (default 1024).
@@ -117,8 +132,12 @@ impl EchoServer {
         let closes_on_eof = matches!(mode, ServerMode::Echo | ServerMode::PauseReading(_));
         if c.eof && c.pending.is_empty() && !c.closed && closes_on_eof {
             c.closed = true;
-            let _ = stack.close(now, id);
-            self.conns.remove(&id);
+            if self.close_delay.is_zero() {
+                let _ = stack.close(now, id);
+                self.conns.remove(&id);
+            } else {
+                self.closing.push((now + self.close_delay, id));
+            }
         }
     }
 }
@@ -152,6 +171,9 @@ impl App for EchoServer {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
+        if let Some(&(at, _)) = self.closing.iter().min() {
+            return Some(at);
+        }
         match self.mode {
             ServerMode::CloseAt(at) if !self.conns.is_empty() => Some(at),
             ServerMode::PauseReading(until) if !self.conns.is_empty() => {
@@ -163,6 +185,19 @@ impl App for EchoServer {
     }
 
     fn on_timeout(&mut self, now: Instant, stack: &mut Stack) {
+        if !self.closing.is_empty() {
+            let due: Vec<ConnId> = self
+                .closing
+                .iter()
+                .filter(|(at, _)| *at <= now)
+                .map(|&(_, id)| id)
+                .collect();
+            self.closing.retain(|(at, _)| *at > now);
+            for id in due {
+                self.conns.remove(&id);
+                let _ = stack.close(now, id);
+            }
+        }
         if let ServerMode::CloseAt(at) = self.mode {
             if now >= at {
                 let ids: Vec<ConnId> = self.conns.keys().copied().collect();
