@@ -71,7 +71,6 @@ impl synack_side::App for SynackSender {
 
 struct SynackReceiver {
     received: u64,
-    buf: Vec<u8>,
 }
 
 impl synack_side::App for SynackReceiver {
@@ -79,7 +78,8 @@ impl synack_side::App for SynackReceiver {
         match event {
             Event::Incoming(lid) => while stack.accept(lid).is_ok() {},
             Event::Readable(id) => {
-                while let Ok(n) = stack.recv(now, id, &mut self.buf) {
+                // Each stack's in-place read (smoltcp: `recv` with a closure).
+                while let Ok(n) = stack.recv_with(now, id, |a, b| a.len() + b.len()) {
                     if n == 0 {
                         break;
                     }
@@ -102,10 +102,7 @@ pub fn synack(total: u64, buffer: usize, cap: Duration, progress: &mut dyn Progr
         sent: 0,
         chunk: chunk(),
     };
-    let mut rx = SynackReceiver {
-        received: 0,
-        buf: vec![0; CHUNK],
-    };
+    let mut rx = SynackReceiver { received: 0 };
     let t0 = std::time::Instant::now();
     let now = pair.instant();
     pair.a
@@ -155,14 +152,14 @@ impl smoltcp_side::App for SmoltcpSender {
 struct SmoltcpReceiver {
     handle: SocketHandle,
     received: u64,
-    buf: Vec<u8>,
 }
 
 impl smoltcp_side::App for SmoltcpReceiver {
     fn after_poll(&mut self, _: SmolInstant, host: &mut smoltcp_side::Host, _: bool) {
         let s = host.sockets.get_mut::<tcp::Socket>(self.handle);
         while s.can_recv() {
-            match s.recv_slice(&mut self.buf) {
+            // In place, as the synack side reads (`recv_with`).
+            match s.recv(|data| (data.len(), data.len())) {
                 Ok(n) if n > 0 => self.received += n as u64,
                 _ => break,
             }
@@ -178,7 +175,6 @@ pub fn smoltcp(total: u64, buffer: usize, cap: Duration, progress: &mut dyn Prog
     let mut rx = SmoltcpReceiver {
         handle: pair.b.sockets.add(listener),
         received: 0,
-        buf: vec![0; CHUNK],
     };
     let t0 = std::time::Instant::now();
     let mut s = smoltcp_side::socket(buffer);

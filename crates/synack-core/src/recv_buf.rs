@@ -181,6 +181,7 @@ impl RecvBuffer {
         n
     }
 
+    #[cfg(test)]
     pub fn read(&mut self, out: &mut [u8]) -> usize {
         let (a, b) = self.peek_slices();
         let mut n = 0;

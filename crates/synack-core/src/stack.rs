@@ -526,6 +526,20 @@ impl Stack {
         self.user_call(now, id, |t, ctx| t.recv(ctx, buf))
     }
 
+    /// RECEIVE in place: `f` is handed the readable bytes as the receive
+    /// ring's two slices (in order; the second is often empty) and returns
+    /// how many it consumed, which leave the buffer. Saves the copy
+    /// [`Stack::recv`] makes. Results as for `recv`: `Ok(0)` at the end of
+    /// the stream, `Err(WouldBlock)` when nothing is there yet.
+    pub fn recv_with(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        f: impl FnOnce(&[u8], &[u8]) -> usize,
+    ) -> Result<usize, Error> {
+        self.user_call(now, id, |t, ctx| t.recv_with(ctx, f))
+    }
+
     /// Half-close: sends FIN after the queued data, keeps reading.
     pub fn shutdown_write(&mut self, now: Instant, id: ConnId) -> Result<(), Error> {
         self.tcb(id).ok_or(Error::InvalidHandle)?;

@@ -473,3 +473,26 @@ fn must_59_one_ack_for_a_batch_of_segments() {
     assert_eq!(acks.len(), 1, "{acks:?}");
     assert_eq!(acks[0].tcp.ack, p.snd_nxt, "it acknowledges all ten");
 }
+
+/// `recv_with` hands the application the readable bytes in place; what it
+/// does not consume stays for the next read.
+#[test]
+fn recv_with_reads_in_place() {
+    let mut p = Peer::new().established();
+    p.data(b"hello, world");
+    let mut seen = Vec::new();
+    let n = p
+        .stack
+        .recv_with(p.now, p.id(), |a, b| {
+            seen.extend_from_slice(a);
+            seen.extend_from_slice(b);
+            5
+        })
+        .unwrap();
+    assert_eq!((n, seen.as_slice()), (5, &b"hello, world"[..]));
+    assert_eq!(p.read_all().unwrap(), b", world");
+    assert_eq!(
+        p.stack.recv_with(p.now, p.id(), |_, _| 0),
+        Err(Error::WouldBlock)
+    );
+}

@@ -33,14 +33,38 @@ impl Tcb {
     /// RECEIVE (§3.10.3): copy readable data out. `Ok(0)` is the end of the
     /// stream (the peer's FIN), `Err(WouldBlock)` means wait for `Readable`.
     pub(crate) fn recv(&mut self, ctx: &mut Ctx<'_>, out: &mut [u8]) -> Result<usize, Error> {
+        if out.is_empty() && !self.read_closed {
+            self.readable_signalled = false;
+            return Ok(0);
+        }
+        self.recv_with(ctx, |a, b| {
+            let first = a.len().min(out.len());
+            out[..first].copy_from_slice(&a[..first]);
+            let second = b.len().min(out.len() - first);
+            out[first..first + second].copy_from_slice(&b[..second]);
+            first + second
+        })
+    }
+
+    /// RECEIVE without a copy: `f` sees the readable bytes in place (the
+    /// ring's two slices, in order) and returns how many it consumed.
+    pub(crate) fn recv_with(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        f: impl FnOnce(&[u8], &[u8]) -> usize,
+    ) -> Result<usize, Error> {
         self.readable_signalled = false;
         if self.read_closed {
             return Err(Error::InvalidState);
         }
-        if out.is_empty() {
-            return Ok(0);
-        }
-        let n = self.recvq.read(out);
+        let n = if self.recvq.readable() > 0 {
+            let (a, b) = self.recvq.peek_slices();
+            let n = f(a, b).min(a.len() + b.len());
+            self.recvq.consume(n);
+            n
+        } else {
+            0
+        };
         if n > 0 {
             // A read can open the window; update the peer when it grows by
             // enough to be worth it (MUST-39).
