@@ -92,36 +92,14 @@ fn sum(mut acc: u64, data: &[u8]) -> u64 {
 }
 
 /// Copies `src` into `dst` (of the same length) and returns the
-/// one's-complement sum of the bytes, as [`sum`] would from zero: one pass
-/// over the data instead of a copy and then a sum (what the emitter does
-/// for payloads).
+/// one's-complement sum of the bytes, as [`sum`] would from zero. The copy
+/// is the platform's `memcpy` (runtime-dispatched to the widest vectors)
+/// and the sum runs over the freshly written, cache-hot bytes: measured
+/// faster here than one fused loop built for the baseline instruction set.
 pub(crate) fn copy_and_sum(dst: &mut [u8], src: &[u8]) -> u64 {
     let n = src.len().min(dst.len());
-    let (dst, src) = (&mut dst[..n], &src[..n]);
-    let bulk = n - n % 16;
-    let mut acc = 0u64;
-    let mut done = 0;
-    while done < bulk {
-        let end = (done + 64 * 1024).min(bulk);
-        let mut lanes = [0u64; 4];
-        for (d, c) in dst[done..end]
-            .chunks_exact_mut(16)
-            .zip(src[done..end].chunks_exact(16))
-        {
-            d.copy_from_slice(c);
-            for (lane, word) in lanes.iter_mut().zip(c.chunks_exact(4)) {
-                *lane += u64::from(u32::from_ne_bytes([word[0], word[1], word[2], word[3]]));
-            }
-        }
-        let mut native = 0u64;
-        for lane in lanes {
-            native = add(native, lane);
-        }
-        acc = add(acc, u64::from(u16::from_be(fold(native))));
-        done = end;
-    }
-    dst[done..].copy_from_slice(&src[done..]);
-    sum(acc, &src[done..])
+    dst[..n].copy_from_slice(&src[..n]);
+    sum(0, &dst[..n])
 }
 
 /// Adds a partial sum of bytes that started at an odd offset of the
