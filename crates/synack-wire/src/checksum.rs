@@ -18,6 +18,7 @@ mod x86;
 /// An odd final byte is summed as if followed by a zero byte (RFC 1071 §4.1).
 /// To verify a received header, run this over it with its checksum field in
 /// place: a correct header gives 0.
+#[inline]
 pub fn internet_checksum(initial: u32, data: &[u8]) -> u16 {
     !fold(sum(u64::from(initial), data))
 }
@@ -29,11 +30,13 @@ pub fn internet_checksum(initial: u32, data: &[u8]) -> u16 {
 /// zeros, next header 6. The two layouts differ only in zero bytes, so one
 /// sum serves both. `tcp_len` is the TCP header plus payload; only its low
 /// 32 bits count. Addresses of different families are each summed as they are.
+#[inline]
 pub fn pseudo_header_sum(src: IpAddr, dst: IpAddr, tcp_len: usize) -> u32 {
     pseudo_header_sum_proto(src, dst, IPPROTO_TCP, tcp_len)
 }
 
 /// [`pseudo_header_sum`] for any upper-layer protocol (ICMPv6 uses 58).
+#[inline]
 pub(crate) fn pseudo_header_sum_proto(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> u32 {
     // Truncation to the low 32 bits is documented above.
     let len = len as u32;
@@ -43,11 +46,18 @@ pub(crate) fn pseudo_header_sum_proto(src: IpAddr, dst: IpAddr, proto: u8, len: 
     fold32(acc)
 }
 
-/// Adds the 16-bit words of an address to `acc`.
+/// Adds the 16-bit words of an address to `acc`: as one 32-bit word for
+/// IPv4 and two 64-bit words for IPv6, taken from the address's integer
+/// form (equivalent, RFC 1071 §2, and no bytes to load).
+#[inline]
 fn address_sum(acc: u64, addr: IpAddr) -> u64 {
     match addr {
-        IpAddr::V4(a) => sum(acc, &a.octets()),
-        IpAddr::V6(a) => sum(acc, &a.octets()),
+        IpAddr::V4(a) => add(acc, u64::from(a.to_bits())),
+        IpAddr::V6(a) => {
+            let bits = a.to_bits();
+            // Truncations pick the high and the low 64 bits.
+            add(add(acc, (bits >> 64) as u64), bits as u64)
+        }
     }
 }
 
@@ -55,8 +65,19 @@ fn address_sum(acc: u64, addr: IpAddr) -> u64 {
 /// `acc`, kept in 64 bits with end-around carry so it never overflows.
 ///
 /// Long inputs go to the widest vector code the CPU has ([`x86`] on x86-64);
-/// short ones, and every other target, to [`sum_portable`].
+/// short ones, and every other target, to [`sum_portable`]; inputs
+/// shorter than a chunk (headers, addresses) straight to [`sum_words`],
+/// inlined, so that a fixed length unrolls.
+#[inline]
 fn sum(acc: u64, data: &[u8]) -> u64 {
+    if data.len() < CHUNK {
+        return sum_words(acc, data);
+    }
+    sum_long(acc, data)
+}
+
+/// [`sum`] of inputs of a chunk or more.
+fn sum_long(acc: u64, data: &[u8]) -> u64 {
     #[cfg(target_arch = "x86_64")]
     if data.len() >= x86::MIN_LEN {
         return x86::sum(acc, data);
@@ -136,24 +157,31 @@ fn add_lanes(acc: u64, lanes: &[u64; CHUNK / 4]) -> u64 {
     add_native(acc, native)
 }
 
-/// The loop for what is left over (fewer than [`CHUNK`] bytes, or short
-/// inputs): native-endian 32-bit words into one lane (at most 2^32 of them
-/// before it could overflow, and inputs here are far shorter), then the last
-/// two or three bytes as big-endian 16-bit words, an odd last byte padded
-/// with zero.
+/// The loop for short inputs and for what is left over after the chunks:
+/// native-endian 64-bit words added with end-around carry (a carry chain
+/// of a few steps, cheaper here than any vector set-up), then a 32-bit
+/// word, then the last two or three bytes as big-endian 16-bit words, an
+/// odd last byte padded with zero.
 #[inline(always)]
 fn sum_words(acc: u64, data: &[u8]) -> u64 {
     let mut native = 0u64;
-    let mut words = data.chunks_exact(4);
+    let mut words = data.chunks_exact(8);
     for word in &mut words {
-        native += u64::from(u32::from_ne_bytes([word[0], word[1], word[2], word[3]]));
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        native = add(native, u64::from_ne_bytes(w));
+    }
+    let mut rest = words.remainder();
+    if let [a, b, c, d, tail @ ..] = rest {
+        native = add(native, u64::from(u32::from_ne_bytes([*a, *b, *c, *d])));
+        rest = tail;
     }
     let mut acc = add_native(acc, native);
-    let mut pairs = words.remainder().chunks_exact(2);
-    for pair in &mut pairs {
-        acc = add(acc, u64::from(u16::from_be_bytes([pair[0], pair[1]])));
+    if let [a, b, tail @ ..] = rest {
+        acc = add(acc, u64::from(u16::from_be_bytes([*a, *b])));
+        rest = tail;
     }
-    if let [last] = pairs.remainder() {
+    if let [last] = rest {
         acc = add(acc, u64::from(*last) << 8);
     }
     acc
@@ -170,6 +198,7 @@ fn add_native(acc: u64, native: u64) -> u64 {
 /// Adds a partial sum of bytes that started at an odd offset of the
 /// checksummed data: such a sum counts every byte in the wrong half of its
 /// word, so it is byte-swapped first (RFC 1071 §2).
+#[inline]
 pub(crate) fn add_at_offset(acc: u64, part: u64, odd: bool) -> u64 {
     if odd {
         add(acc, u64::from(fold(part).swap_bytes()))
@@ -179,16 +208,19 @@ pub(crate) fn add_at_offset(acc: u64, part: u64, odd: bool) -> u64 {
 }
 
 /// The complemented 16-bit checksum from an unfolded sum.
+#[inline]
 pub(crate) fn finish(acc: u64) -> u16 {
     !fold(acc)
 }
 
 /// [`sum`] for the crate: the unfolded sum of `data` added to `acc`.
+#[inline]
 pub(crate) fn partial(acc: u64, data: &[u8]) -> u64 {
     sum(acc, data)
 }
 
 /// One's-complement addition in 64 bits (end-around carry).
+#[inline]
 fn add(a: u64, b: u64) -> u64 {
     let (s, carry) = a.overflowing_add(b);
     // When the addition wrapped, `s` is at most 2^64 - 2, so this cannot wrap.
@@ -196,6 +228,7 @@ fn add(a: u64, b: u64) -> u64 {
 }
 
 /// Folds a 64-bit one's-complement sum into 32 bits (still a valid sum).
+#[inline]
 fn fold32(acc: u64) -> u32 {
     let acc = (acc & 0xffff_ffff) + (acc >> 32);
     let acc = (acc & 0xffff_ffff) + (acc >> 32);
@@ -204,6 +237,7 @@ fn fold32(acc: u64) -> u32 {
 }
 
 /// Folds a 64-bit one's-complement sum into 16 bits.
+#[inline]
 fn fold(acc: u64) -> u16 {
     let acc = u64::from(fold32(acc));
     let acc = (acc & 0xffff) + (acc >> 16);

@@ -6,7 +6,7 @@
 
 use core::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::checksum::internet_checksum;
+use crate::checksum::{self, internet_checksum};
 use crate::{WireError, IPV4_HEADER_LEN, IPV6_HEADER_LEN};
 
 /// IPv6 Hop-by-Hop Options extension header (RFC 8200 §4.3).
@@ -125,7 +125,24 @@ impl Ipv4Header {
         out[10..12].copy_from_slice(&[0, 0]);
         out[12..16].copy_from_slice(&self.src.octets());
         out[16..20].copy_from_slice(&self.dst.octets());
-        let checksum = internet_checksum(0, out);
+        // The checksum from the field values rather than by reading back
+        // the bytes just written (which would stall on store forwarding):
+        // the same 16-bit words, in registers.
+        let (src, dst) = (self.src.to_bits(), self.dst.to_bits());
+        let words = [
+            0x4500 | u32::from(self.tos),
+            u32::from(total),
+            u32::from(self.ident),
+            u32::from(frag),
+            u32::from(self.ttl) << 8 | u32::from(self.protocol),
+            src >> 16,
+            src & 0xffff,
+            dst >> 16,
+            dst & 0xffff,
+        ];
+        // Nine words of at most 16 bits: no overflow.
+        let sum: u32 = words.iter().sum();
+        let checksum = checksum::finish(u64::from(sum));
         out[10..12].copy_from_slice(&checksum.to_be_bytes());
         Ok(())
     }
