@@ -1,27 +1,36 @@
 //! The send buffer: the bytes from SND.UNA onward, sent but not yet
 //! acknowledged and then not yet sent, up to a fixed capacity.
 //!
+//! A ring of its own (not a `VecDeque`) so that the application can write
+//! straight into the free space ([`SendBuffer::free_slices`] then
+//! [`SendBuffer::commit`]) instead of handing over bytes to be copied in.
 //! Offsets in the API count from the front of the buffer (SND.UNA). Nothing
-//! is allocated until the first byte is pushed, and the backing storage never
-//! holds more than `capacity` bytes.
+//! is allocated until the first byte is written, and the backing storage
+//! never holds more than `capacity` bytes.
 
-use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 
-/// A bounded byte queue holding the data from SND.UNA onward.
+/// A bounded byte ring holding the data from SND.UNA onward.
 #[derive(Clone, Debug, Default)]
 pub struct SendBuffer {
-    /// The bytes, front = SND.UNA.
-    data: VecDeque<u8>,
+    /// The ring: empty until first written, then exactly `capacity` bytes.
+    buf: Vec<u8>,
+    /// Where the front (SND.UNA) lies in `buf`; below `capacity`.
+    head: usize,
+    /// Bytes held.
+    len: usize,
     /// The most bytes the buffer accepts.
     capacity: usize,
 }
 
 impl SendBuffer {
     /// An empty buffer accepting up to `capacity` bytes; allocates nothing
-    /// until the first push.
+    /// until the first write.
     pub fn new(capacity: usize) -> Self {
         SendBuffer {
-            data: VecDeque::new(),
+            buf: Vec::new(),
+            head: 0,
+            len: 0,
             capacity,
         }
     }
@@ -34,40 +43,77 @@ impl SendBuffer {
 
     /// Bytes held (unacknowledged plus unsent).
     pub fn len(&self) -> usize {
-        self.data.len()
+        self.len
     }
 
     /// Whether no bytes are held.
     #[allow(dead_code)] // Part of the buffer's API; the stack reads `len()`.
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.len == 0
     }
 
     /// Room left: `capacity - len`.
     pub fn free(&self) -> usize {
-        self.capacity.saturating_sub(self.data.len())
+        self.capacity.saturating_sub(self.len)
+    }
+
+    /// The free space after the held bytes, in order, as two slices (the
+    /// second non-empty only when the free space wraps round the ring), for
+    /// the application to write into before [`SendBuffer::commit`]. Both are
+    /// empty when the buffer is full; the first call allocates the ring.
+    pub fn free_slices(&mut self) -> (&mut [u8], &mut [u8]) {
+        if self.free() > 0 && self.buf.len() < self.capacity {
+            // One allocation sized for the whole buffer (but never more).
+            self.buf.resize(self.capacity, 0);
+        }
+        let free = self.free();
+        let tail = self.wrap(self.head.saturating_add(self.len));
+        let first = free.min(self.capacity - tail);
+        // The free run from the tail to the end of the ring, then the one
+        // from the start of the ring up to the head.
+        let (start, end) = self.buf.split_at_mut(tail);
+        let a = end.get_mut(..first).unwrap_or_default();
+        let b = start.get_mut(..free - first).unwrap_or_default();
+        (a, b)
+    }
+
+    /// Makes `n` bytes written into [`SendBuffer::free_slices`] part of the
+    /// buffer (clamped to the free space); returns how many that was.
+    pub fn commit(&mut self, n: usize) -> usize {
+        let n = n.min(self.free());
+        self.len += n;
+        n
     }
 
     /// Appends as much of `data` as fits and returns how many bytes that was.
     pub fn push(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(self.free());
-        let Some(accepted) = data.get(..n) else {
+        if data.is_empty() {
             return 0;
-        };
-        if n > 0 && self.data.capacity() == 0 {
-            // One allocation sized for the whole buffer (but never more),
-            // instead of growing step by step.
-            self.data.reserve_exact(self.capacity);
         }
-        self.data.extend(accepted);
-        n
+        let (a, b) = self.free_slices();
+        let first = data.len().min(a.len());
+        let second = (data.len() - first).min(b.len());
+        if let (Some(dst), Some(src)) = (a.get_mut(..first), data.get(..first)) {
+            dst.copy_from_slice(src);
+        }
+        if let (Some(dst), Some(src)) = (b.get_mut(..second), data.get(first..first + second)) {
+            dst.copy_from_slice(src);
+        }
+        self.commit(first + second)
     }
 
     /// Drops `n` bytes from the front (acknowledged data), clamped to
     /// [`len`](Self::len).
     pub fn ack(&mut self, n: usize) {
-        let n = n.min(self.data.len());
-        self.data.drain(..n);
+        let n = n.min(self.len);
+        self.len -= n;
+        // An empty ring starts over at 0, so that the next writes and
+        // segments are one contiguous run.
+        self.head = if self.len == 0 {
+            0
+        } else {
+            self.wrap(self.head + n)
+        };
     }
 
     /// Copies the bytes starting `offset` bytes from the front into `out`, as
@@ -90,18 +136,26 @@ impl SendBuffer {
     /// slices (the second non-empty only when the data wraps in the ring),
     /// for building a segment without an intermediate copy.
     pub fn slices_from(&self, offset: usize, max_len: usize) -> (&[u8], &[u8]) {
-        let (a, b) = self.data.as_slices();
-        let len = self.data.len().saturating_sub(offset).min(max_len);
-        let a_skip = offset.min(a.len());
-        let a = a.get(a_skip..).unwrap_or_default();
-        let b_skip = offset - a_skip;
-        let b = b.get(b_skip.min(b.len())..).unwrap_or_default();
-        let a_take = len.min(a.len());
-        let b_take = (len - a_take).min(b.len());
-        (
-            a.get(..a_take).unwrap_or_default(),
-            b.get(..b_take).unwrap_or_default(),
-        )
+        let len = self.len.saturating_sub(offset).min(max_len);
+        if len == 0 {
+            return (&[], &[]);
+        }
+        // `offset < len <= capacity`, so the sum cannot overflow.
+        let start = self.wrap(self.head + offset);
+        let first = len.min(self.capacity - start);
+        let a = self.buf.get(start..start + first).unwrap_or_default();
+        let b = self.buf.get(..len - first).unwrap_or_default();
+        (a, b)
+    }
+
+    /// A position past the end of the ring brought back into it (positions
+    /// handed in are below twice the capacity).
+    fn wrap(&self, pos: usize) -> usize {
+        if pos >= self.capacity {
+            pos - self.capacity
+        } else {
+            pos
+        }
     }
 }
 
@@ -115,16 +169,16 @@ mod tests {
     #[test]
     fn lazy_and_bounded() {
         let mut s = SendBuffer::new(10);
-        assert_eq!(s.data.capacity(), 0);
+        assert_eq!(s.buf.len(), 0);
         assert!(s.is_empty());
         assert_eq!(s.free(), 10);
         assert_eq!(s.push(b""), 0);
-        assert_eq!(s.data.capacity(), 0);
+        assert_eq!(s.buf.len(), 0);
         assert_eq!(s.push(b"hello world"), 10);
         assert_eq!(s.len(), 10);
         assert_eq!(s.free(), 0);
         assert_eq!(s.push(b"!"), 0);
-        assert!(s.data.capacity() >= 10);
+        assert_eq!(s.buf.len(), 10);
         let mut out = [0; 20];
         assert_eq!(s.copy_range(0, &mut out), 10);
         assert_eq!(&out[..10], b"hello worl");
@@ -169,6 +223,25 @@ mod tests {
     }
 
     #[test]
+    fn write_in_place_round_the_wrap() {
+        let mut s = SendBuffer::new(8);
+        assert_eq!(s.push(b"abcdef"), 6);
+        s.ack(4);
+        let (a, b) = s.free_slices();
+        assert_eq!((a.len(), b.len()), (2, 4));
+        a.copy_from_slice(b"gh");
+        b[..3].copy_from_slice(b"ijk");
+        assert_eq!(s.commit(5), 5);
+        let mut out = [0; 8];
+        assert_eq!(s.copy_range(0, &mut out), 7);
+        assert_eq!(&out[..7], b"efghijk");
+        // Committing more than is free takes only what is free.
+        assert_eq!(s.commit(5), 1);
+        let (a, b) = s.free_slices();
+        assert!(a.is_empty() && b.is_empty());
+    }
+
+    #[test]
     fn zero_capacity() {
         let mut s = SendBuffer::new(0);
         assert_eq!(s.push(b"abc"), 0);
@@ -181,6 +254,9 @@ mod tests {
     #[derive(Clone, Debug)]
     enum Op {
         Push(Vec<u8>),
+        /// Write up to this many bytes in place (counting 0, 1, 2, ...),
+        /// then commit the second number of them.
+        Write(usize, usize),
         Ack(usize),
         Copy(usize, usize),
     }
@@ -188,6 +264,7 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..100).prop_map(Op::Push),
+            (0usize..150, 0usize..150).prop_map(|(w, c)| Op::Write(w, c)),
             (0usize..150).prop_map(Op::Ack),
             (0usize..250, 0usize..120).prop_map(|(o, n)| Op::Copy(o, n)),
         ]
@@ -207,6 +284,18 @@ mod tests {
                         prop_assert_eq!(n, expect);
                         model.extend_from_slice(&d[..expect]);
                     }
+                    Op::Write(w, c) => {
+                        let free = capacity - model.len();
+                        let (a, b) = s.free_slices();
+                        prop_assert_eq!(a.len() + b.len(), free);
+                        let w = w.min(free);
+                        for (i, byte) in a.iter_mut().chain(b.iter_mut()).take(w).enumerate() {
+                            *byte = i as u8;
+                        }
+                        let c = c.min(w);
+                        prop_assert_eq!(s.commit(c), c);
+                        model.extend((0..c).map(|i| i as u8));
+                    }
                     Op::Ack(n) => {
                         s.ack(n);
                         model.drain(..n.min(model.len()));
@@ -223,7 +312,7 @@ mod tests {
                 }
                 prop_assert_eq!(s.len(), model.len());
                 prop_assert_eq!(s.free(), capacity - model.len());
-                prop_assert!(s.data.capacity() <= capacity.max(1) * 2);
+                prop_assert!(s.buf.len() <= capacity);
             }
         }
     }

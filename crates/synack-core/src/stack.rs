@@ -506,6 +506,21 @@ impl Stack {
         self.user_call(now, id, |t, ctx| t.send(ctx, data))
     }
 
+    /// SEND in place: `f` is handed the free space of the send buffer as
+    /// two slices (in order; the second is often empty, both are when the
+    /// buffer is full), writes the bytes to send from the start of it and
+    /// returns how many it wrote. Saves the copy [`Stack::send`] makes.
+    /// Results as for `send`: the bytes taken, `Err(WouldBlock)` when the
+    /// buffer is full (filling it all asks for a `Writable` event).
+    pub fn send_with(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        f: impl FnOnce(&mut [u8], &mut [u8]) -> usize,
+    ) -> Result<usize, Error> {
+        self.user_call(now, id, |t, ctx| t.send_with(ctx, f))
+    }
+
     /// SEND with URG (MUST-30): queue `data` and mark it urgent; the peer is
     /// told where its end lies. Legacy: new applications should not use
     /// urgent data (SHLD-13).

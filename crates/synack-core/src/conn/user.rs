@@ -2,12 +2,43 @@
 //! half, shutdown of writing), ABORT (RFC 9293 §3.10.2–§3.10.5).
 
 use super::{Ctx, Next, Tcb};
+use crate::send_buf::SendBuffer;
 use crate::{Error, State};
 
 impl Tcb {
     /// SEND (§3.10.2): queue as much of `data` as fits and send what the
     /// windows allow. Returns the number of bytes taken.
     pub(crate) fn send(&mut self, ctx: &mut Ctx<'_>, data: &[u8]) -> Result<usize, Error> {
+        self.queue(ctx, |q| {
+            let n = q.push(data);
+            (n, n < data.len())
+        })
+    }
+
+    /// SEND in place: `f` writes into the free space of the send buffer
+    /// (two slices, in order; the second is often empty, and both are when
+    /// the buffer is full) and returns how many bytes it wrote from the
+    /// start of that space. Filling all of it asks for a `Writable` event.
+    pub(crate) fn send_with(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        f: impl FnOnce(&mut [u8], &mut [u8]) -> usize,
+    ) -> Result<usize, Error> {
+        self.queue(ctx, |q| {
+            let (a, b) = q.free_slices();
+            let free = a.len() + b.len();
+            let n = f(a, b).min(free);
+            (q.commit(n), n == free)
+        })
+    }
+
+    /// The two SENDs: `put` adds bytes to the send queue and says how many
+    /// and whether the application wanted to add more than fitted.
+    fn queue(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        put: impl FnOnce(&mut SendBuffer) -> (usize, bool),
+    ) -> Result<usize, Error> {
         match self.state {
             State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
             State::Closed => return Err(self.error.unwrap_or(Error::InvalidState)),
@@ -16,15 +47,16 @@ impl Tcb {
         if self.fin_queued {
             return Err(Error::Closing);
         }
-        if data.is_empty() {
-            return Ok(0);
-        }
-        let n = self.sendq.push(data);
-        if n < data.len() {
+        let (n, wants_more) = put(&mut self.sendq);
+        if wants_more {
             self.want_writable = true;
         }
         if n == 0 {
-            return Err(Error::WouldBlock);
+            return if wants_more {
+                Err(Error::WouldBlock)
+            } else {
+                Ok(0)
+            };
         }
         self.output(ctx);
         Ok(n)
