@@ -83,6 +83,18 @@ impl TcpOptions {
     /// last one counts. Options beyond the 40 bytes a header can hold are
     /// parsed like any other.
     pub fn parse(bytes: &[u8]) -> Result<TcpOptions, WireError> {
+        // Fast path for what nearly every segment of a connection carries:
+        // `NOP, NOP, Timestamps` alone (RFC 7323 Appendix A), the general
+        // loop's result without its steps.
+        if let [KIND_NOP, KIND_NOP, KIND_TIMESTAMPS, 10, a, b, c, d, e, f, g, h] = *bytes {
+            return Ok(TcpOptions {
+                timestamps: Some((
+                    u32::from_be_bytes([a, b, c, d]),
+                    u32::from_be_bytes([e, f, g, h]),
+                )),
+                ..TcpOptions::default()
+            });
+        }
         let mut opts = TcpOptions::default();
         let mut i = 0;
         // Every step advances `i` by at least one, so this ends.
@@ -182,6 +194,39 @@ impl TcpOptions {
     /// bytes written, [`TcpOptions::emitted_len`]; fails with
     /// [`WireError::BufferTooSmall`] if `buf` is shorter than that.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        if let TcpOptions {
+            mss: None,
+            window_scale: None,
+            sack_permitted: false,
+            sack_count: 0,
+            timestamps: Some((tsval, tsecr)),
+            ..
+        } = *self
+        {
+            // Fast path for the common case: `NOP, NOP, Timestamps`, as the
+            // general code below would write it.
+            let out = buf
+                .get_mut(..TIMESTAMPS_LEN)
+                .ok_or(WireError::BufferTooSmall)?;
+            let mut bytes = [
+                KIND_NOP,
+                KIND_NOP,
+                KIND_TIMESTAMPS,
+                10,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            ];
+            bytes[4..8].copy_from_slice(&tsval.to_be_bytes());
+            bytes[8..].copy_from_slice(&tsecr.to_be_bytes());
+            out.copy_from_slice(&bytes);
+            return Ok(TIMESTAMPS_LEN);
+        }
         let total = self.emitted_len();
         let out = buf.get_mut(..total).ok_or(WireError::BufferTooSmall)?;
         let mut w = Writer { out, at: 0 };
@@ -548,5 +593,40 @@ mod tests {
     #[test]
     fn empty_options() {
         assert_eq!(TcpOptions::parse(&[]), Ok(TcpOptions::default()));
+    }
+
+    /// The timestamps-only fast paths agree with the general code: the
+    /// same bytes as the layout documented for `emit`, and the same options
+    /// parsed as from an equivalent layout that the general loop handles.
+    #[test]
+    fn timestamps_only_fast_paths_agree() {
+        let opts = TcpOptions {
+            timestamps: Some((0x0102_0304, 0xa0b0_c0d0)),
+            ..TcpOptions::default()
+        };
+        let mut buf = [0u8; 40];
+        assert_eq!(opts.emit(&mut buf), Ok(12));
+        assert_eq!(
+            &buf[..12],
+            &[1, 1, 8, 10, 1, 2, 3, 4, 0xa0, 0xb0, 0xc0, 0xd0]
+        );
+        assert_eq!(opts.emitted_len(), 12);
+        assert_eq!(opts.emit(&mut buf[..11]), Err(WireError::BufferTooSmall));
+        assert_eq!(TcpOptions::parse(&buf[..12]), Ok(opts));
+        // The same option behind one NOP and followed by EOL: general loop.
+        let general = [1, 8, 10, 1, 2, 3, 4, 0xa0, 0xb0, 0xc0, 0xd0, 0];
+        assert_eq!(TcpOptions::parse(&general), Ok(opts));
+        // A wrong length is not taken by the fast path.
+        let mut bad = buf;
+        bad[3] = 9;
+        assert_eq!(
+            TcpOptions::parse(&bad[..12]),
+            Err(WireError::BadOptionLength)
+        );
+        // Trailing bytes after the timestamps go to the general loop.
+        let mut longer = [0u8; 16];
+        longer[..12].copy_from_slice(&buf[..12]);
+        longer[12..].copy_from_slice(&[1, 1, 1, 0]);
+        assert_eq!(TcpOptions::parse(&longer), Ok(opts));
     }
 }
