@@ -14,7 +14,7 @@ use crate::report::{Figure, Progress};
 use crate::synack_side::{self, client_endpoint, client_ips, SERVER_IP, SERVER_PORT};
 use crate::{smoltcp_side, Sizes};
 
-/// Bytes per `send` / `recv` call on either side.
+/// The period of the byte pattern the senders write, bytes.
 pub const CHUNK: usize = 64 << 10;
 
 /// What one bulk run did.
@@ -39,22 +39,63 @@ impl Outcome {
     }
 }
 
-fn chunk() -> Vec<u8> {
-    (0..CHUNK as u64).map(crate::pattern).collect()
-}
-
-struct SynackSender {
+/// The bytes a sender produces: `total` bytes of [`crate::pattern`],
+/// repeating every [`CHUNK`] bytes, written by both stacks' senders straight
+/// into the send buffer (synack: `send_with`, smoltcp: `send` with a
+/// closure), as both receivers read in place.
+struct Source {
     total: u64,
     sent: u64,
     chunk: Vec<u8>,
 }
 
+impl Source {
+    fn new(total: u64) -> Self {
+        Source {
+            total,
+            sent: 0,
+            chunk: (0..CHUNK as u64).map(crate::pattern).collect(),
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.sent >= self.total
+    }
+
+    /// Writes the next bytes of the stream into `dst`, as many as fit and
+    /// remain; returns how many.
+    fn fill(&mut self, dst: &mut [u8]) -> usize {
+        let want = (self.total - self.sent).min(dst.len() as u64) as usize;
+        let mut n = 0;
+        while n < want {
+            let at = (self.sent % CHUNK as u64) as usize;
+            let k = (want - n).min(CHUNK - at);
+            dst[n..n + k].copy_from_slice(&self.chunk[at..at + k]);
+            n += k;
+            self.sent += k as u64;
+        }
+        n
+    }
+}
+
+struct SynackSender {
+    source: Source,
+}
+
 impl SynackSender {
     fn push(&mut self, now: Instant, stack: &mut Stack, id: ConnId) {
-        while self.sent < self.total {
-            let n = (self.total - self.sent).min(CHUNK as u64) as usize;
-            match stack.send(now, id, &self.chunk[..n]) {
-                Ok(k) if k > 0 => self.sent += k as u64,
+        while !self.source.done() {
+            let src = &mut self.source;
+            let wrote = stack.send_with(now, id, |a, b| {
+                let n = src.fill(a);
+                if n < a.len() {
+                    n
+                } else {
+                    n + src.fill(b)
+                }
+            });
+            match wrote {
+                Ok(k) if k > 0 => {}
                 _ => break,
             }
         }
@@ -98,9 +139,7 @@ pub fn synack(total: u64, buffer: usize, cap: Duration, progress: &mut dyn Progr
     let server = SocketAddr::new(IpAddr::V4(SERVER_IP), SERVER_PORT);
     pair.b.listen(server, 16).expect("listen on the server");
     let mut tx = SynackSender {
-        total,
-        sent: 0,
-        chunk: chunk(),
+        source: Source::new(total),
     };
     let mut rx = SynackReceiver { received: 0 };
     let t0 = std::time::Instant::now();
@@ -131,18 +170,21 @@ pub fn synack(total: u64, buffer: usize, cap: Duration, progress: &mut dyn Progr
 
 struct SmoltcpSender {
     handle: SocketHandle,
-    total: u64,
-    sent: u64,
-    chunk: Vec<u8>,
+    source: Source,
 }
 
 impl smoltcp_side::App for SmoltcpSender {
     fn after_poll(&mut self, _: SmolInstant, host: &mut smoltcp_side::Host, _: bool) {
         let s = host.sockets.get_mut::<tcp::Socket>(self.handle);
-        while self.sent < self.total && s.can_send() {
-            let n = (self.total - self.sent).min(CHUNK as u64) as usize;
-            match s.send_slice(&self.chunk[..n]) {
-                Ok(k) if k > 0 => self.sent += k as u64,
+        while !self.source.done() && s.can_send() {
+            // In place, as the synack side writes (`send_with`); the free
+            // space comes one contiguous piece at a time.
+            let src = &mut self.source;
+            match s.send(|buf| {
+                let n = src.fill(buf);
+                (n, n)
+            }) {
+                Ok(k) if k > 0 => {}
                 _ => break,
             }
         }
@@ -187,9 +229,7 @@ pub fn smoltcp(total: u64, buffer: usize, cap: Duration, progress: &mut dyn Prog
     .expect("connect");
     let mut tx = SmoltcpSender {
         handle: pair.a.sockets.add(s),
-        total,
-        sent: 0,
-        chunk: chunk(),
+        source: Source::new(total),
     };
     let mut capped = false;
     let mut steps = 0u64;
