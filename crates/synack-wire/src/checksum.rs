@@ -46,6 +46,16 @@ pub(crate) fn pseudo_header_sum_proto(src: IpAddr, dst: IpAddr, proto: u8, len: 
     fold32(acc)
 }
 
+/// [`pseudo_header_sum_proto`], unfolded, from the source and destination
+/// addresses as they lie in a received IP header (`addrs`: 8 bytes for
+/// IPv4, 32 for IPv6).
+#[inline]
+pub(crate) fn pseudo_header_sum_raw(addrs: &[u8], proto: u8, len: usize) -> u64 {
+    // Truncation to the low 32 bits as in `pseudo_header_sum`.
+    let acc = add(u64::from(proto), u64::from(len as u32));
+    sum(acc, addrs)
+}
+
 /// Adds the 16-bit words of an address to `acc`: as one 32-bit word for
 /// IPv4 and two 64-bit words for IPv6, taken from the address's integer
 /// form (equivalent, RFC 1071 §2, and no bytes to load).
@@ -356,6 +366,27 @@ mod tests {
         let bytes = [192, 0, 2, 1, 198, 51, 100, 7, 0, 6, 0x05, 0xdc];
         let got = pseudo_header_sum(src, dst, 1500);
         assert_eq!(fold(u64::from(got)), fold(sum(0, &bytes)));
+    }
+
+    #[test]
+    fn pseudo_header_from_raw_addresses_matches() {
+        let (s4, d4) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 7));
+        let mut raw = [0u8; 8];
+        raw[..4].copy_from_slice(&s4.octets());
+        raw[4..].copy_from_slice(&d4.octets());
+        for len in [0, 20, 1500, 0x1_0001] {
+            let want = fold(u64::from(pseudo_header_sum(s4.into(), d4.into(), len)));
+            assert_eq!(fold(pseudo_header_sum_raw(&raw, IPPROTO_TCP, len)), want);
+        }
+        let s6 = Ipv6Addr::new(0xfe80, 0, 0, 0, 0xffff, 0xffff, 0xffff, 0xffff);
+        let d6 = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0xabcd, 2);
+        let mut raw = [0u8; 32];
+        raw[..16].copy_from_slice(&s6.octets());
+        raw[16..].copy_from_slice(&d6.octets());
+        for len in [0, 20, 1500, 0x1_0001] {
+            let want = fold(u64::from(pseudo_header_sum(s6.into(), d6.into(), len)));
+            assert_eq!(fold(pseudo_header_sum_raw(&raw, IPPROTO_TCP, len)), want);
+        }
     }
 
     #[test]

@@ -69,7 +69,10 @@ pub fn parse_packet(buf: &[u8]) -> Result<Segment<'_>, WireError> {
 /// the total with [`checksum_is_valid`] before it trusts anything in the
 /// segment. Lets a receiver verify and copy the payload in one pass.
 pub fn parse_packet_unverified(buf: &[u8]) -> Result<(Segment<'_>, u64), WireError> {
-    let (src, dst, ttl, tos, segment) = match buf.first().map(|b| b >> 4) {
+    // `addrs`: the source and destination addresses as they lie in the
+    // header, summed from there for the pseudo-header (the same words as
+    // from `src` and `dst`, without a round trip through them).
+    let (src, dst, ttl, tos, segment, addrs) = match buf.first().map(|b| b >> 4) {
         None => return Err(WireError::Truncated),
         Some(4) => {
             let (ip, segment) = Ipv4Header::parse(buf)?;
@@ -79,7 +82,8 @@ pub fn parse_packet_unverified(buf: &[u8]) -> Result<(Segment<'_>, u64), WireErr
             if ip.protocol != IPPROTO_TCP {
                 return Err(WireError::NotTcp);
             }
-            (ip.src.into(), ip.dst.into(), ip.ttl, ip.tos, segment)
+            let addrs = buf.get(12..IPV4_HEADER_LEN).unwrap_or_default();
+            (ip.src.into(), ip.dst.into(), ip.ttl, ip.tos, segment, addrs)
         }
         Some(6) => {
             let (ip, payload) = Ipv6Header::parse(buf)?;
@@ -88,7 +92,8 @@ pub fn parse_packet_unverified(buf: &[u8]) -> Result<(Segment<'_>, u64), WireErr
                 return Err(WireError::NotTcp);
             }
             let (src, dst) = (ip.src.into(), ip.dst.into());
-            (src, dst, ip.hop_limit, ip.traffic_class, segment)
+            let addrs = buf.get(8..IPV6_HEADER_LEN).unwrap_or_default();
+            (src, dst, ip.hop_limit, ip.traffic_class, segment, addrs)
         }
         Some(_) => return Err(WireError::BadIpVersion),
     };
@@ -97,10 +102,8 @@ pub fn parse_packet_unverified(buf: &[u8]) -> Result<(Segment<'_>, u64), WireErr
     }
     let (tcp, payload) = TcpRepr::parse(segment)?;
     let header_len = segment.len() - payload.len();
-    let partial = checksum::partial(
-        u64::from(pseudo_header_sum(src, dst, segment.len())),
-        &segment[..header_len],
-    );
+    let pseudo = checksum::pseudo_header_sum_raw(addrs, IPPROTO_TCP, segment.len());
+    let partial = checksum::partial(pseudo, &segment[..header_len]);
     let seg = Segment {
         src,
         dst,
