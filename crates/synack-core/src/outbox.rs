@@ -120,7 +120,11 @@ impl Outbox {
     /// Takes back a packet buffer for reuse (bounded, so the pool never
     /// holds more than a burst's worth).
     pub fn recycle(&mut self, buf: Vec<u8>) {
-        const MAX_POOL: usize = 256;
+        // A burst can be a whole window: 4 MiB of full-size segments is
+        // about 2,900 packets, and every packet past the pool's bound is
+        // allocated and zeroed anew. The buffers kept after a burst are at
+        // most the burst's own.
+        const MAX_POOL: usize = 4096;
         if self.pool.len() < MAX_POOL && buf.capacity() >= 64 {
             self.pool.push(buf);
         }
