@@ -59,6 +59,7 @@ impl Ipv4Header {
     /// link-layer padding and are dropped from the payload) and the header
     /// checksum. Options are skipped. Fragments and protocols are reported,
     /// not rejected: see [`Ipv4Header::is_fragment`].
+    #[inline]
     pub fn parse(buf: &[u8]) -> Result<(Ipv4Header, &[u8]), WireError> {
         let fixed = buf.get(..IPV4_HEADER_LEN).ok_or(WireError::Truncated)?;
         if fixed[0] >> 4 != 4 {

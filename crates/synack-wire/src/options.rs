@@ -82,6 +82,7 @@ impl TcpOptions {
     /// skipped by their length (MUST-6). When an option appears twice, the
     /// last one counts. Options beyond the 40 bytes a header can hold are
     /// parsed like any other.
+    #[inline]
     pub fn parse(bytes: &[u8]) -> Result<TcpOptions, WireError> {
         // Fast path for what nearly every segment of a connection carries:
         // `NOP, NOP, Timestamps` alone (RFC 7323 Appendix A), the general

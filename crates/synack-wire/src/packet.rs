@@ -68,6 +68,7 @@ pub fn parse_packet(buf: &[u8]) -> Result<Segment<'_>, WireError> {
 /// with [`copy_and_sum`] while copying the payload where it goes) and check
 /// the total with [`checksum_is_valid`] before it trusts anything in the
 /// segment. Lets a receiver verify and copy the payload in one pass.
+#[inline]
 pub fn parse_packet_unverified(buf: &[u8]) -> Result<(Segment<'_>, u64), WireError> {
     // `addrs`: the source and destination addresses as they lie in the
     // header, summed from there for the pseudo-header (the same words as

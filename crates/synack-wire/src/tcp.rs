@@ -40,6 +40,7 @@ impl TcpRepr {
     /// the end of `segment`, and [`WireError::BadOptionLength`] for a
     /// malformed option (see [`TcpOptions::parse`]). The four reserved bits
     /// (and the AE bit) are ignored.
+    #[inline]
     pub fn parse(segment: &[u8]) -> Result<(TcpRepr, &[u8]), WireError> {
         let fixed = segment.get(..TCP_HEADER_LEN).ok_or(WireError::Truncated)?;
         let header_len = usize::from(fixed[12] >> 4) * 4;
