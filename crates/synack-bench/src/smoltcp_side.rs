@@ -2,6 +2,7 @@
 //! over a [`smoltcp::phy::Device`] that reads and writes the same [`Link`]
 //! queues, with smoltcp's clock driven by the same virtual clock.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
@@ -18,26 +19,43 @@ use crate::synack_side::{client_ips, SERVER_IP};
 
 /// A medium-IP device whose packets are the harness's: the driver moves
 /// arrived packets into `rx` and sent ones out of `tx`.
+///
+/// Packet buffers are reused: a received packet's buffer goes back to a pool
+/// once smoltcp has read it, and a transmit takes its buffer from that pool,
+/// as the synack harness hands its buffers back with `Stack::recycle`. Without
+/// it, smoltcp would pay a malloc, a memset and a free per packet that synack
+/// does not.
 #[derive(Default)]
 pub struct PipeDevice {
     /// Packets that arrived, oldest first.
     pub rx: VecDeque<Vec<u8>>,
     /// Packets sent since the driver last emptied it.
     pub tx: Vec<Vec<u8>>,
+    /// Buffers of packets already consumed, ready for reuse.
+    pool: RefCell<Vec<Vec<u8>>>,
 }
 
-/// The receive half of a token pair: one arrived packet.
-pub struct Rx(Vec<u8>);
+/// At most this many spare buffers are kept (as synack's packet pool).
+const POOL_MAX: usize = 4096;
+
+/// The receive half of a token pair: one arrived packet, and the pool its
+/// buffer returns to.
+pub struct Rx<'a>(Vec<u8>, &'a RefCell<Vec<Vec<u8>>>);
 
 /// The transmit half of a token pair: a slot on the outgoing queue.
-pub struct Tx<'a>(&'a mut Vec<Vec<u8>>);
+pub struct Tx<'a>(&'a mut Vec<Vec<u8>>, &'a RefCell<Vec<Vec<u8>>>);
 
-impl phy::RxToken for Rx {
+impl phy::RxToken for Rx<'_> {
     fn consume<R, F>(self, f: F) -> R
     where
         F: FnOnce(&[u8]) -> R,
     {
-        f(&self.0)
+        let r = f(&self.0);
+        let mut pool = self.1.borrow_mut();
+        if pool.len() < POOL_MAX {
+            pool.push(self.0);
+        }
+        r
     }
 }
 
@@ -46,7 +64,14 @@ impl phy::TxToken for Tx<'_> {
     where
         F: FnOnce(&mut [u8]) -> R,
     {
-        let mut packet = vec![0u8; len];
+        let mut packet = self.1.borrow_mut().pop().unwrap_or_default();
+        // smoltcp writes all `len` bytes; only a buffer too short is grown
+        // (zero-filled), as synack's outbox does.
+        if packet.len() < len {
+            packet.resize(len, 0);
+        } else {
+            packet.truncate(len);
+        }
         let r = f(&mut packet);
         self.0.push(packet);
         r
@@ -54,16 +79,16 @@ impl phy::TxToken for Tx<'_> {
 }
 
 impl phy::Device for PipeDevice {
-    type RxToken<'a> = Rx;
+    type RxToken<'a> = Rx<'a>;
     type TxToken<'a> = Tx<'a>;
 
-    fn receive(&mut self, _now: SmolInstant) -> Option<(Rx, Tx<'_>)> {
+    fn receive(&mut self, _now: SmolInstant) -> Option<(Rx<'_>, Tx<'_>)> {
         let p = self.rx.pop_front()?;
-        Some((Rx(p), Tx(&mut self.tx)))
+        Some((Rx(p, &self.pool), Tx(&mut self.tx, &self.pool)))
     }
 
     fn transmit(&mut self, _now: SmolInstant) -> Option<Tx<'_>> {
-        Some(Tx(&mut self.tx))
+        Some(Tx(&mut self.tx, &self.pool))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
