@@ -124,7 +124,9 @@ impl NetBuilder {
         self
     }
 
-    /// The stack's configuration (default: [`Config::default`]).
+    /// The stack's configuration (default: [`Config::default`]). Its
+    /// `gso_max_size` and `checksum_offload` are set by the driver to what
+    /// the device does (see [`NetBuilder::offload`]).
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
         self
