@@ -69,6 +69,20 @@ pub struct Config {
     pub keepalive_probes: u32,
     /// Report ICMP soft errors to the application (SHLD-20).
     pub report_soft_errors: bool,
+    /// Segmentation offload (TSO/GSO): the device cuts TCP packets longer
+    /// than one segment into segments itself. `Some(n)`: a packet from
+    /// [`crate::Stack::poll_transmit_meta`] may be up to `n` bytes long
+    /// (IP and TCP headers included; at most 65,535 are used) and carry as
+    /// many whole segments of the send MSS as the windows allow; the
+    /// [`crate::Transmit`] says the segment size. The MSS, the windows and
+    /// every rule about what may be sent stay as they are; only the number
+    /// of packets changes. `None` (the default): one segment per packet.
+    pub gso_max_size: Option<usize>,
+    /// Checksum offload: leave the TCP checksum of packets from
+    /// [`crate::Stack::poll_transmit_meta`] partial (the pseudo-header sum
+    /// only), for the device to complete; saves a pass over the payload.
+    /// Packets with several segments always leave it partial. Off by default.
+    pub checksum_offload: bool,
 }
 
 impl Default for Config {
@@ -102,6 +116,8 @@ impl Default for Config {
             keepalive_interval: Duration::from_secs(75),
             keepalive_probes: 9,
             report_soft_errors: true,
+            gso_max_size: None,
+            checksum_offload: false,
         }
     }
 }

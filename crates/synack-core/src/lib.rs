@@ -4,7 +4,9 @@
 //! device. A driver feeds a [`Stack`] packets ([`Stack::handle_packet`]),
 //! the time ([`Stack::handle_timeout`]) and the application's calls
 //! ([`Stack::connect`], [`Stack::listen`], [`Stack::send`], ...), and
-//! drains what it wants done: [`Stack::poll_transmit`] (IP packets),
+//! drains what it wants done: [`Stack::poll_transmit`] (IP packets; or
+//! [`Stack::poll_transmit_meta`] for a device that offloads checksums and
+//! segmentation, with [`Stack::handle_packet_offloaded`] its counterpart),
 //! [`Stack::poll_event`] (application events), [`Stack::poll_trace`]
 //! (trace events) and [`Stack::poll_timeout`] (when to call
 //! `handle_timeout` next). Any `handle_*` or user call can change the
@@ -38,10 +40,10 @@ pub use config::Config;
 pub use error::Error;
 pub use event::{ConnId, Event, ListenerId};
 pub use isn::IsnGenerator;
-pub use outbox::Stats;
+pub use outbox::{Stats, Transmit};
 pub use rtt::RttEstimator;
 pub use seq::Seq;
-pub use stack::Stack;
+pub use stack::{RxChecksum, Stack};
 pub use state::State;
 pub use time::Instant;
 pub use trace::{ConnTuple, SegmentInfo, TraceEvent, TraceKind};

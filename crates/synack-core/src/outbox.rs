@@ -5,7 +5,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
-use synack_wire::{emit_packet_parts, packet_len, TcpRepr};
+use synack_wire::{emit_packet_with, packet_len, TcpChecksum, TcpRepr};
 
 use crate::{ConnTuple, Instant, SegmentInfo, TraceEvent, TraceKind};
 
@@ -24,6 +24,52 @@ pub struct Stats {
     pub challenge_acks: u64,
     /// Resets sent.
     pub resets_sent: u64,
+    /// Packets out that carried more than one segment, for the device to
+    /// cut up (with `Config::gso_max_size`).
+    pub super_segments: u64,
+}
+
+/// A packet for the device, with what a device that offloads checksums and
+/// segmentation must know about it: see [`crate::Stack::poll_transmit_meta`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The IP packet (IPv4 without options, or IPv6 without extension
+    /// headers, carrying TCP).
+    pub packet: Vec<u8>,
+    /// `Some(mss)` when the TCP payload is longer than one segment: the
+    /// device must send it as segments of `mss` payload bytes each (the last
+    /// may be shorter), as TSO/GSO does. Only with `Config::gso_max_size`.
+    pub segment_size: Option<u16>,
+    /// The TCP checksum field holds only the pseudo-header sum
+    /// ([`synack_wire::TcpChecksum::Partial`]): the device must sum the packet
+    /// from [`Transmit::checksum_start`] to its end and store the complement
+    /// at `checksum_start + Transmit::CHECKSUM_OFFSET`. Always set with a
+    /// `segment_size`; otherwise only with `Config::checksum_offload`.
+    pub checksum_partial: bool,
+}
+
+impl Transmit {
+    /// Offset of the TCP checksum field in the TCP header.
+    pub const CHECKSUM_OFFSET: usize = 16;
+
+    /// Where the TCP header starts: the IP header's length.
+    pub fn checksum_start(&self) -> usize {
+        match self.packet.first().map(|b| b >> 4) {
+            Some(6) => 40,
+            _ => 20,
+        }
+    }
+
+    /// Length of the IP and TCP headers together (what each segment cut
+    /// from this packet repeats).
+    pub fn header_len(&self) -> usize {
+        let start = self.checksum_start();
+        let tcp = self
+            .packet
+            .get(start + 12)
+            .map_or(20, |b| usize::from(b >> 4) * 4);
+        start + tcp
+    }
 }
 
 impl Stats {
@@ -35,7 +81,12 @@ impl Stats {
 
 /// Output queues shared by the stack and its connections.
 pub(crate) struct Outbox {
-    pub packets: VecDeque<Vec<u8>>,
+    pub packets: VecDeque<Transmit>,
+    /// Segments cut in software from a super-segment for a driver that
+    /// asked for plain packets ([`crate::Stack::poll_transmit`]), in order.
+    pub cut: VecDeque<Vec<u8>>,
+    /// Leave TCP checksums partial (`Config::checksum_offload`).
+    pub csum_offload: bool,
     /// Packet buffers handed back by the driver, reused before allocating.
     pub pool: Vec<Vec<u8>>,
     /// Connections owing an ACK, sent when the driver drains the output.
@@ -47,9 +98,11 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(trace_on: bool, ttl: u8) -> Self {
+    pub fn new(trace_on: bool, ttl: u8, csum_offload: bool) -> Self {
         Outbox {
             packets: VecDeque::new(),
+            cut: VecDeque::new(),
+            csum_offload,
             pool: Vec::new(),
             ack_pending: Vec::new(),
             trace: VecDeque::new(),
@@ -71,7 +124,30 @@ impl Outbox {
         payload: &[&[u8]],
         rtx: bool,
     ) {
+        self.send_segments(now, local, remote, repr, payload, rtx, u32::MAX);
+    }
+
+    /// As [`Outbox::send`], for a payload that may span several segments of
+    /// `mss` bytes (a super-segment for a device that segments).
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_segments(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        repr: &TcpRepr,
+        payload: &[&[u8]],
+        rtx: bool,
+        mss: u32,
+    ) {
         let payload_len: usize = payload.iter().map(|p| p.len()).sum();
+        let segment_size = (payload_len > mss as usize).then(|| mss.min(0xFFFF) as u16);
+        let partial = self.csum_offload || segment_size.is_some();
+        let mode = if partial {
+            TcpChecksum::Partial
+        } else {
+            TcpChecksum::Full
+        };
         let len = packet_len(local.ip(), repr, payload_len);
         // A reused buffer is not zeroed: emit writes every byte.
         let mut buf = self.pool.pop().unwrap_or_default();
@@ -80,7 +156,7 @@ impl Outbox {
         } else {
             buf.truncate(len);
         }
-        match emit_packet_parts(
+        match emit_packet_with(
             &mut buf,
             local.ip(),
             remote.ip(),
@@ -88,6 +164,7 @@ impl Outbox {
             0,
             repr,
             payload,
+            mode,
         ) {
             Ok(n) => buf.truncate(n),
             // Only reachable with mixed address families, which the stack
@@ -104,7 +181,14 @@ impl Outbox {
         if repr.flags.rst() {
             self.stats.resets_sent += 1;
         }
-        self.packets.push_back(buf);
+        if segment_size.is_some() {
+            self.stats.super_segments += 1;
+        }
+        self.packets.push_back(Transmit {
+            packet: buf,
+            segment_size,
+            checksum_partial: partial,
+        });
         if self.trace_on {
             self.trace.push_back(TraceEvent {
                 at: now,

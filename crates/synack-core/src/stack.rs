@@ -12,13 +12,14 @@ use core::net::{IpAddr, SocketAddr};
 use hashbrown::HashMap;
 use siphasher::sip::SipHasher13;
 use synack_wire::{
-    checksum_is_valid, combine_sums, parse_icmp_error, parse_packet_unverified, payload_sum,
-    peek_tuple, IcmpError, Segment, TcpFlags, TcpRepr, WireError,
+    checksum_is_valid, combine_sums, complete_checksum, gso_segment, gso_segment_count,
+    parse_icmp_error, parse_packet_unverified, payload_sum, peek_tuple, IcmpError, Segment,
+    TcpFlags, TcpRepr, WireError,
 };
 
 use crate::conn::{Ctx, Next, Tcb};
 use crate::isn::IsnGenerator;
-use crate::outbox::{Outbox, Stats};
+use crate::outbox::{Outbox, Stats, Transmit};
 use crate::seq::Seq;
 use crate::timewait::{TimeWaitEntry, TimeWaitTable, TwAction};
 use crate::wheel::TimerWheel;
@@ -34,6 +35,24 @@ impl BuildHasher for KeyedHash {
     fn build_hasher(&self) -> SipHasher13 {
         SipHasher13::new_with_key(&self.0)
     }
+}
+
+/// What the device already did about an arriving packet's TCP checksum:
+/// see [`Stack::handle_packet_offloaded`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxChecksum {
+    /// Nothing: the stack verifies it (MUST-3). What [`Stack::handle_packet`]
+    /// assumes.
+    Unverified,
+    /// The device (or the kernel behind it) verified it: Linux
+    /// `CHECKSUM_UNNECESSARY`, virtio `DATA_VALID`.
+    Verified,
+    /// The packet was made or already checked on this host and its checksum
+    /// was left to a device: the field holds only the pseudo-header sum
+    /// (Linux `CHECKSUM_PARTIAL`, virtio `NEEDS_CSUM`; a large receive
+    /// offload's merged segments come this way too). There is nothing to
+    /// verify, and the field is not a checksum.
+    Partial,
 }
 
 /// A passive OPEN (RFC 9293 §3.10.1) and its accept queue.
@@ -94,7 +113,7 @@ impl Stack {
         let mut table_key = secret;
         table_key[0] ^= 0x5a;
         Stack {
-            out: Outbox::new(cfg.trace, cfg.ttl),
+            out: Outbox::new(cfg.trace, cfg.ttl, cfg.checksum_offload),
             cfg,
             addrs: Vec::new(),
             addr_set: hashbrown::HashSet::with_hasher(KeyedHash(table_key)),
@@ -160,15 +179,71 @@ impl Stack {
 
     // ----- the driver's side -------------------------------------------
 
-    /// The next IP packet to put on the wire.
+    /// The next IP packet to put on the wire, complete: one segment with
+    /// its checksum.
     ///
     /// ACKs owed for the segments handed in since the last drain are built
     /// here, once the whole batch has been processed (MUST-58, MUST-59).
+    ///
+    /// With `Config::gso_max_size` or `Config::checksum_offload` set, the
+    /// stack's packets need a device's help; this does the device's part in
+    /// software (cuts super-segments into segments, completes checksums),
+    /// so it is always safe to call. A driver whose device offloads calls
+    /// [`Stack::poll_transmit_meta`] instead.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        if let Some(p) = self.out.cut.pop_front() {
+            return Some(p);
+        }
+        loop {
+            let t = self.poll_transmit_meta()?;
+            match self.finish_in_software(t) {
+                Some(p) => return Some(p),
+                None => continue,
+            }
+        }
+    }
+
+    /// The next IP packet to put on the wire, with what a device that
+    /// offloads must do to it ([`Transmit`]): with `Config::gso_max_size`
+    /// a TCP packet may carry several segments of the send MSS for the
+    /// device to cut apart (TSO/GSO), and with `Config::checksum_offload`
+    /// (and always for such packets) the TCP checksum is left for the
+    /// device to complete. Without either it is [`Stack::poll_transmit`]
+    /// with nothing more to do. Do not mix the two calls in one drain.
+    pub fn poll_transmit_meta(&mut self) -> Option<Transmit> {
         if !self.out.ack_pending.is_empty() {
             self.flush_acks();
         }
         self.out.packets.pop_front()
+    }
+
+    /// Does the device's part for a driver that wants plain packets.
+    /// `None` only for a packet that cannot be finished (never one the
+    /// stack built).
+    fn finish_in_software(&mut self, mut t: Transmit) -> Option<Vec<u8>> {
+        if let Some(mss) = t.segment_size {
+            let mss = usize::from(mss);
+            let count = gso_segment_count(&t.packet, mss).ok()?;
+            let headers = t.header_len();
+            for i in 0..count {
+                let mut buf = self.out.pool.pop().unwrap_or_default();
+                buf.resize(headers + mss, 0);
+                match gso_segment(&t.packet, mss, i, &mut buf) {
+                    Ok(n) => {
+                        buf.truncate(n);
+                        self.out.cut.push_back(buf);
+                    }
+                    Err(e) => self.out.drop(self.now, None, e.reason()),
+                }
+            }
+            self.out.recycle(t.packet);
+            return self.out.cut.pop_front();
+        }
+        if t.checksum_partial {
+            let start = t.checksum_start();
+            complete_checksum(&mut t.packet, start, Transmit::CHECKSUM_OFFSET).ok()?;
+        }
+        Some(t.packet)
     }
 
     /// Sends the ACKs the connections queued.
@@ -244,6 +319,18 @@ impl Stack {
 
     /// Processes one IP packet from the network.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.handle_packet_offloaded(now, packet, RxChecksum::Unverified);
+    }
+
+    /// Processes one IP packet from a device that may have dealt with its
+    /// TCP checksum already ([`RxChecksum`]): with `Verified` or `Partial`
+    /// the stack trusts the device and does not verify it (the device
+    /// answers for MUST-3). Everything else is as [`Stack::handle_packet`],
+    /// whatever the segment's length: a device that merges segments (GRO,
+    /// LRO) may hand in one far longer than the MSS, and it is taken as
+    /// any segment is, as far as the receive window reaches (RFC 9293 has
+    /// no rule about the length of an arriving segment).
+    pub fn handle_packet_offloaded(&mut self, now: Instant, packet: &[u8], csum: RxChecksum) {
         self.out.stats.packets_in += 1;
         let (seg, partial) = match parse_packet_unverified(packet) {
             Ok(parsed) => parsed,
@@ -273,15 +360,20 @@ impl Stack {
         // In-order data for an open connection is verified while it is
         // copied into the receive buffer (one pass), and only made readable
         // later if the rest of the segment is accepted.
-        let placed = conn.and_then(|id| self.place_payload(id, &seg));
-        let total = match placed {
-            Some(sum) => combine_sums(partial, sum, false),
-            None => combine_sums(partial, payload_sum(seg.payload), false),
-        };
-        if !checksum_is_valid(total) {
-            self.out
-                .drop(now, Some(tuple), WireError::BadChecksum.reason());
-            return;
+        let verify = csum == RxChecksum::Unverified;
+        let placed = conn
+            .filter(|_| verify)
+            .and_then(|id| self.place_payload(id, &seg));
+        if verify {
+            let total = match placed {
+                Some(sum) => combine_sums(partial, sum, false),
+                None => combine_sums(partial, payload_sum(seg.payload), false),
+            };
+            if !checksum_is_valid(total) {
+                self.out
+                    .drop(now, Some(tuple), WireError::BadChecksum.reason());
+                return;
+            }
         }
         // MUST-57: segments to broadcast or multicast (or anyone else) are
         // not ours. MUST-63: nor are those from invalid sources.

@@ -496,3 +496,37 @@ fn recv_with_reads_in_place() {
         Err(Error::WouldBlock)
     );
 }
+
+/// A fast retransmit from an ACK that ends inside a segment resends what
+/// is outstanding and no more: one MSS from there would reach past
+/// SND.MAX into data never sent, which SND.MAX would not count (the
+/// peer's ACK of it then looks like an ACK of unsent data, forever).
+#[test]
+fn fast_retransmit_from_mid_segment_stops_at_snd_max() {
+    let mut p = Peer::new().listening().established();
+    p.stack.send(p.now, p.id(), &vec![5u8; 100_000]).unwrap();
+    let first = p.transmitted();
+    assert_eq!(first.len(), 3, "the initial window");
+    let start = first[0].tcp.seq;
+    let snd_max = start.wrapping_add(3 * 1460);
+    // The peer takes 3,000 bytes and closes its window to what is left.
+    let mid = start.wrapping_add(3000);
+    p.window = 1380;
+    p.send(ACK, p.snd_nxt, mid, &[]);
+    assert!(p.transmitted().iter().all(|s| s.payload.is_empty()));
+    for _ in 0..3 {
+        p.send(ACK, p.snd_nxt, mid, &[]);
+    }
+    let segs = p.transmitted();
+    let rtx = segs
+        .iter()
+        .find(|s| !s.payload.is_empty())
+        .expect("a fast retransmit");
+    assert_eq!(rtx.tcp.seq, mid);
+    assert_eq!(
+        rtx.tcp.seq.wrapping_add(rtx.payload.len() as u32),
+        snd_max,
+        "up to SND.MAX, not a full MSS past it"
+    );
+    assert_eq!(p.drops("ACK of unsent data"), 0);
+}

@@ -229,6 +229,12 @@ pub(crate) fn partial(acc: u64, data: &[u8]) -> u64 {
     sum(acc, data)
 }
 
+/// An unfolded sum folded to 16 bits, not complemented (the pseudo-header
+/// sum a checksum-offloading device expects in the checksum field).
+pub(crate) fn fold_sum(acc: u64) -> u16 {
+    fold(acc)
+}
+
 /// One's-complement addition in 64 bits (end-around carry).
 #[inline]
 fn add(a: u64, b: u64) -> u64 {

@@ -19,6 +19,7 @@
 mod checksum;
 mod error;
 mod flags;
+mod gso;
 mod icmp;
 mod ip;
 mod options;
@@ -28,6 +29,7 @@ mod tcp;
 pub use checksum::{internet_checksum, pseudo_header_sum};
 pub use error::WireError;
 pub use flags::TcpFlags;
+pub use gso::{gso_segment, gso_segment_count};
 pub use icmp::{
     emit_icmp_error, icmp_error_len, parse_icmp_error, IcmpError, IcmpKind, ICMP_HEADER_LEN,
     IPPROTO_ICMP, IPPROTO_ICMPV6,
@@ -38,8 +40,9 @@ pub use ip::{
 };
 pub use options::{SackBlock, TcpOptions, MAX_OPTIONS_LEN, MAX_SACK_BLOCKS};
 pub use packet::{
-    checksum_is_valid, combine_sums, copy_and_sum, emit_packet, emit_packet_parts, packet_len,
-    parse_packet, parse_packet_unverified, payload_sum, peek_tuple, Segment,
+    checksum_is_valid, combine_sums, complete_checksum, copy_and_sum, emit_packet,
+    emit_packet_parts, emit_packet_with, packet_len, parse_packet, parse_packet_unverified,
+    payload_sum, peek_tuple, Segment, TcpChecksum,
 };
 pub use tcp::{TcpRepr, TCP_HEADER_LEN};
 

@@ -260,6 +260,37 @@ pub fn emit_packet_parts(
     tcp: &TcpRepr,
     parts: &[&[u8]],
 ) -> Result<usize, WireError> {
+    emit_packet_with(buf, src, dst, ttl, tos, tcp, parts, TcpChecksum::Full)
+}
+
+/// How [`emit_packet_with`] fills in the TCP checksum field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpChecksum {
+    /// The complete checksum (MUST-2): what [`emit_packet`] writes.
+    Full,
+    /// Only the sum of the pseudo-header (its TCP length the whole segment's),
+    /// folded to 16 bits and not complemented: what a device with checksum
+    /// offload expects (Linux `CHECKSUM_PARTIAL`, virtio `NEEDS_CSUM`). The
+    /// device sums the TCP header and payload on top of it (the field
+    /// included) and stores the complement; a device that also segments
+    /// (TSO/GSO) adjusts the length part for each segment it cuts.
+    /// [`complete_checksum`] does the device's part in software.
+    Partial,
+}
+
+/// As [`emit_packet_parts`], choosing how the TCP checksum is filled in.
+/// With [`TcpChecksum::Partial`] the payload is only copied, not summed.
+#[allow(clippy::too_many_arguments)]
+pub fn emit_packet_with(
+    buf: &mut [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    ttl: u8,
+    tos: u8,
+    tcp: &TcpRepr,
+    parts: &[&[u8]],
+    mode: TcpChecksum,
+) -> Result<usize, WireError> {
     let payload_len = parts.iter().map(|p| p.len()).sum();
     let total = packet_len(src, tcp, payload_len);
     let segment = match (src, dst) {
@@ -295,6 +326,16 @@ pub fn emit_packet_parts(
         _ => return Err(WireError::AddressFamilyMismatch),
     };
     let header_len = tcp.emit(segment)?;
+    if mode == TcpChecksum::Partial {
+        let mut at = header_len;
+        for part in parts {
+            segment[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        let pseudo = checksum::fold_sum(u64::from(pseudo_header_sum(src, dst, segment.len())));
+        segment[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 2].copy_from_slice(&pseudo.to_be_bytes());
+        return Ok(total);
+    }
     // The header (checksum field still zero) plus the pseudo-header, then
     // each payload part summed while it is copied in: one pass per byte.
     let mut acc = checksum::partial(
@@ -310,6 +351,23 @@ pub fn emit_packet_parts(
     let checksum = checksum::finish(acc);
     segment[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 2].copy_from_slice(&checksum.to_be_bytes());
     Ok(total)
+}
+
+/// Does a checksum-offloading device's part (virtio `NEEDS_CSUM`): sums
+/// `packet[start..]` (the checksum field, which holds the pseudo-header sum,
+/// included) and stores the complement at `start + offset`, big-endian.
+///
+/// Fails with [`WireError::Truncated`] when the field does not lie inside
+/// the packet (`start + offset + 2 > packet.len()`); never panics.
+pub fn complete_checksum(packet: &mut [u8], start: usize, offset: usize) -> Result<(), WireError> {
+    let at = start.checked_add(offset).ok_or(WireError::Truncated)?;
+    let end = at.checked_add(2).ok_or(WireError::Truncated)?;
+    if end > packet.len() {
+        return Err(WireError::Truncated);
+    }
+    let sum = internet_checksum(0, &packet[start..]);
+    packet[at..end].copy_from_slice(&sum.to_be_bytes());
+    Ok(())
 }
 
 /// Splits the first `total` bytes of `buf` into the IP header (`ip_len`

@@ -16,6 +16,16 @@
 //! lock and then writes out what the stack queued itself, so that a `write`
 //! does not wait for the driver thread to be scheduled.
 //!
+//! The device is opened with offloads when the kernel grants them
+//! ([`TunDevice::open_offload`]; [`NetBuilder::offload`] turns them off):
+//! then a [`VirtioNetHdr`] comes with every packet, arriving TCP packets may
+//! hold many segments merged with their checksum left partial (handed to
+//! [`Stack::handle_packet_offloaded`] as they are), and the stack is told
+//! (`Config::gso_max_size`, `Config::checksum_offload`) that it may send
+//! packets of many segments with partial checksums for the kernel to cut
+//! up and finish ([`Stack::poll_transmit_meta`]). A header that does not
+//! fit its packet drops the packet, counted in [`DriverStats`].
+//!
 //! Arriving packets are sorted ([`crate::icmp_echo::classify`]): TCP and
 //! ICMP/ICMPv6 errors addressed to one of the stack's addresses go to
 //! [`Stack::handle_packet`] (which acts on ICMP errors itself), echo requests
@@ -32,19 +42,24 @@ use std::task::Waker;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use synack_core::{Config, ConnId, Error, Event, Instant, ListenerId, Stack};
+use synack_core::{Config, ConnId, Error, Event, Instant, ListenerId, RxChecksum, Stack, Transmit};
 
 use crate::icmp_echo::{classify, echo_reply, Classified};
 use crate::ifconfig::{self, HostAddr};
 use crate::pcap::PcapWriter;
 use crate::trace_json::TraceWriter;
-use crate::tun::TunDevice;
+use crate::tun::{TunDevice, VirtioNetHdr, VNET_HDR_LEN};
 
 /// Most packets read from the device before the stack processes them.
 pub const BATCH: usize = 64;
 
-/// Largest packet read from the device (the TUN MTU may be raised up to this).
-const MAX_PACKET: usize = 65_536;
+/// Largest frame read from the device: a packet of up to 64 KiB (the TUN
+/// MTU may be raised that far, and merged segments come that large), an
+/// IPv6 header beyond it, and the virtio header before it.
+const MAX_FRAME: usize = 65_536 + 64 + VNET_HDR_LEN;
+
+/// Largest IP packet the stack may hand the kernel to cut into segments.
+const GSO_MAX_SIZE: usize = 65_535;
 
 /// A boxed output for traces and captures.
 pub type Sink = Box<dyn Write + Send>;
@@ -67,6 +82,13 @@ pub struct DriverStats {
     pub echo_replies: u64,
     /// Writes to the device that failed (the packet is lost, as on a wire).
     pub tx_errors: u64,
+    /// Packets read that held several segments merged (offload only).
+    pub rx_super_segments: u64,
+    /// Packets written for the kernel to cut into segments (offload only).
+    pub tx_super_segments: u64,
+    /// Packets dropped because their virtio header was short or did not
+    /// fit the packet (offload only).
+    pub dropped_bad_vnet_hdr: u64,
 }
 
 /// How to start a driver: see [`Net::builder`].
@@ -77,9 +99,19 @@ pub struct NetBuilder {
     config: Config,
     trace: Option<Sink>,
     pcap: Option<Sink>,
+    offload: bool,
 }
 
 impl NetBuilder {
+    /// Asks for checksum and segmentation offload on the device (the
+    /// default: on, falling back to a plain device when the kernel refuses),
+    /// or, with `false`, opens a plain device: one packet of one segment
+    /// per system call. [`Net::offload`] says what was granted.
+    pub fn offload(mut self, on: bool) -> Self {
+        self.offload = on;
+        self
+    }
+
     /// Adds an address of the stack (the address the peers connect to).
     pub fn addr(mut self, addr: IpAddr) -> Self {
         self.addrs.push(addr);
@@ -92,7 +124,9 @@ impl NetBuilder {
         self
     }
 
-    /// The stack's configuration (default: [`Config::default`]).
+    /// The stack's configuration (default: [`Config::default`]). Its
+    /// `gso_max_size` and `checksum_offload` are set by the driver to what
+    /// the device does (see [`NetBuilder::offload`]).
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
         self
@@ -118,7 +152,12 @@ impl NetBuilder {
                 "the stack needs an address",
             ));
         }
-        let tun = TunDevice::open(&self.tun).map_err(|e| {
+        let opened = if self.offload {
+            TunDevice::open_offload(&self.tun)
+        } else {
+            TunDevice::open(&self.tun)
+        };
+        let tun = opened.map_err(|e| {
             let why = match e.kind() {
                 io::ErrorKind::PermissionDenied => "permission denied (needs CAP_NET_ADMIN)".into(),
                 io::ErrorKind::NotFound => "/dev/net/tun not found".into(),
@@ -141,6 +180,9 @@ impl NetBuilder {
         getrandom::fill(&mut secret).map_err(|e| io::Error::other(e.to_string()))?;
         let mut config = self.config;
         config.trace = self.trace.is_some();
+        // What the device does, not a choice of the application's.
+        config.gso_max_size = tun.offload().then_some(GSO_MAX_SIZE);
+        config.checksum_offload = tun.offload();
         let mut stack = Stack::new(config, secret);
         for a in &self.addrs {
             stack.add_address(*a);
@@ -214,7 +256,13 @@ impl Net {
             config: Config::default(),
             trace: None,
             pcap: None,
+            offload: true,
         }
+    }
+
+    /// True when the device does checksum and segmentation offload.
+    pub fn offload(&self) -> bool {
+        self.shared.tun.offload()
     }
 
     /// The device's name.
@@ -347,6 +395,12 @@ impl Shared {
     /// deadline moved earlier than the one it sleeps towards.
     pub(crate) fn settle(&self, g: &mut Inner) {
         let now = self.now();
+        if self.tun.offload() {
+            while let Some(t) = g.stack.poll_transmit_meta() {
+                self.send_offloaded(g, now, &t);
+                g.stack.recycle(t.packet);
+            }
+        }
         while let Some(p) = g.stack.poll_transmit() {
             if let Some(w) = g.pcap.as_mut() {
                 let _ = w.write_packet(now, &p);
@@ -373,6 +427,54 @@ impl Shared {
                 self.wake();
             }
         }
+    }
+}
+
+impl Shared {
+    /// Writes a packet from [`Stack::poll_transmit_meta`] with the virtio
+    /// header that tells the kernel what is left to do: cut it into
+    /// segments (TSO) and complete the TCP checksum.
+    fn send_offloaded(&self, g: &mut Inner, now: Instant, t: &Transmit) {
+        let start = t.checksum_start();
+        let mut hdr = VirtioNetHdr::default();
+        if t.checksum_partial {
+            hdr.flags = VirtioNetHdr::NEEDS_CSUM;
+            hdr.csum_start = start as u16;
+            hdr.csum_offset = Transmit::CHECKSUM_OFFSET as u16;
+        }
+        if let Some(mss) = t.segment_size {
+            hdr.gso_type = if start == 40 {
+                VirtioNetHdr::GSO_TCPV6
+            } else {
+                VirtioNetHdr::GSO_TCPV4
+            };
+            hdr.gso_size = mss;
+            hdr.hdr_len = t.header_len() as u16;
+            g.stats.tx_super_segments += 1;
+        }
+        if let Some(w) = g.pcap.as_mut() {
+            let _ = w.write_packet(
+                now,
+                &finished(&t.packet, t.checksum_partial.then_some(start)),
+            );
+        }
+        match self.tun.send_with(&hdr, &t.packet) {
+            Ok(_) => g.stats.tx_packets += 1,
+            Err(_) => g.stats.tx_errors += 1,
+        }
+    }
+}
+
+/// A copy of `packet` with a partial checksum completed (for captures,
+/// which should show what the segments carry).
+fn finished(packet: &[u8], partial_from: Option<usize>) -> std::borrow::Cow<'_, [u8]> {
+    match partial_from {
+        Some(start) => {
+            let mut p = packet.to_vec();
+            let _ = synack_wire::complete_checksum(&mut p, start, Transmit::CHECKSUM_OFFSET);
+            std::borrow::Cow::Owned(p)
+        }
+        None => std::borrow::Cow::Borrowed(packet),
     }
 }
 
@@ -438,7 +540,7 @@ impl Inner {
 
 /// The driver thread's loop.
 fn run(shared: &Shared) {
-    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PACKET]).collect();
+    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_FRAME]).collect();
     let mut lens = [0usize; BATCH];
     let mut last_flush = std::time::Instant::now();
     while !shared.stopped() {
@@ -477,8 +579,33 @@ fn run(shared: &Shared) {
         if n > 1 {
             g.stats.rx_batches += 1;
         }
-        for (buf, &len) in bufs.iter().zip(&lens[..n]) {
-            input(shared, &mut g, now, &buf[..len]);
+        for (buf, &len) in bufs.iter_mut().zip(&lens[..n]) {
+            let frame = &mut buf[..len];
+            if !shared.tun.offload() {
+                input(shared, &mut g, now, frame, RxChecksum::Unverified);
+                continue;
+            }
+            if frame.len() < VNET_HDR_LEN {
+                g.stats.rx_packets += 1;
+                g.stats.dropped_bad_vnet_hdr += 1;
+                continue;
+            }
+            let (head, packet) = frame.split_at_mut(VNET_HDR_LEN);
+            let Some((hdr, _)) = VirtioNetHdr::parse(head) else {
+                continue;
+            };
+            match hdr.check_rx(packet) {
+                Ok(csum) => {
+                    if hdr.gso_type != VirtioNetHdr::GSO_NONE {
+                        g.stats.rx_super_segments += 1;
+                    }
+                    input(shared, &mut g, now, packet, csum);
+                }
+                Err(_) => {
+                    g.stats.rx_packets += 1;
+                    g.stats.dropped_bad_vnet_hdr += 1;
+                }
+            }
         }
         if g.stack.poll_timeout().is_some_and(|d| d <= now) {
             g.stack.handle_timeout(now);
@@ -498,14 +625,16 @@ fn run(shared: &Shared) {
 }
 
 /// One arriving packet: to the stack, answered, or dropped and counted.
-fn input(shared: &Shared, g: &mut Inner, now: Instant, packet: &[u8]) {
+/// `csum` says what the device did about its TCP checksum.
+fn input(shared: &Shared, g: &mut Inner, now: Instant, packet: &[u8], csum: RxChecksum) {
     g.stats.rx_packets += 1;
     match classify(packet) {
         Classified::ForStack { dst } if g.stack.addresses().contains(&dst) => {
             if let Some(w) = g.pcap.as_mut() {
-                let _ = w.write_packet(now, packet);
+                let partial = (csum == RxChecksum::Partial).then(|| packet.len() - tcp_len(packet));
+                let _ = w.write_packet(now, &finished(packet, partial));
             }
-            g.stack.handle_packet(now, packet);
+            g.stack.handle_packet_offloaded(now, packet, csum);
         }
         Classified::EchoRequest { dst } if g.stack.addresses().contains(&dst) => {
             let ttl = g.stack.config().ttl;
@@ -521,6 +650,14 @@ fn input(shared: &Shared, g: &mut Inner, now: Instant, packet: &[u8]) {
             g.stats.dropped_not_ours += 1
         }
         Classified::Other => g.stats.dropped_protocol += 1,
+    }
+}
+
+/// Length of the TCP segment of a packet that has one (0 otherwise).
+fn tcp_len(packet: &[u8]) -> usize {
+    match synack_wire::parse_packet_unverified(packet) {
+        Ok((seg, _)) => seg.tcp.header_len() + seg.payload.len(),
+        Err(_) => 0,
     }
 }
 

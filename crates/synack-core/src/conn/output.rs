@@ -117,13 +117,14 @@ impl Tcb {
         let off = seq.since(self.send_base()) as usize;
         let (a, b) = self.sendq.slices_from(off, len as usize);
         let got = (a.len() + b.len()) as u32;
-        ctx.out.send(
+        ctx.out.send_segments(
             ctx.now,
             self.tuple.local,
             self.tuple.remote,
             &repr,
             &[a, b],
             rtx,
+            self.snd_mss,
         );
         self.note_ack_sent(flags);
         got
@@ -248,7 +249,73 @@ impl Tcb {
         }
     }
 
+    /// The most payload one packet may carry: one MSS, or with segmentation
+    /// offload (`Config::gso_max_size`) as many whole segments of the MSS
+    /// as fit the device's limit and the IP length field, with room for
+    /// the largest TCP header.
+    fn gso_cap(&self, ctx: &Ctx<'_>) -> u32 {
+        let mss = self.snd_mss.max(1);
+        let Some(limit) = ctx.cfg.gso_max_size else {
+            return mss;
+        };
+        let ip = if self.tuple.local.is_ipv6() { 40 } else { 20 };
+        let room = limit.min(0xFFFF).saturating_sub(ip + 60) as u32;
+        (room / mss).max(1) * mss
+    }
+
+    /// The payload of a super-segment starting at SND.NXT, when at least one
+    /// full segment may go: exactly the bytes that the loop of
+    /// [`Tcb::output_data`] would send one MSS at a time, back to back,
+    /// with nothing arriving in between, up to `cap`. So: the whole
+    /// segments that the windows allow, and a short last one only when the
+    /// rules for short segments (Nagle, SWS avoidance, FIN, retransmission)
+    /// would let it follow them at once.
+    fn super_segment_len(&self, unsent: u32, usable: u32, in_flight: u32, cap: u32) -> u32 {
+        let mss = self.snd_mss.max(1);
+        let total = unsent.min(usable).min(cap);
+        let full = total / mss * mss;
+        let tail = total - full;
+        if tail == 0 || total == cap {
+            return full;
+        }
+        // The tail would be a short segment of its own: does it go at once?
+        let empties = tail == unsent - full;
+        let nagle_ok = self.nodelay || in_flight + full == 0;
+        let half_window = tail >= self.max_snd_wnd / 2;
+        let retransmitting = self.snd_nxt.add(full).lt(self.snd_max);
+        let fin = self.fin_queued && empties && !self.fin_acked();
+        if (empties && nagle_ok) || half_window || retransmitting || fin {
+            total
+        } else {
+            full
+        }
+    }
+
+    /// Where the RTT sample of a packet of `got` bytes at `seq` (ending at
+    /// `end`, its FIN counted) should end, when the loop that sends one MSS
+    /// at a time would time one of its segments: the first that carries
+    /// only new data (RFC 6298 §3, Karn: never a retransmission).
+    fn timed_end(&self, seq: Seq, got: u32, end: Seq, snd_max: Seq) -> Option<Seq> {
+        let mss = self.snd_mss.max(1);
+        let first_new = if seq.lt(snd_max) {
+            let behind = snd_max.since(seq);
+            behind.div_ceil(mss).checked_mul(mss)?
+        } else {
+            0
+        };
+        if first_new >= got.max(1) {
+            return None;
+        }
+        let start = seq.add(first_new);
+        Some(if first_new + mss >= got {
+            end
+        } else {
+            start.add(mss)
+        })
+    }
+
     fn output_data(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let gso_cap = self.gso_cap(ctx);
         let mut sent = false;
         let mut sws_blocked = false;
         loop {
@@ -270,7 +337,10 @@ impl Tcb {
                 self.force_probe = false;
                 usable = usable.max(1);
             }
-            let len = unsent.min(usable).min(self.snd_mss);
+            let mut len = unsent.min(usable).min(self.snd_mss);
+            if len == self.snd_mss && !probing && gso_cap > self.snd_mss {
+                len = self.super_segment_len(unsent, usable, in_flight, gso_cap);
+            }
             let fin_now = self.fin_queued
                 && self.snd_nxt.add(len) == data_end
                 && (self.fin_seq.is_none() || self.snd_nxt.le(data_end))
@@ -303,14 +373,18 @@ impl Tcb {
                 self.fin_seq = Some(data_end);
             }
             let rtx = seq.lt(self.snd_max);
+            let snd_max = self.snd_max;
             self.note_sending(ctx.now);
             let got = self.send_from_queue(ctx, flags, seq, len, rtx);
             let adv = got + u32::from(fin_now);
             self.snd_nxt = seq.add(adv);
-            if !rtx && self.timing.is_none() && self.ts.is_none() {
+            if self.timing.is_none() && self.ts.is_none() {
                 // Time one segment per RTT; Karn's rule clears it on a
-                // retransmission (RFC 6298 §3, MUST-18).
-                self.timing = Some((self.snd_nxt, ctx.now));
+                // retransmission (RFC 6298 §3, MUST-18). Of a super-segment,
+                // the segment that would have been timed if sent alone.
+                if let Some(end) = self.timed_end(seq, got, self.snd_nxt, snd_max) {
+                    self.timing = Some((end, ctx.now));
+                }
             }
             self.snd_max = self.snd_max.max(self.snd_nxt);
             if self.rto_at.is_none() {

@@ -102,8 +102,17 @@ impl Tcb {
     /// outstanding), leaving SND.NXT where it is.
     pub(crate) fn retransmit_range(&mut self, ctx: &mut Ctx<'_>, start: Seq, len: u32) {
         let data_end = self.data_end();
-        let avail = if start.lt(data_end) {
-            data_end.since(start)
+        // Only what was sent: bytes past SND.MAX would be new data that
+        // SND.MAX does not count, and the peer's ACK of them would look
+        // like an ACK of unsent data (when SND.UNA is not on a segment
+        // boundary, one MSS from it reaches past SND.MAX).
+        let sent_end = if self.snd_max.lt(data_end) {
+            self.snd_max
+        } else {
+            data_end
+        };
+        let avail = if start.lt(sent_end) {
+            sent_end.since(start)
         } else {
             0
         };

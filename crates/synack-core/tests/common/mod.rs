@@ -309,7 +309,8 @@ impl Peer {
         out
     }
 
-    fn absorb(&mut self, seg: &Seg) {
+    /// Takes what `seg` carries into the peer's receive state.
+    pub fn absorb(&mut self, seg: &Seg) {
         let t = &seg.tcp;
         if let Some((tsval, _)) = t.options.timestamps {
             self.ts_ecr = tsval;
