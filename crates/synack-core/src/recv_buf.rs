@@ -20,6 +20,10 @@ use alloc::vec::Vec;
 /// The most separate out-of-order ranges a [`RecvBuffer`] tracks.
 pub const MAX_RANGES: usize = 64;
 
+/// The smallest allocation of a ring (or of a send buffer), in bytes: from
+/// there it doubles as data needs room, up to the buffer's capacity.
+pub(crate) const MIN_ALLOC: usize = 64;
+
 /// A bounded receive buffer with reassembly of out-of-order data.
 ///
 /// Offsets in the API are relative to RCV.NXT, the first byte not yet
@@ -105,16 +109,7 @@ impl RecvBuffer {
             return 0;
         }
         let pos = self.ring_pos(self.readable.saturating_add(offset));
-        // Grow the ring only as far as it is written (a write that wraps
-        // has reached the end, so the ring is whole by then): no up-front
-        // zeroing of `capacity` bytes per connection.
-        let need = pos.saturating_add(data.len()).min(self.capacity);
-        if self.buf.len() < need {
-            if self.buf.capacity() == 0 {
-                self.buf.reserve_exact(self.capacity);
-            }
-            self.buf.resize(need, 0);
-        }
+        self.grow_to(pos.saturating_add(data.len()));
         copy_into_ring(&mut self.buf, self.capacity, pos, data);
 
         let (mut start, mut stop) = (offset, end);
@@ -153,13 +148,7 @@ impl RecvBuffer {
             return None;
         }
         let pos = self.ring_pos(self.readable);
-        let need = pos.saturating_add(data.len()).min(self.capacity);
-        if self.buf.len() < need {
-            if self.buf.capacity() == 0 {
-                self.buf.reserve_exact(self.capacity);
-            }
-            self.buf.resize(need, 0);
-        }
+        self.grow_to(pos.saturating_add(data.len()));
         let first = data.len().min(self.capacity.saturating_sub(pos));
         let (a, b) = data.split_at(first);
         let mut sum = synack_wire::copy_and_sum(self.buf.get_mut(pos..pos + a.len())?, a);
@@ -232,6 +221,30 @@ impl RecvBuffer {
         }
     }
 
+    /// Makes ring indices below `need` (clamped to the capacity) exist.
+    ///
+    /// The ring is only as long as it was written (a write that wraps has
+    /// reached the end, so the ring is whole by then): no up-front zeroing
+    /// of `capacity` bytes per connection. Its allocation grows with it,
+    /// doubling from [`MIN_ALLOC`] bytes and never past the capacity, so
+    /// that a connection that only ever holds a few bytes (a short request
+    /// or reply) costs a few bytes of memory, not the whole ring.
+    fn grow_to(&mut self, need: usize) {
+        let need = need.min(self.capacity);
+        if self.buf.len() >= need {
+            return;
+        }
+        if self.buf.capacity() < need {
+            let target = need
+                .max(self.buf.capacity().saturating_mul(2))
+                .max(MIN_ALLOC)
+                .min(self.capacity);
+            self.buf
+                .reserve_exact(target.saturating_sub(self.buf.len()));
+        }
+        self.buf.resize(need, 0);
+    }
+
     /// The ring index `rel` bytes after the head (`rel <= capacity`).
     fn ring_pos(&self, rel: usize) -> usize {
         let to_end = self.capacity.saturating_sub(self.head);
@@ -296,6 +309,21 @@ mod tests {
         assert!(b.buf.is_empty());
         assert_eq!(b.write_at(0, b"again"), 5);
         assert_eq!(read_all(&mut b), b"again");
+    }
+
+    #[test]
+    fn allocation_grows_with_the_data() {
+        let mut b = RecvBuffer::new(4096);
+        assert_eq!(b.write_at(0, &[7; 16]), 16);
+        assert_eq!(b.buf.capacity(), MIN_ALLOC, "a short message holds little");
+        assert_eq!(b.write_at(0, &[8; 100]), 100);
+        assert!(b.buf.capacity() >= 116 && b.buf.capacity() < 4096);
+        assert_eq!(b.write_at(3000, &[9; 2000]), 0);
+        assert_eq!(b.buf.capacity(), 4096, "never past the capacity");
+        let mut all = read_all(&mut b);
+        all.truncate(116);
+        assert_eq!(&all[..16], &[7; 16]);
+        assert_eq!(&all[16..], &[8; 100]);
     }
 
     #[test]

@@ -54,10 +54,16 @@ impl SendBuffer {
         let Some(accepted) = data.get(..n) else {
             return 0;
         };
-        if n > 0 && self.data.capacity() == 0 {
-            // One allocation sized for the whole buffer (but never more),
-            // instead of growing step by step.
-            self.data.reserve_exact(self.capacity);
+        let need = self.data.len() + n;
+        if need > self.data.capacity() {
+            // Doubling from a small first allocation up to the capacity
+            // (never more): a connection that sends a few bytes holds a
+            // few bytes, not the whole buffer.
+            let target = need
+                .max(self.data.capacity().saturating_mul(2))
+                .max(crate::recv_buf::MIN_ALLOC)
+                .min(self.capacity);
+            self.data.reserve_exact(target - self.data.len());
         }
         self.data.extend(accepted);
         n
@@ -128,6 +134,22 @@ mod tests {
         let mut out = [0; 20];
         assert_eq!(s.copy_range(0, &mut out), 10);
         assert_eq!(&out[..10], b"hello worl");
+    }
+
+    #[test]
+    fn allocation_grows_with_the_data() {
+        let mut s = SendBuffer::new(4096);
+        assert_eq!(s.push(&[1; 16]), 16);
+        assert!(s.data.capacity() < 4096, "a short message holds little");
+        assert_eq!(s.push(&[2; 1000]), 1000);
+        assert!(s.data.capacity() >= 1016);
+        assert_eq!(s.push(&[3; 5000]), 3080);
+        assert_eq!(s.data.capacity(), 4096, "never past the capacity");
+        let mut out = [0; 4096];
+        assert_eq!(s.copy_range(0, &mut out), 4096);
+        assert_eq!(&out[..16], &[1; 16]);
+        assert_eq!(&out[16..1016], &[2; 1000][..]);
+        assert_eq!(&out[1016..], &[3; 3080][..]);
     }
 
     #[test]
