@@ -18,6 +18,7 @@ extern crate alloc;
 mod cc;
 mod config;
 mod conn;
+mod conns;
 mod error;
 mod event;
 mod isn;

@@ -207,7 +207,10 @@ impl<S: BuildHasher> TimeWaitTable<S> {
     }
 
     fn find(&self, t: &ConnTuple) -> Option<u32> {
-        let h = self.hasher.hash_one(t);
+        self.find_hashed(self.hasher.hash_one(t), t)
+    }
+
+    fn find_hashed(&self, h: u64, t: &ConnTuple) -> Option<u32> {
         self.index.find(h, |&i| self.key_is(i, t)).copied()
     }
 
@@ -221,8 +224,15 @@ impl<S: BuildHasher> TimeWaitTable<S> {
         self.find(t).is_some()
     }
 
-    pub fn get(&self, t: &ConnTuple) -> Option<&TimeWaitEntry> {
-        let i = self.find(t)?;
+    /// Whether `t` is in TIME-WAIT, its hash (with this table's hasher)
+    /// already computed.
+    pub fn contains_key_hashed(&self, h: u64, t: &ConnTuple) -> bool {
+        self.find_hashed(h, t).is_some()
+    }
+
+    /// The entry of `t`, its hash (with this table's hasher) already computed.
+    pub fn get_hashed(&self, h: u64, t: &ConnTuple) -> Option<&TimeWaitEntry> {
+        let i = self.find_hashed(h, t)?;
         self.slot(i)?.item.as_ref().map(|(_, e)| e)
     }
 
