@@ -23,10 +23,20 @@ use crate::{ConnId, ConnTuple};
 /// moves a TCB (no reallocation copies, no freed copy left behind).
 const CHUNK: usize = 256;
 
-/// One slot: a TCB or nothing, and the generation that tells a live handle
-/// from a stale one.
+/// One slot: a TCB, the generation that tells a live handle from a stale
+/// one, and whether (and under which hash) the TCB is indexed, so that
+/// taking it out of the index needs no hashing. A freed slot keeps its
+/// dead TCB, buffers emptied, so that the next connection in the slot
+/// takes over their (small) allocations instead of asking the allocator.
+/// The bookkeeping comes first (`repr(C)`), on the cache line where the
+/// TCB starts: checking a handle then costs no line of its own.
+#[repr(C)]
 struct Slot {
     gen: u32,
+    hash: u32,
+    linked: bool,
+    /// Whether `tcb` is a live connection's (else a dead one, or none).
+    live: bool,
     tcb: Option<Tcb>,
 }
 
@@ -92,24 +102,32 @@ impl Conns {
     /// The TCB of a live handle.
     pub fn get(&self, id: ConnId) -> Option<&Tcb> {
         let s = self.slot(id.index)?;
-        (s.gen == id.gen).then_some(())?;
+        (s.gen == id.gen && s.live).then_some(())?;
         s.tcb.as_ref()
     }
 
     /// The TCB of a live handle, to change.
     pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Tcb> {
         let s = self.slot_mut(id.index)?;
-        (s.gen == id.gen).then_some(())?;
+        (s.gen == id.gen && s.live).then_some(())?;
         s.tcb.as_mut()
     }
 
     /// Stores a TCB (not indexed yet) and returns its handle.
-    pub fn insert(&mut self, tcb: Tcb) -> ConnId {
+    pub fn insert(&mut self, mut tcb: Tcb) -> ConnId {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
                 if self.used as usize == self.chunks.len() * CHUNK {
-                    let chunk: Vec<Slot> = (0..CHUNK).map(|_| Slot { gen: 0, tcb: None }).collect();
+                    let chunk: Vec<Slot> = (0..CHUNK)
+                        .map(|_| Slot {
+                            gen: 0,
+                            hash: 0,
+                            linked: false,
+                            live: false,
+                            tcb: None,
+                        })
+                        .collect();
                     self.chunks.push(chunk.into_boxed_slice());
                 }
                 self.used += 1;
@@ -119,7 +137,12 @@ impl Conns {
         self.live += 1;
         match self.slot_mut(index) {
             Some(s) => {
+                if let Some(dead) = s.tcb.as_mut() {
+                    tcb.sendq.reuse(&mut dead.sendq);
+                    tcb.recvq.reuse(&mut dead.recvq);
+                }
                 s.tcb = Some(tcb);
+                s.live = true;
                 ConnId { index, gen: s.gen }
             }
             // Unreachable: the slot was just made or taken from the free list.
@@ -127,16 +150,22 @@ impl Conns {
         }
     }
 
-    /// Drops the TCB of `id` and makes its handle stale. The caller has
-    /// taken it out of the index.
+    /// Drops the TCB of `id` (taking it out of the index if it is there)
+    /// and makes its handle stale.
     pub fn remove(&mut self, id: ConnId) {
+        self.unlink(id);
         let Some(s) = self.slot_mut(id.index) else {
             return;
         };
-        if s.gen != id.gen || s.tcb.is_none() {
+        if s.gen != id.gen || !s.live {
             return;
         }
-        s.tcb = None;
+        if let Some(dead) = s.tcb.as_mut() {
+            dead.sendq.retire();
+            dead.recvq.retire();
+            dead.sacked = Vec::new();
+        }
+        s.live = false;
         s.gen = s.gen.wrapping_add(1);
         self.free.push(id.index);
         self.live -= 1;
@@ -153,7 +182,7 @@ impl Conns {
                     index: i as u32,
                     gen: s.gen,
                 };
-                s.tcb.as_ref().map(|t| (id, t))
+                s.tcb.as_ref().filter(|_| s.live).map(|t| (id, t))
             })
     }
 
@@ -167,34 +196,37 @@ impl Conns {
             .map(|e| e.id)
     }
 
-    /// Indexes `id` under `tuple` (its TCB's 4-tuple, not indexed yet).
+    /// Indexes `id` under its TCB's 4-tuple, whose 64-bit keyed hash is
+    /// `hash` (no other connection is indexed under that tuple).
     pub fn link(&mut self, hash: u64, id: ConnId) {
         let h = fold(hash);
+        match self.slot_mut(id.index) {
+            Some(s) if s.gen == id.gen && s.live && !s.linked => {
+                s.hash = h;
+                s.linked = true;
+            }
+            _ => return,
+        }
         self.index
             .insert_unique(spread(h), Entry { hash: h, id }, |e| spread(e.hash));
     }
 
-    /// Whether `id` is the connection indexed under `tuple`.
-    pub fn is_linked(&self, hash: u64, tuple: &ConnTuple, id: ConnId) -> bool {
-        self.find(hash, tuple) == Some(id)
+    /// Whether `id` is indexed under its 4-tuple.
+    pub fn is_linked(&self, id: ConnId) -> bool {
+        self.slot(id.index)
+            .is_some_and(|s| s.gen == id.gen && s.linked)
     }
 
-    /// Takes `id` out of the index if it is what `tuple` maps to; returns
-    /// whether it was.
-    pub fn unlink(&mut self, hash: u64, tuple: &ConnTuple, id: ConnId) -> bool {
-        let h = fold(hash);
-        let chunks = &self.chunks;
-        let found = self.index.find_entry(spread(h), |e| {
-            e.hash == h && e.id == id && {
-                let i = e.id.index as usize;
-                chunks
-                    .get(i / CHUNK)
-                    .and_then(|c| c.get(i % CHUNK))
-                    .and_then(|s| s.tcb.as_ref())
-                    .is_some_and(|t| t.tuple == *tuple)
+    /// Takes `id` out of the index; returns whether it was there.
+    pub fn unlink(&mut self, id: ConnId) -> bool {
+        let h = match self.slot_mut(id.index) {
+            Some(s) if s.gen == id.gen && s.linked => {
+                s.linked = false;
+                s.hash
             }
-        });
-        match found {
+            _ => return false,
+        };
+        match self.index.find_entry(spread(h), |e| e.id == id) {
             Ok(entry) => {
                 entry.remove();
                 true

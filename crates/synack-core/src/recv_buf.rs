@@ -17,6 +17,8 @@
 
 use alloc::vec::Vec;
 
+use crate::send_buf::REUSE_MAX;
+
 /// The most separate out-of-order ranges a [`RecvBuffer`] tracks.
 pub const MAX_RANGES: usize = 64;
 
@@ -209,15 +211,37 @@ impl RecvBuffer {
     }
 
     /// Frees the ring if it holds nothing (no readable and no out-of-order
-    /// data), so an idle connection costs no buffer memory. Returns whether
-    /// memory was freed. The next write allocates again.
+    /// data), so an idle connection costs no buffer memory (a small ring,
+    /// [`REUSE_MAX`] bytes or less, is only emptied: it is kept for the
+    /// next connection, see [`RecvBuffer::reuse`]). Returns whether the ring
+    /// was given up. The next write allocates again, or reuses.
     pub fn release_if_empty(&mut self) -> bool {
         if self.readable == 0 && self.ranges.is_empty() && !self.buf.is_empty() {
-            self.buf = Vec::new();
-            self.head = 0;
+            self.retire();
             true
         } else {
             false
+        }
+    }
+
+    /// Empties the buffer for good (its connection is gone), keeping the
+    /// ring's allocation only when small ([`REUSE_MAX`] bytes or less).
+    pub fn retire(&mut self) {
+        self.buf.clear();
+        if self.buf.capacity() > REUSE_MAX {
+            self.buf = Vec::new();
+        }
+        self.head = 0;
+        self.readable = 0;
+        self.ranges.clear();
+    }
+
+    /// Takes over the ring allocation of `old` (a retired buffer) when this
+    /// one has none yet and it fits this one's capacity.
+    pub fn reuse(&mut self, old: &mut RecvBuffer) {
+        if self.buf.capacity() == 0 && old.buf.capacity() <= self.capacity {
+            self.buf = core::mem::take(&mut old.buf);
+            self.buf.clear();
         }
     }
 
@@ -324,6 +348,26 @@ mod tests {
         all.truncate(116);
         assert_eq!(&all[..16], &[7; 16]);
         assert_eq!(&all[16..], &[8; 100]);
+    }
+
+    #[test]
+    fn retired_small_ring_is_reused() {
+        let mut old = RecvBuffer::new(4096);
+        assert_eq!(old.write_at(5, b"late"), 0);
+        assert_eq!(old.write_at(0, b"early"), 9);
+        old.retire();
+        assert_eq!(
+            (old.readable(), old.has_ooo(), old.window()),
+            (0, false, 4096)
+        );
+        let kept = old.buf.capacity();
+        assert!(kept > 0 && kept <= REUSE_MAX);
+        let mut new = RecvBuffer::new(4096);
+        new.reuse(&mut old);
+        assert_eq!(new.buf.capacity(), kept);
+        assert!(new.buf.is_empty());
+        assert_eq!(new.write_at(0, b"fresh"), 5);
+        assert_eq!(read_all(&mut new), b"fresh");
     }
 
     #[test]

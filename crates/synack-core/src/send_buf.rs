@@ -7,6 +7,10 @@
 
 use alloc::collections::VecDeque;
 
+/// The largest allocation a retired buffer keeps for the next connection
+/// (send or receive buffer), bytes.
+pub(crate) const REUSE_MAX: usize = 512;
+
 /// A bounded byte queue holding the data from SND.UNA onward.
 #[derive(Clone, Debug, Default)]
 pub struct SendBuffer {
@@ -67,6 +71,27 @@ impl SendBuffer {
         }
         self.data.extend(accepted);
         n
+    }
+
+    /// Empties the buffer for good (its connection is gone), keeping its
+    /// allocation only when small ([`REUSE_MAX`] bytes or less), for
+    /// [`SendBuffer::reuse`].
+    pub fn retire(&mut self) {
+        self.data.clear();
+        if self.data.capacity() > REUSE_MAX {
+            self.data = VecDeque::new();
+        }
+    }
+
+    /// Takes over the allocation of `old` (a retired buffer) when this one
+    /// has none yet and it fits this one's capacity: a new connection
+    /// starts with the memory of one that ended, without a trip through
+    /// the allocator.
+    pub fn reuse(&mut self, old: &mut SendBuffer) {
+        if self.data.capacity() == 0 && old.data.capacity() <= self.capacity {
+            self.data = core::mem::take(&mut old.data);
+            self.data.clear();
+        }
     }
 
     /// Drops `n` bytes from the front (acknowledged data), clamped to
@@ -150,6 +175,36 @@ mod tests {
         assert_eq!(&out[..16], &[1; 16]);
         assert_eq!(&out[16..1016], &[2; 1000][..]);
         assert_eq!(&out[1016..], &[3; 3080][..]);
+    }
+
+    #[test]
+    fn retired_small_allocation_is_reused() {
+        let mut old = SendBuffer::new(4096);
+        old.push(&[1; 16]);
+        old.retire();
+        assert!(old.is_empty());
+        let kept = old.data.capacity();
+        assert!(kept > 0 && kept <= REUSE_MAX);
+        let mut new = SendBuffer::new(4096);
+        new.reuse(&mut old);
+        assert_eq!(new.data.capacity(), kept);
+        assert_eq!(old.data.capacity(), 0);
+        assert!(new.is_empty());
+        assert_eq!(new.push(b"fresh"), 5);
+        let mut out = [0; 8];
+        assert_eq!(new.copy_range(0, &mut out), 5);
+        assert_eq!(&out[..5], b"fresh");
+        // A large allocation is freed, not kept; a smaller buffer takes none.
+        let mut big = SendBuffer::new(4096);
+        big.push(&[2; 2000]);
+        big.retire();
+        assert_eq!(big.data.capacity(), 0);
+        let mut small = SendBuffer::new(4);
+        let mut donor = SendBuffer::new(64);
+        donor.push(&[3; 64]);
+        donor.retire();
+        small.reuse(&mut donor);
+        assert_eq!(small.data.capacity(), 0);
     }
 
     #[test]

@@ -701,8 +701,8 @@ impl Stack {
     }
 
     /// Takes `id` out of the 4-tuple index if it is there.
-    fn unlink_tuple(&mut self, id: ConnId, tuple: &ConnTuple) {
-        if self.conns.unlink(self.hasher.hash_one(tuple), tuple, id) {
+    fn unlink_tuple(&mut self, id: ConnId) {
+        if self.conns.unlink(id) {
             self.last = None;
         }
     }
@@ -711,10 +711,7 @@ impl Stack {
     fn free_if_unlinked(&mut self, id: ConnId) {
         let Some(t) = self.tcb(id) else { return };
         let tuple = t.tuple;
-        if self
-            .conns
-            .is_linked(self.hasher.hash_one(tuple), &tuple, id)
-        {
+        if self.conns.is_linked(id) {
             return;
         }
         if self.tw_owners.get(&tuple) == Some(&id) {
@@ -777,7 +774,7 @@ impl Stack {
     fn settle(&mut self, now: Instant, id: ConnId, before: State, next: Next) {
         let Some(tcb) = self.tcb(id) else { return };
         let after = tcb.state;
-        let (passive, listener, tuple) = (tcb.passive, tcb.listener, tcb.tuple);
+        let (passive, listener) = (tcb.passive, tcb.listener);
         // A passive child that reached ESTABLISHED joins the accept queue.
         if before == State::SynReceived && after.is_synchronized() && passive {
             if let Some(lid) = listener {
@@ -801,7 +798,7 @@ impl Stack {
         match next {
             Next::Stay => self.schedule(id),
             Next::Closed | Next::ReturnToListen => {
-                self.unlink(id, tuple, before == State::SynReceived);
+                self.unlink(id, before == State::SynReceived);
                 let released = self
                     .tcb(id)
                     .is_none_or(|t| t.released || next == Next::ReturnToListen);
@@ -814,8 +811,8 @@ impl Stack {
     }
 
     /// Removes a connection from the 4-tuple table and its listener's counts.
-    fn unlink(&mut self, id: ConnId, tuple: ConnTuple, was_pending: bool) {
-        self.unlink_tuple(id, &tuple);
+    fn unlink(&mut self, id: ConnId, was_pending: bool) {
+        self.unlink_tuple(id);
         let lid = self.tcb(id).and_then(|t| t.listener);
         if let Some(l) = lid
             .and_then(|lid| self.listeners.get_mut(lid.0 as usize))
@@ -859,7 +856,7 @@ impl Stack {
         t.delack_at = None;
         t.persist_at = None;
         t.close_at = None;
-        self.unlink_tuple(id, &tuple);
+        self.unlink_tuple(id);
         if self.time_wait.len() >= self.cfg.max_time_wait {
             // Table full: skip TIME-WAIT rather than grow without bound.
             self.out.state(now, tuple, State::TimeWait, State::Closed);
