@@ -51,7 +51,7 @@ struct Entry {
 /// multiplication spreads them over the whole word, so both the bucket
 /// (low bits) and the control tag (top bits) depend on all of them, and
 /// growing the table needs nothing but the entries.
-fn spread(hash: u32) -> u64 {
+pub(crate) fn spread(hash: u32) -> u64 {
     u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
