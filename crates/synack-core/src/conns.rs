@@ -9,7 +9,8 @@
 //! TCB; the 4-tuple is compared in the TCB itself, which the segment is
 //! about to touch anyway. TCBs live in the slab's slots, not in boxes of
 //! their own: no allocation per connection, one pointer less to chase, and
-//! a freed slot is the next one used (last in, first out), still warm.
+//! the most recently freed slot is the next one used (last in, first out,
+//! so still in the cache when connections come and go together).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -63,7 +64,7 @@ pub(crate) fn fold(hash: u64) -> u32 {
 /// The slab of TCBs and the 4-tuple index over the connections in it.
 pub(crate) struct Conns {
     chunks: Vec<Box<[Slot]>>,
-    /// Slots ever used (the rest of the last chunk is untouched).
+    /// Slots ever used (the rest of the last chunk is not in use yet).
     used: u32,
     /// Free slots, the most recently freed last.
     free: Vec<u32>,
