@@ -20,6 +20,7 @@ extern crate alloc;
 mod cc;
 mod config;
 mod conn;
+mod conns;
 mod error;
 mod event;
 mod isn;

@@ -79,6 +79,11 @@ impl Stats {
     }
 }
 
+/// The least capacity of a new packet buffer: room for the headers and
+/// options of any segment without data (and a little data), so that every
+/// buffer handed back can be reused for the next segment.
+const MIN_PACKET_CAPACITY: usize = 128;
+
 /// Output queues shared by the stack and its connections.
 pub(crate) struct Outbox {
     pub packets: VecDeque<Transmit>,
@@ -149,8 +154,12 @@ impl Outbox {
             TcpChecksum::Full
         };
         let len = packet_len(local.ip(), repr, payload_len);
-        // A reused buffer is not zeroed: emit writes every byte.
-        let mut buf = self.pool.pop().unwrap_or_default();
+        // A reused buffer is not zeroed: emit writes every byte. A new one
+        // has room for any small segment, so that it can be reused for one.
+        let mut buf = self
+            .pool
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(len.max(MIN_PACKET_CAPACITY)));
         if buf.len() < len {
             buf.resize(len, 0);
         } else {

@@ -17,8 +17,14 @@
 
 use alloc::vec::Vec;
 
+use crate::send_buf::REUSE_MAX;
+
 /// The most separate out-of-order ranges a [`RecvBuffer`] tracks.
 pub const MAX_RANGES: usize = 64;
+
+/// The smallest allocation of a ring (or of a send buffer), in bytes: from
+/// there it doubles as data needs room, up to the buffer's capacity.
+pub(crate) const MIN_ALLOC: usize = 64;
 
 /// A bounded receive buffer with reassembly of out-of-order data.
 ///
@@ -105,16 +111,7 @@ impl RecvBuffer {
             return 0;
         }
         let pos = self.ring_pos(self.readable.saturating_add(offset));
-        // Grow the ring only as far as it is written (a write that wraps
-        // has reached the end, so the ring is whole by then): no up-front
-        // zeroing of `capacity` bytes per connection.
-        let need = pos.saturating_add(data.len()).min(self.capacity);
-        if self.buf.len() < need {
-            if self.buf.capacity() == 0 {
-                self.buf.reserve_exact(self.capacity);
-            }
-            self.buf.resize(need, 0);
-        }
+        self.grow_to(pos.saturating_add(data.len()));
         copy_into_ring(&mut self.buf, self.capacity, pos, data);
 
         let (mut start, mut stop) = (offset, end);
@@ -153,13 +150,7 @@ impl RecvBuffer {
             return None;
         }
         let pos = self.ring_pos(self.readable);
-        let need = pos.saturating_add(data.len()).min(self.capacity);
-        if self.buf.len() < need {
-            if self.buf.capacity() == 0 {
-                self.buf.reserve_exact(self.capacity);
-            }
-            self.buf.resize(need, 0);
-        }
+        self.grow_to(pos.saturating_add(data.len()));
         let first = data.len().min(self.capacity.saturating_sub(pos));
         let (a, b) = data.split_at(first);
         let mut sum = synack_wire::copy_and_sum(self.buf.get_mut(pos..pos + a.len())?, a);
@@ -220,16 +211,62 @@ impl RecvBuffer {
     }
 
     /// Frees the ring if it holds nothing (no readable and no out-of-order
-    /// data), so an idle connection costs no buffer memory. Returns whether
-    /// memory was freed. The next write allocates again.
+    /// data), so an idle connection costs no buffer memory (a small ring,
+    /// [`REUSE_MAX`] bytes or less, is only emptied: it is kept for the
+    /// next connection, see [`RecvBuffer::reuse`]). Returns whether the ring
+    /// was given up. The next write allocates again, or reuses.
     pub fn release_if_empty(&mut self) -> bool {
         if self.readable == 0 && self.ranges.is_empty() && !self.buf.is_empty() {
-            self.buf = Vec::new();
-            self.head = 0;
+            self.retire();
             true
         } else {
             false
         }
+    }
+
+    /// Empties the buffer for good (its connection is gone), keeping the
+    /// ring's allocation only when small ([`REUSE_MAX`] bytes or less).
+    pub fn retire(&mut self) {
+        self.buf.clear();
+        if self.buf.capacity() > REUSE_MAX {
+            self.buf = Vec::new();
+        }
+        self.head = 0;
+        self.readable = 0;
+        self.ranges.clear();
+    }
+
+    /// Takes over the ring allocation of `old` (a retired buffer) when this
+    /// one has none yet and it fits this one's capacity.
+    pub fn reuse(&mut self, old: &mut RecvBuffer) {
+        if self.buf.capacity() == 0 && old.buf.capacity() <= self.capacity {
+            self.buf = core::mem::take(&mut old.buf);
+            self.buf.clear();
+        }
+    }
+
+    /// Makes ring indices below `need` (clamped to the capacity) exist.
+    ///
+    /// The ring is only as long as it was written (a write that wraps has
+    /// reached the end, so the ring is whole by then): no up-front zeroing
+    /// of `capacity` bytes per connection. Its allocation grows with it,
+    /// doubling from [`MIN_ALLOC`] bytes and never past the capacity, so
+    /// that a connection that only ever holds a few bytes (a short request
+    /// or reply) costs a few bytes of memory, not the whole ring.
+    fn grow_to(&mut self, need: usize) {
+        let need = need.min(self.capacity);
+        if self.buf.len() >= need {
+            return;
+        }
+        if self.buf.capacity() < need {
+            let target = need
+                .max(self.buf.capacity().saturating_mul(2))
+                .max(MIN_ALLOC)
+                .min(self.capacity);
+            self.buf
+                .reserve_exact(target.saturating_sub(self.buf.len()));
+        }
+        self.buf.resize(need, 0);
     }
 
     /// The ring index `rel` bytes after the head (`rel <= capacity`).
@@ -296,6 +333,41 @@ mod tests {
         assert!(b.buf.is_empty());
         assert_eq!(b.write_at(0, b"again"), 5);
         assert_eq!(read_all(&mut b), b"again");
+    }
+
+    #[test]
+    fn allocation_grows_with_the_data() {
+        let mut b = RecvBuffer::new(4096);
+        assert_eq!(b.write_at(0, &[7; 16]), 16);
+        assert_eq!(b.buf.capacity(), MIN_ALLOC, "a short message holds little");
+        assert_eq!(b.write_at(0, &[8; 100]), 100);
+        assert!(b.buf.capacity() >= 116 && b.buf.capacity() < 4096);
+        assert_eq!(b.write_at(3000, &[9; 2000]), 0);
+        assert_eq!(b.buf.capacity(), 4096, "never past the capacity");
+        let mut all = read_all(&mut b);
+        all.truncate(116);
+        assert_eq!(&all[..16], &[7; 16]);
+        assert_eq!(&all[16..], &[8; 100]);
+    }
+
+    #[test]
+    fn retired_small_ring_is_reused() {
+        let mut old = RecvBuffer::new(4096);
+        assert_eq!(old.write_at(5, b"late"), 0);
+        assert_eq!(old.write_at(0, b"early"), 9);
+        old.retire();
+        assert_eq!(
+            (old.readable(), old.has_ooo(), old.window()),
+            (0, false, 4096)
+        );
+        let kept = old.buf.capacity();
+        assert!(kept > 0 && kept <= REUSE_MAX);
+        let mut new = RecvBuffer::new(4096);
+        new.reuse(&mut old);
+        assert_eq!(new.buf.capacity(), kept);
+        assert!(new.buf.is_empty());
+        assert_eq!(new.write_at(0, b"fresh"), 5);
+        assert_eq!(read_all(&mut new), b"fresh");
     }
 
     #[test]

@@ -5,15 +5,25 @@
 //! straight into the free space ([`SendBuffer::free_slices`] then
 //! [`SendBuffer::commit`]) instead of handing over bytes to be copied in.
 //! Offsets in the API count from the front of the buffer (SND.UNA). Nothing
-//! is allocated until the first byte is written, and the backing storage
-//! never holds more than `capacity` bytes.
+//! is allocated until the first byte is written; the ring is then only as
+//! long as it has been written (its allocation doubling from a few bytes),
+//! and never longer than `capacity` bytes, so a connection that sends a short
+//! message holds a few bytes, not the whole buffer.
 
 use alloc::vec::Vec;
+
+use crate::recv_buf::MIN_ALLOC;
+
+/// The largest allocation a retired buffer keeps for the next connection
+/// (send or receive buffer), bytes.
+pub(crate) const REUSE_MAX: usize = 512;
 
 /// A bounded byte ring holding the data from SND.UNA onward.
 #[derive(Clone, Debug, Default)]
 pub struct SendBuffer {
-    /// The ring: empty until first written, then exactly `capacity` bytes.
+    /// The ring, indexed modulo `capacity`: empty until first written, then
+    /// as long as the highest index written (all of `capacity` once a write
+    /// has wrapped).
     buf: Vec<u8>,
     /// Where the front (SND.UNA) lies in `buf`; below `capacity`.
     head: usize,
@@ -62,9 +72,9 @@ impl SendBuffer {
     /// the application to write into before [`SendBuffer::commit`]. Both are
     /// empty when the buffer is full; the first call allocates the ring.
     pub fn free_slices(&mut self) -> (&mut [u8], &mut [u8]) {
-        if self.free() > 0 && self.buf.len() < self.capacity {
-            // One allocation sized for the whole buffer (but never more).
-            self.buf.resize(self.capacity, 0);
+        if self.free() > 0 {
+            // The application may write anywhere in the free space.
+            self.grow_to(self.capacity);
         }
         let free = self.free();
         let tail = self.wrap(self.head.saturating_add(self.len));
@@ -87,19 +97,65 @@ impl SendBuffer {
 
     /// Appends as much of `data` as fits and returns how many bytes that was.
     pub fn push(&mut self, data: &[u8]) -> usize {
-        if data.is_empty() {
+        let n = data.len().min(self.free());
+        if n == 0 {
             return 0;
         }
-        let (a, b) = self.free_slices();
-        let first = data.len().min(a.len());
-        let second = (data.len() - first).min(b.len());
-        if let (Some(dst), Some(src)) = (a.get_mut(..first), data.get(..first)) {
-            dst.copy_from_slice(src);
+        // Only the ring indices this write reaches need to exist: up to the
+        // end of the data when it does not wrap, all of them when it does.
+        let tail = self.wrap(self.head + self.len);
+        let first = n.min(self.capacity - tail);
+        self.grow_to(if first < n { self.capacity } else { tail + n });
+        let (head_part, tail_part) = data[..n].split_at(first);
+        if let Some(dst) = self.buf.get_mut(tail..tail + first) {
+            dst.copy_from_slice(head_part);
         }
-        if let (Some(dst), Some(src)) = (b.get_mut(..second), data.get(first..first + second)) {
-            dst.copy_from_slice(src);
+        if let Some(dst) = self.buf.get_mut(..tail_part.len()) {
+            dst.copy_from_slice(tail_part);
         }
-        self.commit(first + second)
+        self.commit(n)
+    }
+
+    /// Empties the buffer for good (its connection is gone), keeping its
+    /// allocation only when small ([`REUSE_MAX`] bytes or less), for
+    /// [`SendBuffer::reuse`].
+    pub fn retire(&mut self) {
+        self.buf.clear();
+        if self.buf.capacity() > REUSE_MAX {
+            self.buf = Vec::new();
+        }
+        self.head = 0;
+        self.len = 0;
+    }
+
+    /// Takes over the allocation of `old` (a retired buffer) when this one
+    /// has none yet and it fits this one's capacity: a new connection
+    /// starts with the memory of one that ended, without a trip through
+    /// the allocator.
+    pub fn reuse(&mut self, old: &mut SendBuffer) {
+        if self.buf.capacity() == 0 && old.buf.capacity() <= self.capacity {
+            self.buf = core::mem::take(&mut old.buf);
+            self.buf.clear();
+        }
+    }
+
+    /// Makes ring indices below `need` (clamped to the capacity) exist, the
+    /// allocation doubling from [`MIN_ALLOC`] bytes and never past the
+    /// capacity.
+    fn grow_to(&mut self, need: usize) {
+        let need = need.min(self.capacity);
+        if self.buf.len() >= need {
+            return;
+        }
+        if self.buf.capacity() < need {
+            let target = need
+                .max(self.buf.capacity().saturating_mul(2))
+                .max(MIN_ALLOC)
+                .min(self.capacity);
+            self.buf
+                .reserve_exact(target.saturating_sub(self.buf.len()));
+        }
+        self.buf.resize(need, 0);
     }
 
     /// Drops `n` bytes from the front (acknowledged data), clamped to
@@ -182,6 +238,52 @@ mod tests {
         let mut out = [0; 20];
         assert_eq!(s.copy_range(0, &mut out), 10);
         assert_eq!(&out[..10], b"hello worl");
+    }
+
+    #[test]
+    fn allocation_grows_with_the_data() {
+        let mut s = SendBuffer::new(4096);
+        assert_eq!(s.push(&[1; 16]), 16);
+        assert!(s.buf.capacity() < 4096, "a short message holds little");
+        assert_eq!(s.push(&[2; 1000]), 1000);
+        assert!(s.buf.capacity() >= 1016);
+        assert_eq!(s.push(&[3; 5000]), 3080);
+        assert_eq!(s.buf.capacity(), 4096, "never past the capacity");
+        let mut out = [0; 4096];
+        assert_eq!(s.copy_range(0, &mut out), 4096);
+        assert_eq!(&out[..16], &[1; 16]);
+        assert_eq!(&out[16..1016], &[2; 1000][..]);
+        assert_eq!(&out[1016..], &[3; 3080][..]);
+    }
+
+    #[test]
+    fn retired_small_allocation_is_reused() {
+        let mut old = SendBuffer::new(4096);
+        old.push(&[1; 16]);
+        old.retire();
+        assert!(old.is_empty());
+        let kept = old.buf.capacity();
+        assert!(kept > 0 && kept <= REUSE_MAX);
+        let mut new = SendBuffer::new(4096);
+        new.reuse(&mut old);
+        assert_eq!(new.buf.capacity(), kept);
+        assert_eq!(old.buf.capacity(), 0);
+        assert!(new.is_empty());
+        assert_eq!(new.push(b"fresh"), 5);
+        let mut out = [0; 8];
+        assert_eq!(new.copy_range(0, &mut out), 5);
+        assert_eq!(&out[..5], b"fresh");
+        // A large allocation is freed, not kept; a smaller buffer takes none.
+        let mut big = SendBuffer::new(4096);
+        big.push(&[2; 2000]);
+        big.retire();
+        assert_eq!(big.buf.capacity(), 0);
+        let mut small = SendBuffer::new(4);
+        let mut donor = SendBuffer::new(64);
+        donor.push(&[3; 64]);
+        donor.retire();
+        small.reuse(&mut donor);
+        assert_eq!(small.buf.capacity(), 0);
     }
 
     #[test]

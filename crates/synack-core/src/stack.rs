@@ -3,7 +3,6 @@
 //! the compact TIME-WAIT table and one timer wheel for them all, and it is
 //! the only thing a driver talks to.
 
-use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::hash::BuildHasher;
@@ -18,6 +17,7 @@ use synack_wire::{
 };
 
 use crate::conn::{Ctx, Next, Tcb};
+use crate::conns::Conns;
 use crate::isn::IsnGenerator;
 use crate::outbox::{Outbox, Stats, Transmit};
 use crate::seq::Seq;
@@ -72,11 +72,6 @@ struct Listener {
 #[derive(Clone, Copy, Debug)]
 struct TimerItem(ConnId);
 
-struct Slot {
-    gen: u32,
-    tcb: Option<Box<Tcb>>,
-}
-
 /// One host's TCP: see the crate documentation for the `handle_*`/`poll_*`
 /// protocol between a driver and the stack.
 pub struct Stack {
@@ -85,10 +80,11 @@ pub struct Stack {
     /// The same addresses, for a constant-time check on every packet.
     addr_set: hashbrown::HashSet<IpAddr, KeyedHash>,
     isn: IsnGenerator,
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-    live: usize,
-    table: HashMap<ConnTuple, ConnId, KeyedHash>,
+    /// The TCBs and their 4-tuple index.
+    conns: Conns,
+    /// The key of every 4-tuple hash (the connection index and TIME-WAIT
+    /// share it, so a segment's tuple is hashed once).
+    hasher: KeyedHash,
     time_wait: TimeWaitTable<KeyedHash>,
     /// Application handles still held on connections now in TIME-WAIT (rare).
     tw_owners: HashMap<ConnTuple, ConnId, KeyedHash>,
@@ -118,10 +114,8 @@ impl Stack {
             addrs: Vec::new(),
             addr_set: hashbrown::HashSet::with_hasher(KeyedHash(table_key)),
             isn: IsnGenerator::new(secret),
-            slots: Vec::new(),
-            free: Vec::new(),
-            live: 0,
-            table: HashMap::with_hasher(KeyedHash(table_key)),
+            conns: Conns::new(),
+            hasher: KeyedHash(table_key),
             time_wait: TimeWaitTable::new(KeyedHash(table_key)),
             tw_owners: HashMap::with_hasher(KeyedHash(table_key)),
             listeners: Vec::new(),
@@ -169,7 +163,7 @@ impl Stack {
 
     /// Connections with a TCB (every state but compact TIME-WAIT).
     pub fn connection_count(&self) -> usize {
-        self.live
+        self.conns.len()
     }
 
     /// Connections held in compact TIME-WAIT.
@@ -355,7 +349,12 @@ impl Stack {
             remote: SocketAddr::new(seg.src, seg.tcp.src_port),
         };
         let cached = self.last.filter(|(t, _)| *t == tuple).map(|(_, id)| id);
-        let conn = cached.or_else(|| self.table.get(&tuple).copied());
+        let mut hash = None;
+        let conn = cached.or_else(|| {
+            let h = self.hasher.hash_one(tuple);
+            hash = Some(h);
+            self.conns.find(h, &tuple)
+        });
         // MUST-3: verify the checksum before anything in the segment counts.
         // In-order data for an open connection is verified while it is
         // copied into the receive buffer (one pass), and only made readable
@@ -398,7 +397,8 @@ impl Stack {
             });
             return;
         }
-        if let Some(entry) = self.time_wait.get(&tuple).copied() {
+        let hash = hash.unwrap_or_else(|| self.hasher.hash_one(tuple));
+        if let Some(entry) = self.time_wait.get_hashed(hash, &tuple).copied() {
             self.time_wait_segment(now, tuple, entry, &seg);
             return;
         }
@@ -444,7 +444,7 @@ impl Stack {
             self.out.drop(now, Some(tuple), "not our address");
             return;
         }
-        match self.table.get(&tuple).copied() {
+        match self.find_conn(&tuple) {
             Some(id) => self.with_conn(now, id, |t, ctx| t.on_icmp(ctx, e)),
             None => self.out.drop(now, Some(tuple), "ICMP for no connection"),
         }
@@ -514,16 +514,10 @@ impl Stack {
             .ok_or(Error::InvalidHandle)?;
         self.listen_map.remove(&l.local);
         let children: Vec<ConnId> = self
-            .slots
+            .conns
             .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                let t = s.tcb.as_ref()?;
-                (t.listener == Some(lid)).then_some(ConnId {
-                    index: i as u32,
-                    gen: s.gen,
-                })
-            })
+            .filter(|(_, t)| t.listener == Some(lid))
+            .map(|(id, _)| id)
             .collect();
         for id in children {
             self.abort_orphan(now, id);
@@ -566,14 +560,17 @@ impl Stack {
                     local: SocketAddr::new(local_ip, p),
                     remote,
                 };
-                if self.table.contains_key(&tuple) || self.time_wait.contains_key(&tuple) {
+                let h = self.hasher.hash_one(tuple);
+                if self.conns.find(h, &tuple).is_some()
+                    || self.time_wait.contains_key_hashed(h, &tuple)
+                {
                     return Err(Error::AddrInUse);
                 }
                 p
             }
             _ => self.ephemeral_port(local_ip, remote)?,
         };
-        if self.live >= self.cfg.max_connections {
+        if self.conns.len() >= self.cfg.max_connections {
             return Err(Error::NoPorts);
         }
         let tuple = ConnTuple {
@@ -583,7 +580,6 @@ impl Stack {
         let iss = Seq(self.isn.isn(now, tuple.local, tuple.remote));
         let tcb = self.new_tcb(tuple, iss, State::Closed);
         let id = self.insert_tcb(tcb);
-        self.table.insert(tuple, id);
         self.with_conn(now, id, |t, ctx| {
             t.set_state(ctx, State::SynSent);
             t.send_syn(ctx, false);
@@ -791,54 +787,44 @@ impl Stack {
     }
 
     fn tcb(&self, id: ConnId) -> Option<&Tcb> {
-        let s = self.slots.get(id.index as usize)?;
-        (s.gen == id.gen).then_some(())?;
-        s.tcb.as_deref()
+        self.conns.get(id)
     }
 
     fn tcb_mut(&mut self, id: ConnId) -> Option<&mut Tcb> {
-        let s = self.slots.get_mut(id.index as usize)?;
-        (s.gen == id.gen).then_some(())?;
-        s.tcb.as_deref_mut()
+        self.conns.get_mut(id)
     }
 
+    /// The connection (with a TCB) that `tuple` belongs to.
+    fn find_conn(&self, tuple: &ConnTuple) -> Option<ConnId> {
+        self.conns.find(self.hasher.hash_one(tuple), tuple)
+    }
+
+    /// Stores a TCB and indexes it under its 4-tuple.
     fn insert_tcb(&mut self, tcb: Tcb) -> ConnId {
-        self.live += 1;
-        if let Some(i) = self.free.pop() {
-            let s = &mut self.slots[i as usize];
-            s.tcb = Some(Box::new(tcb));
-            ConnId {
-                index: i,
-                gen: s.gen,
-            }
-        } else {
-            self.slots.push(Slot {
-                gen: 0,
-                tcb: Some(Box::new(tcb)),
-            });
-            ConnId {
-                index: (self.slots.len() - 1) as u32,
-                gen: 0,
-            }
+        let hash = self.hasher.hash_one(tcb.tuple);
+        let id = self.conns.insert(tcb);
+        self.conns.link(hash, id);
+        id
+    }
+
+    /// Takes `id` out of the 4-tuple index if it is there.
+    fn unlink_tuple(&mut self, id: ConnId) {
+        if self.conns.unlink(id) {
+            self.last = None;
         }
     }
 
-    /// Frees the TCB of `id` if it is no longer in the 4-tuple table.
+    /// Frees the TCB of `id` if it is no longer in the 4-tuple index.
     fn free_if_unlinked(&mut self, id: ConnId) {
         let Some(t) = self.tcb(id) else { return };
-        if self.table.get(&t.tuple) == Some(&id) {
+        let tuple = t.tuple;
+        if self.conns.is_linked(id) {
             return;
         }
-        let tuple = t.tuple;
         if self.tw_owners.get(&tuple) == Some(&id) {
             self.tw_owners.remove(&tuple);
         }
-        if let Some(s) = self.slots.get_mut(id.index as usize) {
-            s.tcb = None;
-            s.gen = s.gen.wrapping_add(1);
-            self.free.push(id.index);
-            self.live -= 1;
-        }
+        self.conns.remove(id);
     }
 
     /// Runs a user call that returns a value, then settles the connection.
@@ -866,13 +852,7 @@ impl Stack {
         f: impl FnOnce(&mut Tcb, &mut Ctx<'_>) -> Next,
     ) {
         self.now = self.now.max(now);
-        let Some(slot) = self.slots.get_mut(id.index as usize) else {
-            return;
-        };
-        if slot.gen != id.gen {
-            return;
-        }
-        let Some(tcb) = slot.tcb.as_deref_mut() else {
+        let Some(tcb) = self.conns.get_mut(id) else {
             return;
         };
         let before = tcb.state;
@@ -901,7 +881,7 @@ impl Stack {
     fn settle(&mut self, now: Instant, id: ConnId, before: State, next: Next) {
         let Some(tcb) = self.tcb(id) else { return };
         let after = tcb.state;
-        let (passive, listener, tuple) = (tcb.passive, tcb.listener, tcb.tuple);
+        let (passive, listener) = (tcb.passive, tcb.listener);
         // A passive child that reached ESTABLISHED joins the accept queue.
         if before == State::SynReceived && after.is_synchronized() && passive {
             if let Some(lid) = listener {
@@ -925,7 +905,7 @@ impl Stack {
         match next {
             Next::Stay => self.schedule(id),
             Next::Closed | Next::ReturnToListen => {
-                self.unlink(id, tuple, before == State::SynReceived);
+                self.unlink(id, before == State::SynReceived);
                 let released = self
                     .tcb(id)
                     .is_none_or(|t| t.released || next == Next::ReturnToListen);
@@ -938,11 +918,8 @@ impl Stack {
     }
 
     /// Removes a connection from the 4-tuple table and its listener's counts.
-    fn unlink(&mut self, id: ConnId, tuple: ConnTuple, was_pending: bool) {
-        if self.table.get(&tuple) == Some(&id) {
-            self.table.remove(&tuple);
-            self.last = None;
-        }
+    fn unlink(&mut self, id: ConnId, was_pending: bool) {
+        self.unlink_tuple(id);
         let lid = self.tcb(id).and_then(|t| t.listener);
         if let Some(l) = lid
             .and_then(|lid| self.listeners.get_mut(lid.0 as usize))
@@ -986,10 +963,7 @@ impl Stack {
         t.delack_at = None;
         t.persist_at = None;
         t.close_at = None;
-        if self.table.get(&tuple) == Some(&id) {
-            self.table.remove(&tuple);
-            self.last = None;
-        }
+        self.unlink_tuple(id);
         if self.time_wait.len() >= self.cfg.max_time_wait {
             // Table full: skip TIME-WAIT rather than grow without bound.
             self.out.state(now, tuple, State::TimeWait, State::Closed);
@@ -1084,7 +1058,7 @@ impl Stack {
             Ok(l) => l.pending + l.ready.len() >= l.backlog,
             Err(_) => true,
         };
-        if full || self.live >= self.cfg.max_connections {
+        if full || self.conns.len() >= self.cfg.max_connections {
             self.out.drop(now, Some(tuple), "listen queue full");
             return;
         }
@@ -1098,7 +1072,6 @@ impl Stack {
         tcb.passive = true;
         tcb.listener = Some(lid);
         let id = self.insert_tcb(tcb);
-        self.table.insert(tuple, id);
         if let Ok(l) = self
             .listeners
             .get_mut(lid.0 as usize)
@@ -1170,7 +1143,7 @@ impl Stack {
                 local: SocketAddr::new(local_ip, port),
                 remote,
             };
-            if !self.table.contains_key(&tuple)
+            if self.find_conn(&tuple).is_none()
                 && !self.time_wait.contains_key(&tuple)
                 && !self.listen_map.contains_key(&tuple.local)
             {

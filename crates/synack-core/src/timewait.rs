@@ -9,6 +9,7 @@ use core::net::{IpAddr, SocketAddr};
 use hashbrown::HashTable;
 use synack_wire::{Segment, TcpFlags, TcpOptions, TcpRepr};
 
+use crate::conns::{fold, spread};
 use crate::seq::Seq;
 use crate::{ConnTuple, Instant};
 
@@ -173,7 +174,9 @@ pub(crate) struct TimeWaitTable<S> {
     chunks: Vec<alloc::boxed::Box<[TwSlot]>>,
     used: u32,
     free: Vec<u32>,
-    index: HashTable<u32>,
+    /// (32 bits of the tuple's hash, slot): growing the index reads no
+    /// slot, and a slot is only read when the stored hash matches.
+    index: HashTable<(u32, u32)>,
     head: u32,
     tail: u32,
     hasher: S,
@@ -207,8 +210,14 @@ impl<S: BuildHasher> TimeWaitTable<S> {
     }
 
     fn find(&self, t: &ConnTuple) -> Option<u32> {
-        let h = self.hasher.hash_one(t);
-        self.index.find(h, |&i| self.key_is(i, t)).copied()
+        self.find_hashed(self.hasher.hash_one(t), t)
+    }
+
+    fn find_hashed(&self, h: u64, t: &ConnTuple) -> Option<u32> {
+        let f = fold(h);
+        self.index
+            .find(spread(f), |&(x, i)| x == f && self.key_is(i, t))
+            .map(|&(_, i)| i)
     }
 
     fn key_is(&self, i: u32, t: &ConnTuple) -> bool {
@@ -221,8 +230,15 @@ impl<S: BuildHasher> TimeWaitTable<S> {
         self.find(t).is_some()
     }
 
-    pub fn get(&self, t: &ConnTuple) -> Option<&TimeWaitEntry> {
-        let i = self.find(t)?;
+    /// Whether `t` is in TIME-WAIT, its hash (with this table's hasher)
+    /// already computed.
+    pub fn contains_key_hashed(&self, h: u64, t: &ConnTuple) -> bool {
+        self.find_hashed(h, t).is_some()
+    }
+
+    /// The entry of `t`, its hash (with this table's hasher) already computed.
+    pub fn get_hashed(&self, h: u64, t: &ConnTuple) -> Option<&TimeWaitEntry> {
+        let i = self.find_hashed(h, t)?;
         self.slot(i)?.item.as_ref().map(|(_, e)| e)
     }
 
@@ -234,7 +250,8 @@ impl<S: BuildHasher> TimeWaitTable<S> {
 
     /// Adds the entry for `t` (or replaces it) at the tail of the expiry list.
     pub fn insert(&mut self, t: ConnTuple, e: TimeWaitEntry) {
-        if let Some(i) = self.find(&t) {
+        let h = self.hasher.hash_one(t);
+        if let Some(i) = self.find_hashed(h, &t) {
             if let Some((_, old)) = self.slot_mut(i).and_then(|s| s.item.as_mut()) {
                 *old = e;
             }
@@ -257,16 +274,9 @@ impl<S: BuildHasher> TimeWaitTable<S> {
             s.item = Some((TwKey::new(t), e));
         }
         self.link_tail(i);
-        let h = self.hasher.hash_one(t);
-        let (chunks, hasher) = (&self.chunks, &self.hasher);
-        self.index.insert_unique(h, i, |&j| {
-            let j = j as usize;
-            chunks
-                .get(j / CHUNK)
-                .and_then(|c| c.get(j % CHUNK))
-                .and_then(|s| s.item.as_ref())
-                .map_or(0, |(k, _)| hasher.hash_one(k.tuple()))
-        });
+        let f = fold(h);
+        self.index
+            .insert_unique(spread(f), (f, i), |&(x, _)| spread(x));
     }
 
     /// Sets a new expiry for `t` and moves it to the tail (a restart).
@@ -281,21 +291,22 @@ impl<S: BuildHasher> TimeWaitTable<S> {
 
     /// Removes the entry for `t`.
     pub fn remove(&mut self, t: &ConnTuple) -> Option<TimeWaitEntry> {
-        let h = self.hasher.hash_one(t);
+        let f = fold(self.hasher.hash_one(t));
         let found = {
             let chunks = &self.chunks;
             self.index
-                .find_entry(h, |&i| {
+                .find_entry(spread(f), |&(x, i)| {
                     let i = i as usize;
-                    chunks
-                        .get(i / CHUNK)
-                        .and_then(|c| c.get(i % CHUNK))
-                        .and_then(|s| s.item.as_ref())
-                        .is_some_and(|(k, _)| k.tuple() == *t)
+                    x == f
+                        && chunks
+                            .get(i / CHUNK)
+                            .and_then(|c| c.get(i % CHUNK))
+                            .and_then(|s| s.item.as_ref())
+                            .is_some_and(|(k, _)| k.tuple() == *t)
                 })
                 .ok()?
         };
-        let (i, _) = found.remove();
+        let ((_, i), _) = found.remove();
         self.unlink(i);
         let (_, e) = self.slot_mut(i)?.item.take()?;
         self.free.push(i);

@@ -1,0 +1,238 @@
+//! The connections of a stack: TCBs held in place in a chunked slab, found
+//! by handle ([`ConnId`]: slot index and generation) or by 4-tuple through a
+//! hash index of 12-byte entries.
+//!
+//! Why this shape: with a hundred thousand connections open, every segment
+//! goes to a connection whose TCB is not in any cache. The index holds no
+//! keys, only a 32-bit hash and the handle, so it stays small (a lookup
+//! touches one control group and one entry) and growing it never reads a
+//! TCB; the 4-tuple is compared in the TCB itself, which the segment is
+//! about to touch anyway. TCBs live in the slab's slots, not in boxes of
+//! their own: no allocation per connection, one pointer less to chase, and
+//! the most recently freed slot is the next one used (last in, first out,
+//! so still in the cache when connections come and go together).
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use hashbrown::HashTable;
+
+use crate::conn::Tcb;
+use crate::{ConnId, ConnTuple};
+
+/// Slots per chunk of the slab: the slab grows a chunk at a time and never
+/// moves a TCB (no reallocation copies, no freed copy left behind).
+const CHUNK: usize = 256;
+
+/// One slot: a TCB, the generation that tells a live handle from a stale
+/// one, and whether (and under which hash) the TCB is indexed, so that
+/// taking it out of the index needs no hashing. A freed slot keeps its
+/// dead TCB, buffers emptied, so that the next connection in the slot
+/// takes over their (small) allocations instead of asking the allocator.
+/// The bookkeeping comes first (`repr(C)`), on the cache line where the
+/// TCB starts: checking a handle then costs no line of its own.
+#[repr(C)]
+struct Slot {
+    gen: u32,
+    hash: u32,
+    linked: bool,
+    /// Whether `tcb` is a live connection's (else a dead one, or none).
+    live: bool,
+    tcb: Option<Tcb>,
+}
+
+/// An index entry: the 4-tuple's hash (as kept) and the connection.
+#[derive(Clone, Copy)]
+struct Entry {
+    hash: u32,
+    id: ConnId,
+}
+
+/// The hash the index works with, made from the kept 32 bits: a
+/// multiplication spreads them over the whole word, so both the bucket
+/// (low bits) and the control tag (top bits) depend on all of them, and
+/// growing the table needs nothing but the entries.
+pub(crate) fn spread(hash: u32) -> u64 {
+    u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// The 32 bits of a keyed 64-bit 4-tuple hash that the index keeps.
+pub(crate) fn fold(hash: u64) -> u32 {
+    (hash >> 32) as u32 ^ hash as u32
+}
+
+/// The slab of TCBs and the 4-tuple index over the connections in it.
+pub(crate) struct Conns {
+    chunks: Vec<Box<[Slot]>>,
+    /// Slots ever used (the rest of the last chunk is not in use yet).
+    used: u32,
+    /// Free slots, the most recently freed last.
+    free: Vec<u32>,
+    /// TCBs held.
+    live: usize,
+    index: HashTable<Entry>,
+}
+
+impl Conns {
+    /// No connections.
+    pub fn new() -> Self {
+        Conns {
+            chunks: Vec::new(),
+            used: 0,
+            free: Vec::new(),
+            live: 0,
+            index: HashTable::new(),
+        }
+    }
+
+    /// TCBs held (indexed or not).
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    fn slot(&self, index: u32) -> Option<&Slot> {
+        let i = index as usize;
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
+
+    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot> {
+        let i = index as usize;
+        self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)
+    }
+
+    /// The TCB of a live handle.
+    pub fn get(&self, id: ConnId) -> Option<&Tcb> {
+        let s = self.slot(id.index)?;
+        (s.gen == id.gen && s.live).then_some(())?;
+        s.tcb.as_ref()
+    }
+
+    /// The TCB of a live handle, to change.
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Tcb> {
+        let s = self.slot_mut(id.index)?;
+        (s.gen == id.gen && s.live).then_some(())?;
+        s.tcb.as_mut()
+    }
+
+    /// Stores a TCB (not indexed yet) and returns its handle.
+    pub fn insert(&mut self, mut tcb: Tcb) -> ConnId {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                if self.used as usize == self.chunks.len() * CHUNK {
+                    let chunk: Vec<Slot> = (0..CHUNK)
+                        .map(|_| Slot {
+                            gen: 0,
+                            hash: 0,
+                            linked: false,
+                            live: false,
+                            tcb: None,
+                        })
+                        .collect();
+                    self.chunks.push(chunk.into_boxed_slice());
+                }
+                self.used += 1;
+                self.used - 1
+            }
+        };
+        self.live += 1;
+        match self.slot_mut(index) {
+            Some(s) => {
+                if let Some(dead) = s.tcb.as_mut() {
+                    tcb.sendq.reuse(&mut dead.sendq);
+                    tcb.recvq.reuse(&mut dead.recvq);
+                }
+                s.tcb = Some(tcb);
+                s.live = true;
+                ConnId { index, gen: s.gen }
+            }
+            // Unreachable: the slot was just made or taken from the free list.
+            None => ConnId { index, gen: 0 },
+        }
+    }
+
+    /// Drops the TCB of `id` (taking it out of the index if it is there)
+    /// and makes its handle stale.
+    pub fn remove(&mut self, id: ConnId) {
+        self.unlink(id);
+        let Some(s) = self.slot_mut(id.index) else {
+            return;
+        };
+        if s.gen != id.gen || !s.live {
+            return;
+        }
+        if let Some(dead) = s.tcb.as_mut() {
+            dead.sendq.retire();
+            dead.recvq.retire();
+            dead.sacked = Vec::new();
+        }
+        s.live = false;
+        s.gen = s.gen.wrapping_add(1);
+        self.free.push(id.index);
+        self.live -= 1;
+    }
+
+    /// Every TCB held, with its handle.
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Tcb)> + '_ {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let id = ConnId {
+                    index: i as u32,
+                    gen: s.gen,
+                };
+                s.tcb.as_ref().filter(|_| s.live).map(|t| (id, t))
+            })
+    }
+
+    /// The connection indexed under `tuple`, whose 64-bit keyed hash is `hash`.
+    pub fn find(&self, hash: u64, tuple: &ConnTuple) -> Option<ConnId> {
+        let h = fold(hash);
+        self.index
+            .find(spread(h), |e| {
+                e.hash == h && self.get(e.id).is_some_and(|t| t.tuple == *tuple)
+            })
+            .map(|e| e.id)
+    }
+
+    /// Indexes `id` under its TCB's 4-tuple, whose 64-bit keyed hash is
+    /// `hash` (no other connection is indexed under that tuple).
+    pub fn link(&mut self, hash: u64, id: ConnId) {
+        let h = fold(hash);
+        match self.slot_mut(id.index) {
+            Some(s) if s.gen == id.gen && s.live && !s.linked => {
+                s.hash = h;
+                s.linked = true;
+            }
+            _ => return,
+        }
+        self.index
+            .insert_unique(spread(h), Entry { hash: h, id }, |e| spread(e.hash));
+    }
+
+    /// Whether `id` is indexed under its 4-tuple.
+    pub fn is_linked(&self, id: ConnId) -> bool {
+        self.slot(id.index)
+            .is_some_and(|s| s.gen == id.gen && s.linked)
+    }
+
+    /// Takes `id` out of the index; returns whether it was there.
+    pub fn unlink(&mut self, id: ConnId) -> bool {
+        let h = match self.slot_mut(id.index) {
+            Some(s) if s.gen == id.gen && s.linked => {
+                s.linked = false;
+                s.hash
+            }
+            _ => return false,
+        };
+        match self.index.find_entry(spread(h), |e| e.id == id) {
+            Ok(entry) => {
+                entry.remove();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
