@@ -5,7 +5,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
-use synack_wire::{emit_packet_with, packet_len, TcpChecksum, TcpRepr};
+use synack_wire::{emit_packet_with, packet_len, HeaderTemplate, TcpChecksum, TcpRepr};
 
 use crate::{ConnTuple, Instant, SegmentInfo, TraceEvent, TraceKind};
 
@@ -124,15 +124,18 @@ impl Outbox {
         payload: &[&[u8]],
         rtx: bool,
     ) {
-        self.send_segments(now, local, remote, repr, payload, rtx, u32::MAX);
+        self.send_segments(now, None, local, remote, repr, payload, rtx, u32::MAX);
     }
 
     /// As [`Outbox::send`], for a payload that may span several segments of
-    /// `mss` bytes (a super-segment for a device that segments).
+    /// `mss` bytes (a super-segment for a device that segments). With the
+    /// connection's header template (`hdr`, for `local` and `remote` with
+    /// the outbox's TTL) the packet is built from it.
     #[allow(clippy::too_many_arguments)]
     pub fn send_segments(
         &mut self,
         now: Instant,
+        hdr: Option<&HeaderTemplate>,
         local: SocketAddr,
         remote: SocketAddr,
         repr: &TcpRepr,
@@ -148,7 +151,10 @@ impl Outbox {
         } else {
             TcpChecksum::Full
         };
-        let len = packet_len(local.ip(), repr, payload_len);
+        let len = match hdr {
+            Some(h) => h.packet_len(repr, payload_len),
+            None => packet_len(local.ip(), repr, payload_len),
+        };
         // A reused buffer is not zeroed: emit writes every byte.
         let mut buf = self.pool.pop().unwrap_or_default();
         if buf.len() < len {
@@ -156,16 +162,20 @@ impl Outbox {
         } else {
             buf.truncate(len);
         }
-        match emit_packet_with(
-            &mut buf,
-            local.ip(),
-            remote.ip(),
-            self.ttl,
-            0,
-            repr,
-            payload,
-            mode,
-        ) {
+        let emitted = match hdr {
+            Some(h) => h.emit(&mut buf, repr, payload, mode),
+            None => emit_packet_with(
+                &mut buf,
+                local.ip(),
+                remote.ip(),
+                self.ttl,
+                0,
+                repr,
+                payload,
+                mode,
+            ),
+        };
+        match emitted {
             Ok(n) => buf.truncate(n),
             // Only reachable with mixed address families, which the stack
             // never pairs; count it rather than panic.

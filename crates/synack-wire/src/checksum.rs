@@ -235,6 +235,12 @@ pub(crate) fn fold_sum(acc: u64) -> u16 {
     fold(acc)
 }
 
+/// Adds two unfolded one's-complement sums (for the crate).
+#[inline]
+pub(crate) fn add_sums(a: u64, b: u64) -> u64 {
+    add(a, b)
+}
+
 /// One's-complement addition in 64 bits (end-around carry).
 #[inline]
 fn add(a: u64, b: u64) -> u64 {

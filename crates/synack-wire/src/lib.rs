@@ -25,6 +25,7 @@ mod ip;
 mod options;
 mod packet;
 mod tcp;
+mod template;
 
 pub use checksum::{internet_checksum, pseudo_header_sum};
 pub use error::WireError;
@@ -45,6 +46,7 @@ pub use packet::{
     payload_sum, peek_tuple, Segment, TcpChecksum,
 };
 pub use tcp::{TcpRepr, TCP_HEADER_LEN};
+pub use template::HeaderTemplate;
 
 /// Length of an IPv4 header without options.
 pub const IPV4_HEADER_LEN: usize = 20;

@@ -82,13 +82,15 @@ impl Tcb {
     /// sent ACK implies.
     fn emit(&mut self, ctx: &mut Ctx<'_>, repr: &TcpRepr, payload: &[u8], rtx: bool) {
         self.note_ack_sent(repr.flags);
-        ctx.out.send(
+        ctx.out.send_segments(
             ctx.now,
+            self.hdr.as_ref(),
             self.tuple.local,
             self.tuple.remote,
             repr,
             &[payload],
             rtx,
+            u32::MAX,
         );
     }
 
@@ -119,6 +121,7 @@ impl Tcb {
         let got = (a.len() + b.len()) as u32;
         ctx.out.send_segments(
             ctx.now,
+            self.hdr.as_ref(),
             self.tuple.local,
             self.tuple.remote,
             &repr,
