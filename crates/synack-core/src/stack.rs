@@ -13,7 +13,7 @@ use hashbrown::HashMap;
 use siphasher::sip::SipHasher13;
 use synack_wire::{
     checksum_is_valid, combine_sums, complete_checksum, gso_segment, gso_segment_count,
-    parse_icmp_error, parse_packet_unverified, payload_sum, peek_tuple, IcmpError, Segment,
+    parse_icmp_error, parse_packet_unverified_into, payload_sum, peek_tuple, IcmpError, Segment,
     TcpFlags, TcpRepr, WireError,
 };
 
@@ -332,8 +332,10 @@ impl Stack {
     /// no rule about the length of an arriving segment).
     pub fn handle_packet_offloaded(&mut self, now: Instant, packet: &[u8], csum: RxChecksum) {
         self.out.stats.packets_in += 1;
-        let (seg, partial) = match parse_packet_unverified(packet) {
-            Ok(parsed) => parsed,
+        // Parsed in place (no copy of the segment out of a `Result`).
+        let mut seg = Segment::EMPTY;
+        let partial = match parse_packet_unverified_into(packet, &mut seg) {
+            Ok(partial) => partial,
             Err(WireError::NotTcp) => {
                 match parse_icmp_error(packet) {
                     Ok(e) => self.handle_icmp(now, &e),

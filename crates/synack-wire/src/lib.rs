@@ -43,7 +43,7 @@ pub use options::{SackBlock, TcpOptions, MAX_OPTIONS_LEN, MAX_SACK_BLOCKS};
 pub use packet::{
     checksum_is_valid, combine_sums, complete_checksum, copy_and_sum, emit_packet,
     emit_packet_parts, emit_packet_with, packet_len, parse_packet, parse_packet_unverified,
-    payload_sum, peek_tuple, Segment, TcpChecksum,
+    parse_packet_unverified_into, payload_sum, peek_tuple, Segment, TcpChecksum,
 };
 pub use tcp::{TcpRepr, TCP_HEADER_LEN};
 pub use template::HeaderTemplate;
