@@ -213,6 +213,7 @@ impl Outbox {
 
     /// Takes back a packet buffer for reuse (bounded, so the pool never
     /// holds more than a burst's worth).
+    #[inline]
     pub fn recycle(&mut self, buf: Vec<u8>) {
         // A burst can be a whole window: 4 MiB of full-size segments is
         // about 2,900 packets, and every packet past the pool's bound is

@@ -266,6 +266,7 @@ impl Stack {
     /// Gives a packet buffer (from [`Stack::poll_transmit`], once written
     /// out) back to the stack, which reuses it instead of allocating.
     /// Optional; it only saves allocations.
+    #[inline]
     pub fn recycle(&mut self, buf: Vec<u8>) {
         self.out.recycle(buf);
     }
