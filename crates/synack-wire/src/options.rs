@@ -167,6 +167,10 @@ impl TcpOptions {
 
     /// Number of bytes [`TcpOptions::emit`] writes: a multiple of 4, at most 40.
     pub fn emitted_len(&self) -> usize {
+        if self.sack_count == 0 {
+            // Every option but SACK takes a multiple of 4 bytes.
+            return self.fixed_len();
+        }
         let sack = match self.emitted_sack_blocks() {
             0 => 0,
             n => SACK_BASE_LEN + n * SACK_BLOCK_LEN,
