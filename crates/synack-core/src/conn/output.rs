@@ -330,6 +330,12 @@ impl Tcb {
     }
 
     fn output_data(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        // Nothing queued and no FIN to send (a receiver's every segment):
+        // the loop below would stop at once, and with nothing waiting no
+        // timer is due either.
+        if !self.fin_queued && !self.snd_nxt.lt(self.data_end()) {
+            return false;
+        }
         let gso_cap = self.gso_cap(ctx);
         let mut sent = false;
         let mut sws_blocked = false;
