@@ -225,7 +225,9 @@ impl Outbox {
         }
     }
 
-    /// Records an arriving segment in the trace.
+    /// Records an arriving segment in the trace (inlined, so that without a
+    /// trace the connection's tuple is not even copied).
+    #[inline]
     pub fn recv(&mut self, now: Instant, conn: ConnTuple, repr: &TcpRepr, len: usize) {
         if self.trace_on {
             self.trace.push_back(TraceEvent {
