@@ -49,10 +49,17 @@ pub(crate) fn pseudo_header_sum_proto(src: IpAddr, dst: IpAddr, proto: u8, len: 
 /// [`pseudo_header_sum_proto`], unfolded, from the source and destination
 /// addresses as they lie in a received IP header (`addrs`: 8 bytes for
 /// IPv4, 32 for IPv6).
-#[inline]
+#[inline(always)]
 pub(crate) fn pseudo_header_sum_raw(addrs: &[u8], proto: u8, len: usize) -> u64 {
     // Truncation to the low 32 bits as in `pseudo_header_sum`.
     let acc = add(u64::from(proto), u64::from(len as u32));
+    if let [a, b, c, d, e, f, g, h] = *addrs {
+        // IPv4: the two addresses as native-endian 32-bit words, added
+        // without a loop (what `sum` does for 8 bytes, inlined).
+        let native = u64::from(u32::from_ne_bytes([a, b, c, d]))
+            + u64::from(u32::from_ne_bytes([e, f, g, h]));
+        return add_native(acc, native);
+    }
     sum(acc, addrs)
 }
 
