@@ -6,9 +6,12 @@
 //! buffer and compute checksums over the IPv4 or IPv6 pseudo-header.
 //!
 //! The entry points are [`parse_packet`] and [`emit_packet`] for whole IP
-//! packets carrying TCP, [`peek_tuple`] to name the connection of a packet
-//! that did not parse, and [`parse_icmp_error`] / [`emit_icmp_error`] for the
-//! ICMP and ICMPv6 errors that quote a TCP segment. The layers they are made
+//! packets carrying TCP ([`HeaderTemplate`] emits the same packets from a
+//! connection's prebuilt header, [`parse_packet_unverified_into`] parses in
+//! place and leaves the payload's checksum to the caller's copy),
+//! [`peek_tuple`] to name the connection of a packet that did not parse,
+//! and [`parse_icmp_error`] / [`emit_icmp_error`] for the ICMP and ICMPv6
+//! errors that quote a TCP segment. The layers they are made
 //! of ([`Ipv4Header`], [`Ipv6Header`], [`ipv6_upper_layer`], [`TcpRepr`],
 //! [`TcpOptions`], [`internet_checksum`]) are public too.
 #![no_std]
