@@ -242,6 +242,12 @@ pub(crate) fn fold_sum(acc: u64) -> u16 {
     fold(acc)
 }
 
+/// An unfolded sum folded to 32 bits, still a valid sum (for the crate).
+#[inline]
+pub(crate) fn fold_to_32(acc: u64) -> u32 {
+    fold32(acc)
+}
+
 /// Adds two unfolded one's-complement sums (for the crate).
 #[inline]
 pub(crate) fn add_sums(a: u64, b: u64) -> u64 {

@@ -29,12 +29,13 @@ pub struct HeaderTemplate {
     ip: [u8; IPV6_HEADER_LEN],
     /// 20 (IPv4) or 40 (IPv6).
     ip_len: u8,
-    /// IPv4: the unfolded sum of the header's words but the total length
-    /// and the checksum (both zero in `ip`). Unused for IPv6.
-    ip_sum: u64,
-    /// The unfolded pseudo-header sum without the TCP length: both
-    /// addresses and the protocol.
-    pseudo: u64,
+    /// IPv4: the sum of the header's words but the total length and the
+    /// checksum (both zero in `ip`), folded to 32 bits (4 bytes a
+    /// connection less than unfolded). Unused for IPv6.
+    ip_sum: u32,
+    /// The pseudo-header sum without the TCP length (both addresses and
+    /// the protocol), folded to 32 bits.
+    pseudo: u32,
 }
 
 impl HeaderTemplate {
@@ -65,7 +66,7 @@ impl HeaderTemplate {
                 // Total length and checksum are patched per packet.
                 ip[2..4].copy_from_slice(&[0, 0]);
                 ip[10..12].copy_from_slice(&[0, 0]);
-                let sum = checksum::partial(0, &ip[..IPV4_HEADER_LEN]);
+                let sum = checksum::fold_to_32(checksum::partial(0, &ip[..IPV4_HEADER_LEN]));
                 (IPV4_HEADER_LEN, sum)
             }
             (SocketAddr::V6(s), SocketAddr::V6(d)) => {
@@ -88,7 +89,7 @@ impl HeaderTemplate {
             // 20 or 40.
             ip_len: ip_len as u8,
             ip_sum,
-            pseudo: u64::from(pseudo),
+            pseudo,
         })
     }
 
@@ -136,7 +137,7 @@ impl HeaderTemplate {
         ip.copy_from_slice(&self.ip[..ip_len]);
         if ip_len == IPV4_HEADER_LEN {
             ip[2..4].copy_from_slice(&length_field.to_be_bytes());
-            let sum = checksum::add_sums(self.ip_sum, u64::from(length_field));
+            let sum = checksum::add_sums(u64::from(self.ip_sum), u64::from(length_field));
             ip[10..12].copy_from_slice(&checksum::finish(sum).to_be_bytes());
         } else {
             ip[4..6].copy_from_slice(&length_field.to_be_bytes());
@@ -158,7 +159,7 @@ impl HeaderTemplate {
         fixed[18..20].copy_from_slice(&tcp.urgent.to_be_bytes());
         tcp.options.emit(options)?;
         // The pseudo-header's TCP length (the segment's, under 2^16 here).
-        let pseudo = checksum::add_sums(self.pseudo, segment_len as u64);
+        let pseudo = checksum::add_sums(u64::from(self.pseudo), segment_len as u64);
 
         if mode == TcpChecksum::Partial {
             let mut at = 0;
