@@ -5,7 +5,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
-use synack_wire::{emit_packet_with, packet_len, TcpChecksum, TcpRepr};
+use synack_wire::{emit_packet_with, packet_len, HeaderTemplate, TcpChecksum, TcpRepr};
 
 use crate::{ConnTuple, Instant, SegmentInfo, TraceEvent, TraceKind};
 
@@ -129,15 +129,18 @@ impl Outbox {
         payload: &[&[u8]],
         rtx: bool,
     ) {
-        self.send_segments(now, local, remote, repr, payload, rtx, u32::MAX);
+        self.send_segments(now, None, local, remote, repr, payload, rtx, u32::MAX);
     }
 
     /// As [`Outbox::send`], for a payload that may span several segments of
-    /// `mss` bytes (a super-segment for a device that segments).
+    /// `mss` bytes (a super-segment for a device that segments). With the
+    /// connection's header template (`hdr`, for `local` and `remote` with
+    /// the outbox's TTL) the packet is built from it.
     #[allow(clippy::too_many_arguments)]
     pub fn send_segments(
         &mut self,
         now: Instant,
+        hdr: Option<&HeaderTemplate>,
         local: SocketAddr,
         remote: SocketAddr,
         repr: &TcpRepr,
@@ -153,7 +156,10 @@ impl Outbox {
         } else {
             TcpChecksum::Full
         };
-        let len = packet_len(local.ip(), repr, payload_len);
+        let len = match hdr {
+            Some(h) => h.packet_len(repr, payload_len),
+            None => packet_len(local.ip(), repr, payload_len),
+        };
         // A reused buffer is not zeroed: emit writes every byte. A new one
         // has room for any small segment, so that it can be reused for one.
         let mut buf = self
@@ -165,16 +171,20 @@ impl Outbox {
         } else {
             buf.truncate(len);
         }
-        match emit_packet_with(
-            &mut buf,
-            local.ip(),
-            remote.ip(),
-            self.ttl,
-            0,
-            repr,
-            payload,
-            mode,
-        ) {
+        let emitted = match hdr {
+            Some(h) => h.emit(&mut buf, repr, payload, mode),
+            None => emit_packet_with(
+                &mut buf,
+                local.ip(),
+                remote.ip(),
+                self.ttl,
+                0,
+                repr,
+                payload,
+                mode,
+            ),
+        };
+        match emitted {
             Ok(n) => buf.truncate(n),
             // Only reachable with mixed address families, which the stack
             // never pairs; count it rather than panic.
@@ -212,6 +222,7 @@ impl Outbox {
 
     /// Takes back a packet buffer for reuse (bounded, so the pool never
     /// holds more than a burst's worth).
+    #[inline]
     pub fn recycle(&mut self, buf: Vec<u8>) {
         // A burst can be a whole window: 4 MiB of full-size segments is
         // about 2,900 packets, and every packet past the pool's bound is
@@ -223,7 +234,9 @@ impl Outbox {
         }
     }
 
-    /// Records an arriving segment in the trace.
+    /// Records an arriving segment in the trace (inlined, so that without a
+    /// trace the connection's tuple is not even copied).
+    #[inline]
     pub fn recv(&mut self, now: Instant, conn: ConnTuple, repr: &TcpRepr, len: usize) {
         if self.trace_on {
             self.trace.push_back(TraceEvent {

@@ -12,7 +12,7 @@ use hashbrown::HashMap;
 use siphasher::sip::SipHasher13;
 use synack_wire::{
     checksum_is_valid, combine_sums, complete_checksum, gso_segment, gso_segment_count,
-    parse_icmp_error, parse_packet_unverified, payload_sum, peek_tuple, IcmpError, Segment,
+    parse_icmp_error, parse_packet_unverified_into, payload_sum, peek_tuple, IcmpError, Segment,
     TcpFlags, TcpRepr, WireError,
 };
 
@@ -184,15 +184,26 @@ impl Stack {
     /// software (cuts super-segments into segments, completes checksums),
     /// so it is always safe to call. A driver whose device offloads calls
     /// [`Stack::poll_transmit_meta`] instead.
+    #[inline]
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         if let Some(p) = self.out.cut.pop_front() {
             return Some(p);
         }
+        if !self.out.ack_pending.is_empty() {
+            self.flush_acks();
+        }
         loop {
-            let t = self.poll_transmit_meta()?;
-            match self.finish_in_software(t) {
-                Some(p) => return Some(p),
-                None => continue,
+            let front = self.out.packets.front()?;
+            if front.segment_size.is_none() && !front.checksum_partial {
+                // A complete packet already: nothing for a device to do.
+                // Taken straight out of the queue into the result (no
+                // `Transmit` in between, whose copy would read back the
+                // stores just made and stall).
+                return self.out.packets.pop_front().map(|t| t.packet);
+            }
+            let t = self.out.packets.pop_front()?;
+            if let Some(p) = self.finish_in_software(t) {
+                return Some(p);
             }
         }
     }
@@ -204,6 +215,7 @@ impl Stack {
     /// (and always for such packets) the TCP checksum is left for the
     /// device to complete. Without either it is [`Stack::poll_transmit`]
     /// with nothing more to do. Do not mix the two calls in one drain.
+    #[inline]
     pub fn poll_transmit_meta(&mut self) -> Option<Transmit> {
         if !self.out.ack_pending.is_empty() {
             self.flush_acks();
@@ -214,6 +226,7 @@ impl Stack {
     /// Does the device's part for a driver that wants plain packets.
     /// `None` only for a packet that cannot be finished (never one the
     /// stack built).
+    #[inline(never)]
     fn finish_in_software(&mut self, mut t: Transmit) -> Option<Vec<u8>> {
         if let Some(mss) = t.segment_size {
             let mss = usize::from(mss);
@@ -241,6 +254,7 @@ impl Stack {
     }
 
     /// Sends the ACKs the connections queued.
+    #[inline(never)]
     fn flush_acks(&mut self) {
         let pending = core::mem::take(&mut self.out.ack_pending);
         let now = self.now;
@@ -260,6 +274,7 @@ impl Stack {
     /// Gives a packet buffer (from [`Stack::poll_transmit`], once written
     /// out) back to the stack, which reuses it instead of allocating.
     /// Optional; it only saves allocations.
+    #[inline]
     pub fn recycle(&mut self, buf: Vec<u8>) {
         self.out.recycle(buf);
     }
@@ -326,8 +341,10 @@ impl Stack {
     /// no rule about the length of an arriving segment).
     pub fn handle_packet_offloaded(&mut self, now: Instant, packet: &[u8], csum: RxChecksum) {
         self.out.stats.packets_in += 1;
-        let (seg, partial) = match parse_packet_unverified(packet) {
-            Ok(parsed) => parsed,
+        // Parsed in place (no copy of the segment out of a `Result`).
+        let mut seg = Segment::EMPTY;
+        let partial = match parse_packet_unverified_into(packet, &mut seg) {
+            Ok(partial) => partial,
             Err(WireError::NotTcp) => {
                 match parse_icmp_error(packet) {
                     Ok(e) => self.handle_icmp(now, &e),

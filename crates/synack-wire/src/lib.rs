@@ -6,9 +6,12 @@
 //! buffer and compute checksums over the IPv4 or IPv6 pseudo-header.
 //!
 //! The entry points are [`parse_packet`] and [`emit_packet`] for whole IP
-//! packets carrying TCP, [`peek_tuple`] to name the connection of a packet
-//! that did not parse, and [`parse_icmp_error`] / [`emit_icmp_error`] for the
-//! ICMP and ICMPv6 errors that quote a TCP segment. The layers they are made
+//! packets carrying TCP ([`HeaderTemplate`] emits the same packets from a
+//! connection's prebuilt header, [`parse_packet_unverified_into`] parses in
+//! place and leaves the payload's checksum to the caller's copy),
+//! [`peek_tuple`] to name the connection of a packet that did not parse,
+//! and [`parse_icmp_error`] / [`emit_icmp_error`] for the ICMP and ICMPv6
+//! errors that quote a TCP segment. The layers they are made
 //! of ([`Ipv4Header`], [`Ipv6Header`], [`ipv6_upper_layer`], [`TcpRepr`],
 //! [`TcpOptions`], [`internet_checksum`]) are public too.
 #![no_std]
@@ -25,6 +28,7 @@ mod ip;
 mod options;
 mod packet;
 mod tcp;
+mod template;
 
 pub use checksum::{internet_checksum, pseudo_header_sum};
 pub use error::WireError;
@@ -42,9 +46,10 @@ pub use options::{SackBlock, TcpOptions, MAX_OPTIONS_LEN, MAX_SACK_BLOCKS};
 pub use packet::{
     checksum_is_valid, combine_sums, complete_checksum, copy_and_sum, emit_packet,
     emit_packet_parts, emit_packet_with, packet_len, parse_packet, parse_packet_unverified,
-    payload_sum, peek_tuple, Segment, TcpChecksum,
+    parse_packet_unverified_into, payload_sum, peek_tuple, Segment, TcpChecksum,
 };
 pub use tcp::{TcpRepr, TCP_HEADER_LEN};
+pub use template::HeaderTemplate;
 
 /// Length of an IPv4 header without options.
 pub const IPV4_HEADER_LEN: usize = 20;

@@ -84,19 +84,26 @@ impl TcpOptions {
     /// parsed like any other.
     #[inline]
     pub fn parse(bytes: &[u8]) -> Result<TcpOptions, WireError> {
+        let mut opts = TcpOptions::default();
+        opts.parse_into(bytes)?;
+        Ok(opts)
+    }
+
+    /// [`TcpOptions::parse`] into `self`, which must hold
+    /// `TcpOptions::default()`: for a parse that writes the options where
+    /// they are used (see [`crate::parse_packet_unverified_into`]).
+    #[inline]
+    pub(crate) fn parse_into(&mut self, bytes: &[u8]) -> Result<(), WireError> {
         // Fast path for what nearly every segment of a connection carries:
         // `NOP, NOP, Timestamps` alone (RFC 7323 Appendix A), the general
         // loop's result without its steps.
         if let [KIND_NOP, KIND_NOP, KIND_TIMESTAMPS, 10, a, b, c, d, e, f, g, h] = *bytes {
-            return Ok(TcpOptions {
-                timestamps: Some((
-                    u32::from_be_bytes([a, b, c, d]),
-                    u32::from_be_bytes([e, f, g, h]),
-                )),
-                ..TcpOptions::default()
-            });
+            self.timestamps = Some((
+                u32::from_be_bytes([a, b, c, d]),
+                u32::from_be_bytes([e, f, g, h]),
+            ));
+            return Ok(());
         }
-        let mut opts = TcpOptions::default();
         let mut i = 0;
         // Every step advances `i` by at least one, so this ends.
         while let Some(&kind) = bytes.get(i) {
@@ -113,10 +120,10 @@ impl TcpOptions {
                 return Err(WireError::BadOptionLength);
             }
             let option = bytes.get(i..i + len).ok_or(WireError::BadOptionLength)?;
-            opts.apply(kind, &option[2..]);
+            self.apply(kind, &option[2..]);
             i += len;
         }
-        Ok(opts)
+        Ok(())
     }
 
     /// Records one option whose kind is `kind` and whose value (after the
@@ -160,6 +167,10 @@ impl TcpOptions {
 
     /// Number of bytes [`TcpOptions::emit`] writes: a multiple of 4, at most 40.
     pub fn emitted_len(&self) -> usize {
+        if self.sack_count == 0 {
+            // Every option but SACK takes a multiple of 4 bytes.
+            return self.fixed_len();
+        }
         let sack = match self.emitted_sack_blocks() {
             0 => 0,
             n => SACK_BASE_LEN + n * SACK_BLOCK_LEN,

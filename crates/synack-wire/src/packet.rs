@@ -70,10 +70,55 @@ pub fn parse_packet(buf: &[u8]) -> Result<Segment<'_>, WireError> {
 /// segment. Lets a receiver verify and copy the payload in one pass.
 #[inline]
 pub fn parse_packet_unverified(buf: &[u8]) -> Result<(Segment<'_>, u64), WireError> {
+    let mut seg = Segment::EMPTY;
+    let partial = parse_packet_unverified_into(buf, &mut seg)?;
+    Ok((seg, partial))
+}
+
+impl Segment<'static> {
+    /// A placeholder to parse into with [`parse_packet_unverified_into`]:
+    /// unspecified IPv4 addresses, a default [`TcpRepr`], no payload.
+    pub const EMPTY: Segment<'static> = Segment {
+        src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        ttl: 0,
+        tos: 0,
+        tcp: TcpRepr {
+            src_port: 0,
+            dst_port: 0,
+            seq: 0,
+            ack: 0,
+            flags: crate::TcpFlags(0),
+            window: 0,
+            urgent: 0,
+            options: crate::TcpOptions {
+                mss: None,
+                window_scale: None,
+                sack_permitted: false,
+                sack_blocks: [crate::SackBlock { left: 0, right: 0 }; crate::MAX_SACK_BLOCKS],
+                sack_count: 0,
+                timestamps: None,
+            },
+        },
+        payload: &[],
+    };
+}
+
+/// [`parse_packet_unverified`] into `seg`, which must hold
+/// [`Segment::EMPTY`]: each field is written once, where the caller keeps
+/// the segment, instead of the whole segment being built and then copied
+/// out through the `Result` (copies of a large value just written field by
+/// field read back the narrow stores and stall on store forwarding).
+/// Returns the partial sum. On an error `seg` holds nothing meaningful.
+#[inline]
+pub fn parse_packet_unverified_into<'a>(
+    buf: &'a [u8],
+    seg: &mut Segment<'a>,
+) -> Result<u64, WireError> {
     // `addrs`: the source and destination addresses as they lie in the
     // header, summed from there for the pseudo-header (the same words as
     // from `src` and `dst`, without a round trip through them).
-    let (src, dst, ttl, tos, segment, addrs) = match buf.first().map(|b| b >> 4) {
+    let (segment, addrs) = match buf.first().map(|b| b >> 4) {
         None => return Err(WireError::Truncated),
         Some(4) => {
             let (ip, segment) = Ipv4Header::parse(buf)?;
@@ -84,7 +129,11 @@ pub fn parse_packet_unverified(buf: &[u8]) -> Result<(Segment<'_>, u64), WireErr
                 return Err(WireError::NotTcp);
             }
             let addrs = buf.get(12..IPV4_HEADER_LEN).unwrap_or_default();
-            (ip.src.into(), ip.dst.into(), ip.ttl, ip.tos, segment, addrs)
+            seg.src = ip.src.into();
+            seg.dst = ip.dst.into();
+            seg.ttl = ip.ttl;
+            seg.tos = ip.tos;
+            (segment, addrs)
         }
         Some(6) => {
             let (ip, payload) = Ipv6Header::parse(buf)?;
@@ -92,28 +141,24 @@ pub fn parse_packet_unverified(buf: &[u8]) -> Result<(Segment<'_>, u64), WireErr
             if protocol != IPPROTO_TCP {
                 return Err(WireError::NotTcp);
             }
-            let (src, dst) = (ip.src.into(), ip.dst.into());
             let addrs = buf.get(8..IPV6_HEADER_LEN).unwrap_or_default();
-            (src, dst, ip.hop_limit, ip.traffic_class, segment, addrs)
+            seg.src = ip.src.into();
+            seg.dst = ip.dst.into();
+            seg.ttl = ip.hop_limit;
+            seg.tos = ip.traffic_class;
+            (segment, addrs)
         }
         Some(_) => return Err(WireError::BadIpVersion),
     };
     if segment.len() < TCP_HEADER_LEN {
         return Err(WireError::Truncated);
     }
-    let (tcp, payload) = TcpRepr::parse(segment)?;
-    let header_len = segment.len() - payload.len();
+    let header_len = seg.tcp.parse_into(segment)?;
+    // parse_into checked header_len <= segment.len(): these never fail.
+    let header = segment.get(..header_len).ok_or(WireError::BadDataOffset)?;
+    seg.payload = segment.get(header_len..).ok_or(WireError::BadDataOffset)?;
     let pseudo = checksum::pseudo_header_sum_raw(addrs, IPPROTO_TCP, segment.len());
-    let partial = checksum::partial(pseudo, &segment[..header_len]);
-    let seg = Segment {
-        src,
-        dst,
-        ttl,
-        tos,
-        tcp,
-        payload,
-    };
-    Ok((seg, partial))
+    Ok(checksum::partial(pseudo, header))
 }
 
 /// The one's-complement sum of a payload, for [`checksum_is_valid`].

@@ -42,23 +42,31 @@ impl TcpRepr {
     /// (and the AE bit) are ignored.
     #[inline]
     pub fn parse(segment: &[u8]) -> Result<(TcpRepr, &[u8]), WireError> {
+        let mut repr = TcpRepr::default();
+        let header_len = repr.parse_into(segment)?;
+        Ok((repr, &segment[header_len..]))
+    }
+
+    /// [`TcpRepr::parse`] into `self`, which must hold `TcpRepr::default()`
+    /// (every field is written where it will be used, not built elsewhere
+    /// and copied); returns the header's length, at most `segment.len()`.
+    #[inline]
+    pub(crate) fn parse_into(&mut self, segment: &[u8]) -> Result<usize, WireError> {
         let fixed = segment.get(..TCP_HEADER_LEN).ok_or(WireError::Truncated)?;
         let header_len = usize::from(fixed[12] >> 4) * 4;
         if header_len < TCP_HEADER_LEN || header_len > segment.len() {
             return Err(WireError::BadDataOffset);
         }
-        let options = TcpOptions::parse(&segment[TCP_HEADER_LEN..header_len])?;
-        let repr = TcpRepr {
-            src_port: u16::from_be_bytes([fixed[0], fixed[1]]),
-            dst_port: u16::from_be_bytes([fixed[2], fixed[3]]),
-            seq: u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]),
-            ack: u32::from_be_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]),
-            flags: TcpFlags(fixed[13]),
-            window: u16::from_be_bytes([fixed[14], fixed[15]]),
-            urgent: u16::from_be_bytes([fixed[18], fixed[19]]),
-            options,
-        };
-        Ok((repr, &segment[header_len..]))
+        self.options
+            .parse_into(&segment[TCP_HEADER_LEN..header_len])?;
+        self.src_port = u16::from_be_bytes([fixed[0], fixed[1]]);
+        self.dst_port = u16::from_be_bytes([fixed[2], fixed[3]]);
+        self.seq = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
+        self.ack = u32::from_be_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]);
+        self.flags = TcpFlags(fixed[13]);
+        self.window = u16::from_be_bytes([fixed[14], fixed[15]]);
+        self.urgent = u16::from_be_bytes([fixed[18], fixed[19]]);
+        Ok(header_len)
     }
 
     /// Length of the header [`TcpRepr::emit`] writes: 20 plus the options,

@@ -350,7 +350,9 @@ impl Tcb {
             ctx.out.drop(ctx.now, Some(self.tuple), "ACK too old");
             return Next::Stay;
         }
-        if self.sack_ok {
+        // With no blocks and an empty scoreboard there is nothing to merge
+        // or prune (nearly every segment).
+        if self.sack_ok && (t.options.sack_count > 0 || !self.sacked.is_empty()) {
             self.take_sack_blocks(t.options.sack());
         }
         if ack.gt(self.snd_una) {

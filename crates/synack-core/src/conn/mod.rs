@@ -19,6 +19,8 @@ use alloc::collections::VecDeque;
 use core::net::SocketAddr;
 use core::time::Duration;
 
+use synack_wire::HeaderTemplate;
+
 use crate::cc::{CongestionControl, Reno};
 use crate::outbox::Outbox;
 use crate::recv_buf::RecvBuffer;
@@ -200,6 +202,10 @@ pub(crate) struct Tcb {
     pub recover_floor: Option<Seq>,
     /// Where the search for the next hole to resend starts, in recovery.
     pub rtx_hole: Seq,
+    /// The packet header of this connection's segments, prebuilt (`None`
+    /// only for a tuple of mixed address families, which no connection has:
+    /// then each packet is built in full).
+    pub hdr: Option<HeaderTemplate>,
 }
 
 impl Tcb {
@@ -277,6 +283,7 @@ impl Tcb {
             dupacks: 0,
             recover: None,
             rtx_hole: iss,
+            hdr: HeaderTemplate::new(tuple.local, tuple.remote, cfg.ttl, 0).ok(),
             recover_floor: None,
         }
     }

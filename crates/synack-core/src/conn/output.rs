@@ -1,7 +1,7 @@
 //! Deciding what to send: SYN and SYN-ACK, data under the send, congestion
 //! and Nagle limits, FIN, ACKs and window updates.
 
-use synack_wire::{TcpFlags, TcpOptions, TcpRepr};
+use synack_wire::{TcpFlags, TcpRepr};
 
 use super::{Ctx, Tcb};
 use crate::seq::Seq;
@@ -54,27 +54,38 @@ impl Tcb {
         }
     }
 
+    /// The header of a segment at `seq` with `flags`: our ports, the ACK
+    /// (RCV.NXT) when `flags` has ACK, the window to advertise, the urgent
+    /// pointer, timestamps and SACK blocks as negotiated.
     fn base_repr(&mut self, ctx: &Ctx<'_>, flags: TcpFlags, seq: Seq) -> TcpRepr {
+        let mut repr = TcpRepr::default();
+        self.base_repr_into(ctx, flags, seq, &mut repr);
+        repr
+    }
+
+    /// [`Tcb::base_repr`] written into `repr`, which must hold
+    /// `TcpRepr::default()`: every field is stored once where the caller
+    /// keeps it. Built apart and moved, the header would be copied by byte
+    /// ranges that read back the narrow stores just made (a
+    /// store-forwarding stall on every segment).
+    fn base_repr_into(&mut self, ctx: &Ctx<'_>, flags: TcpFlags, seq: Seq, repr: &mut TcpRepr) {
         let syn = flags.syn();
-        let window = self.advertise(syn);
-        let mut options = TcpOptions::default();
+        repr.window = self.advertise(syn);
+        repr.ack = if flags.ack() { self.rcv_nxt.0 } else { 0 };
+        (repr.flags, repr.urgent) = self.urgent_field(flags, seq);
+        repr.src_port = self.tuple.local.port();
+        repr.dst_port = self.tuple.remote.port();
+        repr.seq = seq.0;
         if let Some(ts) = self.ts {
-            options.timestamps = Some((self.ts_val(ctx.now), ts.recent));
+            repr.options.timestamps = Some((self.ts_val(ctx.now), ts.recent));
         }
         if flags.ack() && !syn && self.sack_ok {
-            self.fill_sack_blocks(&mut options);
-        }
-        let ack = if flags.ack() { self.rcv_nxt.0 } else { 0 };
-        let (flags, urgent) = self.urgent_field(flags, seq);
-        TcpRepr {
-            src_port: self.tuple.local.port(),
-            dst_port: self.tuple.remote.port(),
-            seq: seq.0,
-            ack,
-            flags,
-            window,
-            urgent,
-            options,
+            if self.recvq.has_ooo() {
+                self.fill_sack_blocks(&mut repr.options);
+            } else {
+                // What fill_sack_blocks does with nothing out of order.
+                self.sack_recent = None;
+            }
         }
     }
 
@@ -82,13 +93,15 @@ impl Tcb {
     /// sent ACK implies.
     fn emit(&mut self, ctx: &mut Ctx<'_>, repr: &TcpRepr, payload: &[u8], rtx: bool) {
         self.note_ack_sent(repr.flags);
-        ctx.out.send(
+        ctx.out.send_segments(
             ctx.now,
+            self.hdr.as_ref(),
             self.tuple.local,
             self.tuple.remote,
             repr,
             &[payload],
             rtx,
+            u32::MAX,
         );
     }
 
@@ -113,12 +126,14 @@ impl Tcb {
         len: u32,
         rtx: bool,
     ) -> u32 {
-        let repr = self.base_repr(ctx, flags, seq);
+        let mut repr = TcpRepr::default();
+        self.base_repr_into(ctx, flags, seq, &mut repr);
         let off = seq.since(self.send_base()) as usize;
         let (a, b) = self.sendq.slices_from(off, len as usize);
         let got = (a.len() + b.len()) as u32;
         ctx.out.send_segments(
             ctx.now,
+            self.hdr.as_ref(),
             self.tuple.local,
             self.tuple.remote,
             &repr,
@@ -315,6 +330,12 @@ impl Tcb {
     }
 
     fn output_data(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        // Nothing queued and no FIN to send (a receiver's every segment):
+        // the loop below would stop at once, and with nothing waiting no
+        // timer is due either.
+        if !self.fin_queued && !self.snd_nxt.lt(self.data_end()) {
+            return false;
+        }
         let gso_cap = self.gso_cap(ctx);
         let mut sent = false;
         let mut sws_blocked = false;
