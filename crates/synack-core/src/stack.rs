@@ -303,7 +303,7 @@ impl Stack {
                 .is_some_and(|t| t.wheel_at.is_some_and(|w| w <= now));
             if due {
                 if let Some(t) = self.tcb_mut(id) {
-                    t.wheel_at = None;
+                    t.wheel_at.clear();
                 }
                 self.with_conn(now, id, |t, ctx| t.on_timer(ctx));
             }
@@ -938,7 +938,7 @@ impl Stack {
         let Some(t) = self.tcb_mut(id) else { return };
         if let Some(d) = t.next_deadline() {
             if t.wheel_at.is_none_or(|w| d < w) {
-                t.wheel_at = Some(d);
+                t.wheel_at.set(d);
                 self.wheel.insert(d, TimerItem(id));
             }
         }
@@ -959,10 +959,10 @@ impl Stack {
             has_ts: t.ts.is_some(),
         };
         let held = !t.released;
-        t.rto_at = None;
-        t.delack_at = None;
-        t.persist_at = None;
-        t.close_at = None;
+        t.rto_at.clear();
+        t.delack_at.clear();
+        t.persist_at.clear();
+        t.close_at.clear();
         self.unlink_tuple(id);
         if self.time_wait.len() >= self.cfg.max_time_wait {
             // Table full: skip TIME-WAIT rather than grow without bound.

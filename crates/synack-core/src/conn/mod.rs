@@ -25,6 +25,7 @@ use crate::recv_buf::RecvBuffer;
 use crate::rtt::RttEstimator;
 use crate::send_buf::SendBuffer;
 use crate::seq::Seq;
+use crate::time::Timer;
 use crate::{Config, ConnId, ConnTuple, Error, Event, Instant, ListenerId, State};
 
 /// Everything a connection handler may touch besides its own TCB.
@@ -138,13 +139,13 @@ pub(crate) struct Tcb {
     pub syn_retransmitted: bool,
     pub cc: Reno,
 
-    pub rto_at: Option<Instant>,
-    pub delack_at: Option<Instant>,
-    pub persist_at: Option<Instant>,
+    pub rto_at: Timer,
+    pub delack_at: Timer,
+    pub persist_at: Timer,
     /// TIME-WAIT expiry or the FIN-WAIT-2 timeout.
-    pub close_at: Option<Instant>,
+    pub close_at: Timer,
     /// The earliest deadline currently registered in the stack's timer wheel.
-    pub wheel_at: Option<Instant>,
+    pub wheel_at: Timer,
 
     /// Send an ACK at the next output.
     pub ack_now: bool,
@@ -168,7 +169,7 @@ pub(crate) struct Tcb {
     /// Keep-alives on (MUST-24, off by default: MUST-25).
     pub keepalive: bool,
     /// When the next keep-alive probe is due.
-    pub keepalive_at: Option<Instant>,
+    pub keepalive_at: Timer,
     /// Probes sent since the peer was last heard from.
     pub keepalive_sent: u32,
     /// When a segment last arrived from the peer.
@@ -179,7 +180,7 @@ pub(crate) struct Tcb {
     /// Since when the oldest unacknowledged data has waited: set when data
     /// goes out with nothing outstanding, moved on by every ACK of new data
     /// (the clock of the user timeout, MUST-21).
-    pub una_since: Option<Instant>,
+    pub una_since: Timer,
     /// The last ICMP soft error, reported if the connection then times out.
     pub soft_error: Option<Error>,
     /// Our urgent pointer: the sequence number after the last urgent byte
@@ -249,11 +250,11 @@ impl Tcb {
             retries: 0,
             syn_retransmitted: false,
             cc: Reno::new(default_peer_mss(v6), false),
-            rto_at: None,
-            delack_at: None,
-            persist_at: None,
-            close_at: None,
-            wheel_at: None,
+            rto_at: Timer::OFF,
+            delack_at: Timer::OFF,
+            persist_at: Timer::OFF,
+            close_at: Timer::OFF,
+            wheel_at: Timer::OFF,
             ack_now: false,
             ack_queued: false,
             unacked_bytes: 0,
@@ -265,11 +266,11 @@ impl Tcb {
             trouble_reported: false,
             force_probe: false,
             keepalive: false,
-            keepalive_at: None,
+            keepalive_at: Timer::OFF,
             keepalive_sent: 0,
             last_recv: Instant::ZERO,
             user_timeout: None,
-            una_since: None,
+            una_since: Timer::OFF,
             soft_error: None,
             snd_up: None,
             rcv_up: None,
@@ -293,11 +294,11 @@ impl Tcb {
         if self.error.is_none() {
             self.error = error;
         }
-        self.rto_at = None;
-        self.delack_at = None;
-        self.persist_at = None;
-        self.close_at = None;
-        self.keepalive_at = None;
+        self.rto_at.clear();
+        self.delack_at.clear();
+        self.persist_at.clear();
+        self.close_at.clear();
+        self.keepalive_at.clear();
         if !self.released && (self.listener.is_none() || !self.passive) {
             ctx.events.push_back(Event::Closed {
                 id: ctx.id,
@@ -309,17 +310,11 @@ impl Tcb {
 
     /// The earliest instant any timer of this connection wants service.
     pub fn next_deadline(&self) -> Option<Instant> {
-        // Plain comparisons: this runs after every event on the connection.
-        fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-            match (a, b) {
-                (Some(x), Some(y)) => Some(x.min(y)),
-                (x, None) => x,
-                (None, y) => y,
-            }
-        }
-        let a = earlier(self.rto_at, self.delack_at);
-        let b = earlier(self.persist_at, self.close_at);
-        earlier(earlier(a, b), self.keepalive_at)
+        // Plain comparisons (an unset timer is later than any deadline):
+        // this runs after every event on the connection.
+        let a = self.rto_at.min(self.delack_at);
+        let b = self.persist_at.min(self.close_at);
+        a.min(b).min(self.keepalive_at).get()
     }
 
     /// Sequence number one past the last byte the application queued.
@@ -367,7 +362,7 @@ impl Tcb {
     /// later, or earlier when the user timeout runs out first (MUST-21).
     pub fn rto_deadline(&self, now: Instant) -> Instant {
         let at = now + self.rto();
-        match (self.user_timeout, self.una_since) {
+        match (self.user_timeout, self.una_since.get()) {
             (Some(limit), Some(since)) => at.min((since + limit).max(now)),
             _ => at,
         }
@@ -377,7 +372,7 @@ impl Tcb {
     /// nothing was outstanding.
     pub fn note_sending(&mut self, now: Instant) {
         if self.snd_una == self.snd_max {
-            self.una_since = Some(now);
+            self.una_since.set(now);
         }
     }
 }

@@ -134,6 +134,6 @@ impl Tcb {
             flags |= TcpFlags::PSH;
         }
         self.send_from_queue(ctx, flags, start, got, true);
-        self.rto_at = Some(self.rto_deadline(ctx.now));
+        self.rto_at.set(self.rto_deadline(ctx.now));
     }
 }
