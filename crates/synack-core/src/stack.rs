@@ -298,6 +298,11 @@ impl Stack {
         let mut expired = core::mem::take(&mut self.expired);
         self.wheel.poll_expired(now, &mut expired);
         for TimerItem(id) in expired.drain(..) {
+            // Most entries outlived their connection: the compact array
+            // of generations tells so without reading the slot.
+            if !self.conns.is_current(id) {
+                continue;
+            }
             let due = self
                 .tcb(id)
                 .is_some_and(|t| t.wheel_at.is_some_and(|w| w <= now));
