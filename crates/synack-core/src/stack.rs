@@ -393,7 +393,7 @@ impl Stack {
         }
         if let Some(id) = conn {
             self.last = Some((tuple, id));
-            let preplaced = placed.map(|_| seg.payload.len());
+            let preplaced = placed.map(|_| seg.payload.len() as u32);
             self.with_conn(now, id, |t, ctx| {
                 t.preplaced = preplaced;
                 let next = t.on_segment(ctx, &seg);

@@ -503,7 +503,9 @@ impl Tcb {
             let off = seq.since(self.rcv_nxt) as usize;
             let n = match self.preplaced.take() {
                 // Already copied in while the checksum was verified.
-                Some(len) if off == 0 && len == payload.len() => self.recvq.commit(len),
+                Some(len) if off == 0 && len as usize == payload.len() => {
+                    self.recvq.commit(payload.len())
+                }
                 _ => self.recvq.write_at(off, payload),
             };
             if off > 0 {

@@ -191,7 +191,7 @@ pub(crate) struct Tcb {
     /// The payload of the segment being processed was already copied to
     /// RCV.NXT in the receive buffer (while its checksum was verified);
     /// this many bytes only need committing.
-    pub preplaced: Option<usize>,
+    pub preplaced: Option<u32>,
     /// Consecutive duplicate ACKs (RFC 5681 §3.2).
     pub dupacks: u32,
     /// In fast recovery until SND.UNA passes this point (RFC 6582 "recover").
