@@ -16,7 +16,7 @@ use synack_wire::{
     TcpFlags, TcpRepr, WireError,
 };
 
-use crate::conn::{Ctx, Next, Tcb};
+use crate::conn::{Ctx, Next, Tcb, UserTimeout};
 use crate::conns::Conns;
 use crate::isn::IsnGenerator;
 use crate::outbox::{Outbox, Stats, Transmit};
@@ -588,7 +588,7 @@ impl Stack {
         self.with_conn(now, id, |t, ctx| {
             t.set_state(ctx, State::SynSent);
             t.send_syn(ctx, false);
-            t.timing = Some((t.iss.add(1), ctx.now));
+            t.timing.set(t.iss.add(1), ctx.now);
             Next::Stay
         });
         Ok(id)
@@ -744,7 +744,7 @@ impl Stack {
         timeout: Option<core::time::Duration>,
     ) -> Result<(), Error> {
         self.tcb_mut(id)
-            .map(|t| t.user_timeout = timeout)
+            .map(|t| t.user_timeout = UserTimeout::new(timeout))
             .ok_or(Error::InvalidHandle)
     }
 
@@ -1097,7 +1097,7 @@ impl Stack {
             tcb.max_snd_wnd = tcb.snd_wnd;
             tcb.snd_wl1 = Seq(t.seq);
             tcb.send_syn(ctx, false);
-            tcb.timing = Some((tcb.iss.add(1), ctx.now));
+            tcb.timing.set(tcb.iss.add(1), ctx.now);
             Next::Stay
         });
     }

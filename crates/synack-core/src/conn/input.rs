@@ -455,10 +455,10 @@ impl Tcb {
                 }
             }
             _ => {
-                if let Some((end, at)) = self.timing {
+                if let Some((end, at)) = self.timing.get() {
                     if ack.ge(end) {
                         self.rtt.sample(ctx.now - at);
-                        self.timing = None;
+                        self.timing.clear();
                     }
                 }
             }

@@ -60,6 +60,77 @@ pub(crate) struct Timestamps {
     pub recent_at: Instant,
 }
 
+/// A connection's user timeout (MUST-21) in eight bytes: whole
+/// microseconds, or none (`Option<Duration>` takes sixteen). The longest,
+/// `Duration::MAX`, is kept as about 584,000 years: never reached either.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UserTimeout(u64);
+
+impl UserTimeout {
+    /// No user timeout: `Config::max_retries` decides.
+    pub const NONE: UserTimeout = UserTimeout(u64::MAX);
+
+    /// From the application's setting.
+    pub fn new(limit: Option<Duration>) -> Self {
+        match limit {
+            Some(d) => UserTimeout(
+                u64::try_from(d.as_micros()).map_or(u64::MAX - 1, |us| us.min(u64::MAX - 1)),
+            ),
+            None => UserTimeout::NONE,
+        }
+    }
+
+    /// The setting, if any.
+    pub fn get(self) -> Option<Duration> {
+        (self.0 != u64::MAX).then(|| Duration::from_micros(self.0))
+    }
+}
+
+/// The segment being timed for an RTT sample: its end sequence number and
+/// when it was sent, or none (sixteen bytes where `Option<(Seq, Instant)>`
+/// takes twenty-four).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timing {
+    end: Seq,
+    at: Timer,
+}
+
+impl Timing {
+    /// No segment is being timed.
+    pub const OFF: Timing = Timing {
+        end: Seq(0),
+        at: Timer::OFF,
+    };
+
+    /// The timed segment's end and send time, if one is being timed.
+    pub fn get(self) -> Option<(Seq, Instant)> {
+        self.at.get().map(|at| (self.end, at))
+    }
+
+    /// Whether no segment is being timed.
+    pub fn is_none(self) -> bool {
+        self.at.is_none()
+    }
+
+    /// Times the segment ending at `end`, sent at `at`.
+    pub fn set(&mut self, end: Seq, at: Instant) {
+        self.end = end;
+        self.at.set(at);
+    }
+
+    /// Stops timing.
+    pub fn clear(&mut self) {
+        self.at.clear();
+    }
+
+    /// The timed segment, if any, and stops timing.
+    pub fn take(&mut self) -> Option<(Seq, Instant)> {
+        let timed = self.get();
+        self.clear();
+        timed
+    }
+}
+
 /// The Transmission Control Block.
 pub(crate) struct Tcb {
     pub state: State,
@@ -132,7 +203,7 @@ pub(crate) struct Tcb {
 
     pub rtt: RttEstimator,
     /// Segment being timed for an RTT sample: (end sequence, sent at).
-    pub timing: Option<(Seq, Instant)>,
+    pub timing: Timing,
     /// Consecutive retransmissions of the same data.
     pub retries: u32,
     /// SYN or SYN-ACK had to be retransmitted (RFC 6298 §5.7, RFC 5681 §3.1).
@@ -176,7 +247,7 @@ pub(crate) struct Tcb {
     pub last_recv: Instant,
     /// Per-connection R2 as a time (MUST-21): `Some(Duration::MAX)` never
     /// gives up; `None` uses `Config::max_retries`.
-    pub user_timeout: Option<Duration>,
+    pub user_timeout: UserTimeout,
     /// Since when the oldest unacknowledged data has waited: set when data
     /// goes out with nothing outstanding, moved on by every ACK of new data
     /// (the clock of the user timeout, MUST-21).
@@ -246,7 +317,7 @@ impl Tcb {
             released: false,
             nodelay: false,
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
-            timing: None,
+            timing: Timing::OFF,
             retries: 0,
             syn_retransmitted: false,
             cc: Reno::new(default_peer_mss(v6), false),
@@ -269,7 +340,7 @@ impl Tcb {
             keepalive_at: Timer::OFF,
             keepalive_sent: 0,
             last_recv: Instant::ZERO,
-            user_timeout: None,
+            user_timeout: UserTimeout::NONE,
             una_since: Timer::OFF,
             soft_error: None,
             snd_up: None,
@@ -362,7 +433,7 @@ impl Tcb {
     /// later, or earlier when the user timeout runs out first (MUST-21).
     pub fn rto_deadline(&self, now: Instant) -> Instant {
         let at = now + self.rto();
-        match (self.user_timeout, self.una_since.get()) {
+        match (self.user_timeout.get(), self.una_since.get()) {
             (Some(limit), Some(since)) => at.min((since + limit).max(now)),
             _ => at,
         }

@@ -383,7 +383,7 @@ impl Tcb {
                 // retransmission (RFC 6298 §3, MUST-18). Of a super-segment,
                 // the segment that would have been timed if sent alone.
                 if let Some(end) = self.timed_end(seq, got, self.snd_nxt, snd_max) {
-                    self.timing = Some((end, ctx.now));
+                    self.timing.set(end, ctx.now);
                 }
             }
             self.snd_max = self.snd_max.max(self.snd_nxt);

@@ -37,7 +37,7 @@ impl Tcb {
             // the point of the last one.
             self.recover = Some(self.snd_max);
             self.cc.on_enter_recovery(flight, self.snd_mss);
-            self.timing = None;
+            self.timing.clear();
             self.rtx_hole = self.snd_una;
             self.retransmit_next_hole(ctx);
         } else {

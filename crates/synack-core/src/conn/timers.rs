@@ -55,7 +55,7 @@ impl Tcb {
 
     /// True once the oldest unacknowledged data has waited the user timeout.
     fn user_timeout_expired(&self, now: crate::Instant) -> bool {
-        match (self.user_timeout, self.una_since.get()) {
+        match (self.user_timeout.get(), self.una_since.get()) {
             (Some(limit), Some(since)) => now - since >= limit,
             _ => false,
         }
@@ -116,7 +116,7 @@ impl Tcb {
     /// The retransmission timer expired (RFC 6298 §5.4–§5.6).
     fn on_rto(&mut self, ctx: &mut Ctx<'_>) -> Next {
         self.retries += 1;
-        self.timing = None;
+        self.timing.clear();
         match self.state {
             State::SynSent | State::SynReceived => {
                 let limit = if self.state == State::SynSent {
@@ -143,7 +143,7 @@ impl Tcb {
                 if self.snd_una == self.snd_max {
                     return Next::Stay;
                 }
-                let give_up = match self.user_timeout {
+                let give_up = match self.user_timeout.get() {
                     // MUST-21: the application's R2, as a time.
                     Some(_) => self.user_timeout_expired(ctx.now),
                     // R2 (MUST-20).
