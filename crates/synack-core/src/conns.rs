@@ -186,7 +186,7 @@ impl Conns {
         if let Some(dead) = s.tcb.as_mut() {
             dead.sendq.retire();
             dead.recvq.retire();
-            dead.sacked = Vec::new();
+            dead.sacked = Default::default();
         }
         s.live = false;
         s.gen = s.gen.wrapping_add(1);

@@ -15,6 +15,8 @@ mod timers;
 mod urgent;
 mod user;
 
+pub(crate) use sack::Scoreboard;
+
 use alloc::collections::VecDeque;
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -182,7 +184,7 @@ pub(crate) struct Tcb {
     pub sack_recent: Option<(Seq, Seq)>,
     /// Sender side: ranges above SND.UNA the peer reported holding, sorted
     /// and disjoint (the scoreboard).
-    pub sacked: alloc::vec::Vec<(Seq, Seq)>,
+    pub sacked: Scoreboard,
 
     pub sendq: SendBuffer,
     pub recvq: RecvBuffer,
@@ -306,7 +308,7 @@ impl Tcb {
             sack_ok: false,
             sack_offered: false,
             sack_recent: None,
-            sacked: alloc::vec::Vec::new(),
+            sacked: Scoreboard::default(),
             sendq: SendBuffer::new(cfg.send_buffer),
             recvq: RecvBuffer::new(cfg.recv_buffer),
             fin_queued: false,
