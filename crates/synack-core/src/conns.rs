@@ -24,6 +24,9 @@ use crate::{ConnId, ConnTuple};
 /// moves a TCB (no reallocation copies, no freed copy left behind).
 const CHUNK: usize = 256;
 
+/// The bit of an entry of `Conns::gens` that says the slot is live.
+const LIVE: u32 = 1 << 31;
+
 /// One slot: a TCB, the generation that tells a live handle from a stale
 /// one, and whether (and under which hash) the TCB is indexed, so that
 /// taking it out of the index needs no hashing. A freed slot keeps its
@@ -70,6 +73,11 @@ pub(crate) struct Conns {
     free: Vec<u32>,
     /// TCBs held.
     live: usize,
+    /// The generation of every slot (as in the slot) with the top bit set
+    /// while the slot holds a live TCB: four bytes a connection, sixteen
+    /// to a cache line, so that checking a handle that may be stale (a
+    /// timer-wheel entry of a connection long gone) reads no slot.
+    gens: Vec<u32>,
     index: HashTable<Entry>,
 }
 
@@ -81,6 +89,7 @@ impl Conns {
             used: 0,
             free: Vec::new(),
             live: 0,
+            gens: Vec::new(),
             index: HashTable::new(),
         }
     }
@@ -88,6 +97,14 @@ impl Conns {
     /// TCBs held (indexed or not).
     pub fn len(&self) -> usize {
         self.live
+    }
+
+    /// Whether `id` is the handle of a live connection, from the compact
+    /// array of generations alone (no slot read).
+    pub fn is_current(&self, id: ConnId) -> bool {
+        self.gens
+            .get(id.index as usize)
+            .is_some_and(|&g| g == (id.gen & !LIVE) | LIVE)
     }
 
     fn slot(&self, index: u32) -> Option<&Slot> {
@@ -132,6 +149,7 @@ impl Conns {
                     self.chunks.push(chunk.into_boxed_slice());
                 }
                 self.used += 1;
+                self.gens.push(0);
                 self.used - 1
             }
         };
@@ -144,7 +162,11 @@ impl Conns {
                 }
                 s.tcb = Some(tcb);
                 s.live = true;
-                ConnId { index, gen: s.gen }
+                let gen = s.gen;
+                if let Some(g) = self.gens.get_mut(index as usize) {
+                    *g = (gen & !LIVE) | LIVE;
+                }
+                ConnId { index, gen }
             }
             // Unreachable: the slot was just made or taken from the free list.
             None => ConnId { index, gen: 0 },
@@ -164,10 +186,14 @@ impl Conns {
         if let Some(dead) = s.tcb.as_mut() {
             dead.sendq.retire();
             dead.recvq.retire();
-            dead.sacked = Vec::new();
+            dead.sacked = Default::default();
         }
         s.live = false;
         s.gen = s.gen.wrapping_add(1);
+        let gen = s.gen;
+        if let Some(g) = self.gens.get_mut(id.index as usize) {
+            *g = gen & !LIVE;
+        }
         self.free.push(id.index);
         self.live -= 1;
     }

@@ -15,6 +15,7 @@
 //! dropped (it will be retransmitted), while segments that extend or join
 //! existing ranges, or land at RCV.NXT, are always accepted.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use crate::send_buf::REUSE_MAX;
@@ -35,15 +36,20 @@ pub struct RecvBuffer {
     /// The ring: empty until the first write, then exactly `capacity` bytes.
     buf: Vec<u8>,
     /// Size of the ring.
-    capacity: usize,
+    /// (Four bytes each, as the two below, to keep the TCB small; a ring
+    /// past 4 GiB is cut to that.)
+    capacity: u32,
     /// Ring index of the first readable byte (`< capacity` when non-zero).
-    head: usize,
+    head: u32,
     /// Number of readable bytes.
-    readable: usize,
+    readable: u32,
     /// Out-of-order data present, as `[start, end)` offsets from RCV.NXT:
     /// sorted, non-empty, with gaps between them, `start >= 1` and
-    /// `end <= window()`.
-    ranges: Vec<(usize, usize)>,
+    /// `end <= window()`. Boxed, and only once out-of-order data first
+    /// arrives: eight bytes of the TCB instead of twenty-four for what most
+    /// connections never use.
+    #[allow(clippy::box_collection)] // Boxed on purpose: one word inline.
+    ranges: Option<Box<Vec<(usize, usize)>>>,
 }
 
 impl RecvBuffer {
@@ -52,39 +58,49 @@ impl RecvBuffer {
     pub fn new(capacity: usize) -> Self {
         RecvBuffer {
             buf: Vec::new(),
-            capacity,
+            capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
             head: 0,
             readable: 0,
-            ranges: Vec::new(),
+            ranges: None,
         }
     }
 
     /// The total size of the buffer.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.capacity as usize
+    }
+
+    /// Ring index of the first readable byte.
+    fn head(&self) -> usize {
+        self.head as usize
     }
 
     /// Bytes received in order that the application has not read yet.
     pub fn readable(&self) -> usize {
-        self.readable
+        self.readable as usize
     }
 
     /// The receive window: `capacity - readable`. Out-of-order data is kept
     /// inside the window, so it does not reduce it.
     pub fn window(&self) -> usize {
-        self.capacity.saturating_sub(self.readable)
+        self.capacity().saturating_sub(self.readable())
+    }
+
+    /// The out-of-order ranges held (none if never any).
+    fn ranges(&self) -> &[(usize, usize)] {
+        self.ranges.as_deref().map_or(&[], Vec::as_slice)
     }
 
     /// Whether any out-of-order data is held.
     pub fn has_ooo(&self) -> bool {
-        !self.ranges.is_empty()
+        !self.ranges().is_empty()
     }
 
     /// The out-of-order ranges held, as `(start, end)` offsets from RCV.NXT
     /// (end exclusive), in increasing order, never adjacent: the material for
     /// SACK blocks.
     pub fn ooo_ranges(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        self.ranges.iter().copied()
+        self.ranges().iter().copied()
     }
 
     /// Stores `data`, which starts `offset` bytes after RCV.NXT, and returns
@@ -105,32 +121,38 @@ impl RecvBuffer {
             return 0;
         };
         // Ranges touching [offset, end) (overlapping or adjacent) are i..j.
-        let i = self.ranges.partition_point(|r| r.1 < offset);
-        let j = self.ranges.partition_point(|r| r.0 <= end).max(i);
-        if i == j && offset > 0 && self.ranges.len() >= MAX_RANGES {
+        let i = self.ranges().partition_point(|r| r.1 < offset);
+        let j = self.ranges().partition_point(|r| r.0 <= end).max(i);
+        if i == j && offset > 0 && self.ranges().len() >= MAX_RANGES {
             return 0;
         }
-        let pos = self.ring_pos(self.readable.saturating_add(offset));
+        let pos = self.ring_pos(self.readable().saturating_add(offset));
         self.grow_to(pos.saturating_add(data.len()));
-        copy_into_ring(&mut self.buf, self.capacity, pos, data);
+        let capacity = self.capacity();
+        copy_into_ring(&mut self.buf, capacity, pos, data);
 
         let (mut start, mut stop) = (offset, end);
-        if let Some(touching) = self.ranges.get(i..j) {
+        if let Some(touching) = self.ranges().get(i..j) {
             if let (Some(first), Some(last)) = (touching.first(), touching.last()) {
                 start = start.min(first.0);
                 stop = stop.max(last.1);
             }
         }
-        self.ranges.drain(i..j);
+        if let Some(ranges) = self.ranges.as_mut() {
+            ranges.drain(i..j);
+        }
         if start > 0 {
-            self.ranges.insert(i, (start, stop));
+            self.ranges
+                .get_or_insert_with(Default::default)
+                .insert(i, (start, stop));
             return 0;
         }
         // The hole at RCV.NXT is filled: [0, stop) becomes readable. The
         // merged range absorbed every range it touched, so the rest start
         // after a gap.
-        self.readable = self.readable.saturating_add(stop);
-        for r in &mut self.ranges {
+        // `readable + stop <= capacity`, which fits.
+        self.readable = self.readable().saturating_add(stop) as u32;
+        for r in self.ranges.iter_mut().flat_map(|v| v.iter_mut()) {
             r.0 = r.0.saturating_sub(stop);
             r.1 = r.1.saturating_sub(stop);
         }
@@ -149,9 +171,9 @@ impl RecvBuffer {
         if self.has_ooo() || data.is_empty() || data.len() > self.window() {
             return None;
         }
-        let pos = self.ring_pos(self.readable);
+        let pos = self.ring_pos(self.readable());
         self.grow_to(pos.saturating_add(data.len()));
-        let first = data.len().min(self.capacity.saturating_sub(pos));
+        let first = data.len().min(self.capacity().saturating_sub(pos));
         let (a, b) = data.split_at(first);
         let mut sum = synack_wire::copy_and_sum(self.buf.get_mut(pos..pos + a.len())?, a);
         if !b.is_empty() {
@@ -168,7 +190,8 @@ impl RecvBuffer {
             return 0;
         }
         let n = len.min(self.window());
-        self.readable += n;
+        // `n <= window()`, so `readable + n <= capacity`, which fits.
+        self.readable += n as u32;
         n
     }
 
@@ -190,14 +213,16 @@ impl RecvBuffer {
     /// The readable bytes, in order, as two slices (the second is non-empty
     /// only when the data wraps round the end of the ring).
     pub fn peek_slices(&self) -> (&[u8], &[u8]) {
-        let first_len = self.readable.min(self.capacity.saturating_sub(self.head));
+        let first_len = self
+            .readable()
+            .min(self.capacity().saturating_sub(self.head()));
         let a = self
             .buf
-            .get(self.head..self.head.saturating_add(first_len))
+            .get(self.head()..self.head().saturating_add(first_len))
             .unwrap_or_default();
         let b = self
             .buf
-            .get(..self.readable - first_len)
+            .get(..self.readable() - first_len)
             .unwrap_or_default();
         (a, b)
     }
@@ -205,9 +230,10 @@ impl RecvBuffer {
     /// Drops the first `n` readable bytes (clamped to what is readable), as
     /// if they were read, opening the window.
     pub fn consume(&mut self, n: usize) {
-        let n = n.min(self.readable);
-        self.head = self.ring_pos(n);
-        self.readable -= n;
+        let n = n.min(self.readable());
+        // A ring index, below the capacity, which fits.
+        self.head = self.ring_pos(n) as u32;
+        self.readable -= n as u32;
     }
 
     /// Frees the ring if it holds nothing (no readable and no out-of-order
@@ -216,7 +242,7 @@ impl RecvBuffer {
     /// next connection, see [`RecvBuffer::reuse`]). Returns whether the ring
     /// was given up. The next write allocates again, or reuses.
     pub fn release_if_empty(&mut self) -> bool {
-        if self.readable == 0 && self.ranges.is_empty() && !self.buf.is_empty() {
+        if self.readable == 0 && self.ranges().is_empty() && !self.buf.is_empty() {
             self.retire();
             true
         } else {
@@ -233,13 +259,15 @@ impl RecvBuffer {
         }
         self.head = 0;
         self.readable = 0;
-        self.ranges.clear();
+        if let Some(ranges) = self.ranges.as_mut() {
+            ranges.clear();
+        }
     }
 
     /// Takes over the ring allocation of `old` (a retired buffer) when this
     /// one has none yet and it fits this one's capacity.
     pub fn reuse(&mut self, old: &mut RecvBuffer) {
-        if self.buf.capacity() == 0 && old.buf.capacity() <= self.capacity {
+        if self.buf.capacity() == 0 && old.buf.capacity() <= self.capacity() {
             self.buf = core::mem::take(&mut old.buf);
             self.buf.clear();
         }
@@ -254,7 +282,7 @@ impl RecvBuffer {
     /// that a connection that only ever holds a few bytes (a short request
     /// or reply) costs a few bytes of memory, not the whole ring.
     fn grow_to(&mut self, need: usize) {
-        let need = need.min(self.capacity);
+        let need = need.min(self.capacity());
         if self.buf.len() >= need {
             return;
         }
@@ -262,7 +290,7 @@ impl RecvBuffer {
             let target = need
                 .max(self.buf.capacity().saturating_mul(2))
                 .max(MIN_ALLOC)
-                .min(self.capacity);
+                .min(self.capacity());
             self.buf
                 .reserve_exact(target.saturating_sub(self.buf.len()));
         }
@@ -271,11 +299,11 @@ impl RecvBuffer {
 
     /// The ring index `rel` bytes after the head (`rel <= capacity`).
     fn ring_pos(&self, rel: usize) -> usize {
-        let to_end = self.capacity.saturating_sub(self.head);
+        let to_end = self.capacity().saturating_sub(self.head());
         if rel >= to_end {
             rel - to_end
         } else {
-            self.head + rel
+            self.head() + rel
         }
     }
 }

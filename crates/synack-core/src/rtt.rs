@@ -17,6 +17,9 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// `RttEstimator::srtt` before the first sample.
+const NO_SAMPLE: u64 = u64::MAX;
+
 /// The RFC 6298 estimator: smoothed RTT, RTT variation, and the resulting
 /// retransmission timeout with exponential backoff.
 ///
@@ -30,8 +33,9 @@ pub struct RttEstimator {
     min_rto: u64,
     /// Upper clamp for the RTO (also caps the backoff), µs.
     max_rto: u64,
-    /// Smoothed RTT (SRTT), µs; `None` until the first sample.
-    srtt: Option<u64>,
+    /// Smoothed RTT (SRTT), µs; `NO_SAMPLE` until the first sample
+    /// (eight bytes where `Option<u64>` takes sixteen).
+    srtt: u64,
     /// RTT variation (RTTVAR), µs; meaningful once `srtt` is set.
     rttvar: u64,
     /// The RTO before backoff, µs, already clamped.
@@ -50,7 +54,7 @@ impl RttEstimator {
         RttEstimator {
             min_rto,
             max_rto,
-            srtt: None,
+            srtt: NO_SAMPLE,
             rttvar: 0,
             base_rto: micros(initial_rto).clamp(min_rto, max_rto),
             backoffs: 0,
@@ -69,8 +73,8 @@ impl RttEstimator {
     pub fn sample(&mut self, r: Duration) {
         let r = micros(r);
         let (srtt, rttvar) = match self.srtt {
-            None => (r, r / 2),
-            Some(srtt) => {
+            NO_SAMPLE => (r, r / 2),
+            srtt => {
                 let diff = srtt.abs_diff(r);
                 // Both as u128 so the weighted sums cannot overflow; the
                 // results are averages of u64 values and fit back.
@@ -82,7 +86,9 @@ impl RttEstimator {
                 )
             }
         };
-        self.srtt = Some(srtt);
+        // The sentinel is never a sample: a smoothed RTT of half a million
+        // years is clamped one microsecond short of it.
+        self.srtt = srtt.min(NO_SAMPLE - 1);
         self.rttvar = rttvar;
         let rto = srtt.saturating_add(GRANULARITY_US.max(rttvar.saturating_mul(4)));
         self.base_rto = rto.clamp(self.min_rto, self.max_rto);
@@ -115,17 +121,17 @@ impl RttEstimator {
 
     /// The smoothed RTT, or `None` before the first sample.
     pub fn srtt(&self) -> Option<Duration> {
-        self.srtt.map(Duration::from_micros)
+        (self.srtt != NO_SAMPLE).then(|| Duration::from_micros(self.srtt))
     }
 
     /// The RTT variation, or `None` before the first sample.
     pub fn rttvar(&self) -> Option<Duration> {
-        self.srtt.map(|_| Duration::from_micros(self.rttvar))
+        (self.srtt != NO_SAMPLE).then(|| Duration::from_micros(self.rttvar))
     }
 
     /// Whether at least one sample has been taken.
     pub fn has_sample(&self) -> bool {
-        self.srtt.is_some()
+        self.srtt != NO_SAMPLE
     }
 
     /// RFC 6298 5.7: call when the handshake completes if the SYN or SYN-ACK
@@ -134,7 +140,7 @@ impl RttEstimator {
     /// handshake's backoff is cleared either way when there is no sample.
     /// With a sample, nothing changes.
     pub fn reset_for_syn_loss(&mut self) {
-        if self.srtt.is_none() {
+        if self.srtt == NO_SAMPLE {
             self.base_rto = self
                 .base_rto
                 .max(SYN_LOSS_RTO_US)

@@ -26,11 +26,11 @@ pub struct SendBuffer {
     /// has wrapped).
     buf: Vec<u8>,
     /// Where the front (SND.UNA) lies in `buf`; below `capacity`.
-    head: usize,
+    head: u32,
     /// Bytes held.
-    len: usize,
+    len: u32,
     /// The most bytes the buffer accepts.
-    capacity: usize,
+    capacity: u32,
 }
 
 impl SendBuffer {
@@ -41,19 +41,26 @@ impl SendBuffer {
             buf: Vec::new(),
             head: 0,
             len: 0,
-            capacity,
+            // Four bytes each keep the TCB small; a ring past 4 GiB is
+            // cut to that.
+            capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
         }
     }
 
     /// The most bytes the buffer can hold.
     #[allow(dead_code)] // Part of the buffer's API; the stack reads `free()`.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.capacity as usize
+    }
+
+    /// Where the front lies in the ring.
+    fn head(&self) -> usize {
+        self.head as usize
     }
 
     /// Bytes held (unacknowledged plus unsent).
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// Whether no bytes are held.
@@ -64,7 +71,7 @@ impl SendBuffer {
 
     /// Room left: `capacity - len`.
     pub fn free(&self) -> usize {
-        self.capacity.saturating_sub(self.len)
+        self.capacity().saturating_sub(self.len())
     }
 
     /// The free space after the held bytes, in order, as two slices (the
@@ -74,11 +81,11 @@ impl SendBuffer {
     pub fn free_slices(&mut self) -> (&mut [u8], &mut [u8]) {
         if self.free() > 0 {
             // The application may write anywhere in the free space.
-            self.grow_to(self.capacity);
+            self.grow_to(self.capacity());
         }
         let free = self.free();
-        let tail = self.wrap(self.head.saturating_add(self.len));
-        let first = free.min(self.capacity - tail);
+        let tail = self.wrap(self.head().saturating_add(self.len()));
+        let first = free.min(self.capacity() - tail);
         // The free run from the tail to the end of the ring, then the one
         // from the start of the ring up to the head.
         let (start, end) = self.buf.split_at_mut(tail);
@@ -91,7 +98,8 @@ impl SendBuffer {
     /// buffer (clamped to the free space); returns how many that was.
     pub fn commit(&mut self, n: usize) -> usize {
         let n = n.min(self.free());
-        self.len += n;
+        // `len + n <= capacity`, which fits.
+        self.len += n as u32;
         n
     }
 
@@ -103,9 +111,9 @@ impl SendBuffer {
         }
         // Only the ring indices this write reaches need to exist: up to the
         // end of the data when it does not wrap, all of them when it does.
-        let tail = self.wrap(self.head + self.len);
-        let first = n.min(self.capacity - tail);
-        self.grow_to(if first < n { self.capacity } else { tail + n });
+        let tail = self.wrap(self.head() + self.len());
+        let first = n.min(self.capacity() - tail);
+        self.grow_to(if first < n { self.capacity() } else { tail + n });
         let (head_part, tail_part) = data[..n].split_at(first);
         if let Some(dst) = self.buf.get_mut(tail..tail + first) {
             dst.copy_from_slice(head_part);
@@ -133,7 +141,7 @@ impl SendBuffer {
     /// starts with the memory of one that ended, without a trip through
     /// the allocator.
     pub fn reuse(&mut self, old: &mut SendBuffer) {
-        if self.buf.capacity() == 0 && old.buf.capacity() <= self.capacity {
+        if self.buf.capacity() == 0 && old.buf.capacity() <= self.capacity() {
             self.buf = core::mem::take(&mut old.buf);
             self.buf.clear();
         }
@@ -143,7 +151,7 @@ impl SendBuffer {
     /// allocation doubling from [`MIN_ALLOC`] bytes and never past the
     /// capacity.
     fn grow_to(&mut self, need: usize) {
-        let need = need.min(self.capacity);
+        let need = need.min(self.capacity());
         if self.buf.len() >= need {
             return;
         }
@@ -151,7 +159,7 @@ impl SendBuffer {
             let target = need
                 .max(self.buf.capacity().saturating_mul(2))
                 .max(MIN_ALLOC)
-                .min(self.capacity);
+                .min(self.capacity());
             self.buf
                 .reserve_exact(target.saturating_sub(self.buf.len()));
         }
@@ -161,14 +169,16 @@ impl SendBuffer {
     /// Drops `n` bytes from the front (acknowledged data), clamped to
     /// [`len`](Self::len).
     pub fn ack(&mut self, n: usize) {
-        let n = n.min(self.len);
-        self.len -= n;
+        let n = n.min(self.len());
+        // `n <= len`, which fits.
+        self.len -= n as u32;
         // An empty ring starts over at 0, so that the next writes and
         // segments are one contiguous run.
         self.head = if self.len == 0 {
             0
         } else {
-            self.wrap(self.head + n)
+            // Below the capacity, which fits.
+            self.wrap(self.head() + n) as u32
         };
     }
 
@@ -192,13 +202,13 @@ impl SendBuffer {
     /// slices (the second non-empty only when the data wraps in the ring),
     /// for building a segment without an intermediate copy.
     pub fn slices_from(&self, offset: usize, max_len: usize) -> (&[u8], &[u8]) {
-        let len = self.len.saturating_sub(offset).min(max_len);
+        let len = self.len().saturating_sub(offset).min(max_len);
         if len == 0 {
             return (&[], &[]);
         }
         // `offset < len <= capacity`, so the sum cannot overflow.
-        let start = self.wrap(self.head + offset);
-        let first = len.min(self.capacity - start);
+        let start = self.wrap(self.head() + offset);
+        let first = len.min(self.capacity() - start);
         let a = self.buf.get(start..start + first).unwrap_or_default();
         let b = self.buf.get(..len - first).unwrap_or_default();
         (a, b)
@@ -207,8 +217,8 @@ impl SendBuffer {
     /// A position past the end of the ring brought back into it (positions
     /// handed in are below twice the capacity).
     fn wrap(&self, pos: usize) -> usize {
-        if pos >= self.capacity {
-            pos - self.capacity
+        if pos >= self.capacity() {
+            pos - self.capacity()
         } else {
             pos
         }

@@ -16,7 +16,7 @@ use synack_wire::{
     TcpFlags, TcpRepr, WireError,
 };
 
-use crate::conn::{Ctx, Next, Tcb};
+use crate::conn::{Ctx, Next, Tcb, UserTimeout};
 use crate::conns::Conns;
 use crate::isn::IsnGenerator;
 use crate::outbox::{Outbox, Stats, Transmit};
@@ -313,12 +313,17 @@ impl Stack {
         let mut expired = core::mem::take(&mut self.expired);
         self.wheel.poll_expired(now, &mut expired);
         for TimerItem(id) in expired.drain(..) {
+            // Most entries outlived their connection: the compact array
+            // of generations tells so without reading the slot.
+            if !self.conns.is_current(id) {
+                continue;
+            }
             let due = self
                 .tcb(id)
                 .is_some_and(|t| t.wheel_at.is_some_and(|w| w <= now));
             if due {
                 if let Some(t) = self.tcb_mut(id) {
-                    t.wheel_at = None;
+                    t.wheel_at.clear();
                 }
                 self.with_conn(now, id, |t, ctx| t.on_timer(ctx));
             }
@@ -405,7 +410,7 @@ impl Stack {
         }
         if let Some(id) = conn {
             self.last = Some((tuple, id));
-            let preplaced = placed.map(|_| seg.payload.len());
+            let preplaced = placed.map(|_| seg.payload.len() as u32);
             self.with_conn(now, id, |t, ctx| {
                 t.preplaced = preplaced;
                 let next = t.on_segment(ctx, &seg);
@@ -600,7 +605,7 @@ impl Stack {
         self.with_conn(now, id, |t, ctx| {
             t.set_state(ctx, State::SynSent);
             t.send_syn(ctx, false);
-            t.timing = Some((t.iss.add(1), ctx.now));
+            t.timing.set(t.iss.add(1), ctx.now);
             Next::Stay
         });
         Ok(id)
@@ -756,7 +761,7 @@ impl Stack {
         timeout: Option<core::time::Duration>,
     ) -> Result<(), Error> {
         self.tcb_mut(id)
-            .map(|t| t.user_timeout = timeout)
+            .map(|t| t.user_timeout = UserTimeout::new(timeout))
             .ok_or(Error::InvalidHandle)
     }
 
@@ -955,7 +960,7 @@ impl Stack {
         let Some(t) = self.tcb_mut(id) else { return };
         if let Some(d) = t.next_deadline() {
             if t.wheel_at.is_none_or(|w| d < w) {
-                t.wheel_at = Some(d);
+                t.wheel_at.set(d);
                 self.wheel.insert(d, TimerItem(id));
             }
         }
@@ -976,10 +981,10 @@ impl Stack {
             has_ts: t.ts.is_some(),
         };
         let held = !t.released;
-        t.rto_at = None;
-        t.delack_at = None;
-        t.persist_at = None;
-        t.close_at = None;
+        t.rto_at.clear();
+        t.delack_at.clear();
+        t.persist_at.clear();
+        t.close_at.clear();
         self.unlink_tuple(id);
         if self.time_wait.len() >= self.cfg.max_time_wait {
             // Table full: skip TIME-WAIT rather than grow without bound.
@@ -1109,7 +1114,7 @@ impl Stack {
             tcb.max_snd_wnd = tcb.snd_wnd;
             tcb.snd_wl1 = Seq(t.seq);
             tcb.send_syn(ctx, false);
-            tcb.timing = Some((tcb.iss.add(1), ctx.now));
+            tcb.timing.set(tcb.iss.add(1), ctx.now);
             Next::Stay
         });
     }

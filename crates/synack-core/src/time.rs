@@ -59,3 +59,66 @@ impl core::ops::Sub<Instant> for Instant {
         self.saturating_since(rhs)
     }
 }
+
+/// A connection timer's deadline in eight bytes: an [`Instant`] or unset
+/// (`Option<Instant>` takes sixteen, and a TCB holds several of them on
+/// the cache lines every segment reads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Timer(u64);
+
+impl Timer {
+    /// Not armed.
+    pub const OFF: Timer = Timer(u64::MAX);
+
+    /// The deadline, if armed.
+    #[inline]
+    pub fn get(self) -> Option<Instant> {
+        (self.0 != u64::MAX).then_some(Instant(self.0))
+    }
+
+    /// Arms the timer for `at` (the last microsecond of time stands in for
+    /// a deadline beyond it: never reached either way).
+    #[inline]
+    pub fn set(&mut self, at: Instant) {
+        self.0 = at.0.min(u64::MAX - 1);
+    }
+
+    /// Arms the timer for `at`, or disarms it with `None`.
+    #[inline]
+    pub fn assign(&mut self, at: Option<Instant>) {
+        match at {
+            Some(at) => self.set(at),
+            None => self.clear(),
+        }
+    }
+
+    /// Disarms the timer.
+    #[inline]
+    pub fn clear(&mut self) {
+        *self = Timer::OFF;
+    }
+
+    /// Whether the timer is disarmed.
+    #[inline]
+    pub fn is_none(self) -> bool {
+        self.0 == u64::MAX
+    }
+
+    /// Whether the timer is armed for a deadline satisfying `f`.
+    #[inline]
+    pub fn is_some_and(self, f: impl FnOnce(Instant) -> bool) -> bool {
+        self.get().is_some_and(f)
+    }
+
+    /// Whether the timer is disarmed or armed for a deadline satisfying `f`.
+    #[inline]
+    pub fn is_none_or(self, f: impl FnOnce(Instant) -> bool) -> bool {
+        self.get().is_none_or(f)
+    }
+
+    /// The earlier of two timers (an unset one is later than any deadline).
+    #[inline]
+    pub fn min(self, other: Timer) -> Timer {
+        Timer(self.0.min(other.0))
+    }
+}

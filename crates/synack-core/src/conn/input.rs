@@ -129,7 +129,7 @@ impl Tcb {
             self.max_snd_wnd = self.snd_wnd;
             self.snd_wl1 = Seq(t.seq);
             self.snd_wl2 = ack;
-            self.rto_at = None;
+            self.rto_at.clear();
             self.retries = 0;
             if let Some((_, at)) = self.timing.take() {
                 if !self.syn_retransmitted {
@@ -372,16 +372,16 @@ impl Tcb {
             if self.snd_wnd == 0 {
                 // MUST-37: a peer that keeps answering probes is alive.
                 self.retries = 0;
-                self.una_since = Some(ctx.now);
+                self.una_since.set(ctx.now);
             } else if was_zero {
-                self.persist_at = None;
+                self.persist_at.clear();
             }
         }
         match self.state {
             State::FinWait1 if self.fin_acked() => {
                 self.set_state(ctx, State::FinWait2);
                 if self.read_closed {
-                    self.close_at = Some(ctx.now + ctx.cfg.fin_timeout);
+                    self.close_at.set(ctx.now + ctx.cfg.fin_timeout);
                 }
             }
             State::Closing if self.fin_acked() => {
@@ -457,10 +457,10 @@ impl Tcb {
                 }
             }
             _ => {
-                if let Some((end, at)) = self.timing {
+                if let Some((end, at)) = self.timing.get() {
                     if ack.ge(end) {
                         self.rtt.sample(ctx.now - at);
-                        self.timing = None;
+                        self.timing.clear();
                     }
                 }
             }
@@ -471,16 +471,17 @@ impl Tcb {
             self.cc.on_ack(data, self.snd_mss);
         }
         self.retries = 0;
-        self.una_since = (self.snd_una != self.snd_max).then_some(ctx.now);
+        self.una_since
+            .assign((self.snd_una != self.snd_max).then_some(ctx.now));
         // A soft error is history once the path carries data again.
         self.soft_error = None;
         self.trouble_reported = false;
-        self.rto_at = if self.snd_una == self.snd_max {
-            None
+        if self.snd_una == self.snd_max {
+            self.rto_at.clear();
         } else {
             // RFC 6298 §5.3: restart the timer on an ACK of new data.
-            Some(self.rto_deadline(ctx.now))
-        };
+            self.rto_at.set(self.rto_deadline(ctx.now));
+        }
         if self.want_writable && self.sendq.free() > 0 {
             self.want_writable = false;
             ctx.events.push_back(Event::Writable(ctx.id));
@@ -504,7 +505,9 @@ impl Tcb {
             let off = seq.since(self.rcv_nxt) as usize;
             let n = match self.preplaced.take() {
                 // Already copied in while the checksum was verified.
-                Some(len) if off == 0 && len == payload.len() => self.recvq.commit(len),
+                Some(len) if off == 0 && len as usize == payload.len() => {
+                    self.recvq.commit(payload.len())
+                }
                 _ => self.recvq.write_at(off, payload),
             };
             if off > 0 {
@@ -522,7 +525,7 @@ impl Tcb {
                     self.ack_now = true;
                 } else if self.delack_at.is_none() {
                     // SHLD-18, MUST-40: delay the ACK, under 0.5 s.
-                    self.delack_at = Some(ctx.now + ctx.cfg.delayed_ack);
+                    self.delack_at.set(ctx.now + ctx.cfg.delayed_ack);
                 }
                 self.signal_readable(ctx);
             }

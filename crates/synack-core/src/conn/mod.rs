@@ -15,6 +15,8 @@ mod timers;
 mod urgent;
 mod user;
 
+pub(crate) use sack::Scoreboard;
+
 use alloc::collections::VecDeque;
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -27,6 +29,7 @@ use crate::recv_buf::RecvBuffer;
 use crate::rtt::RttEstimator;
 use crate::send_buf::SendBuffer;
 use crate::seq::Seq;
+use crate::time::Timer;
 use crate::{Config, ConnId, ConnTuple, Error, Event, Instant, ListenerId, State};
 
 /// Everything a connection handler may touch besides its own TCB.
@@ -59,6 +62,77 @@ pub(crate) struct Timestamps {
     pub recent: u32,
     /// When TS.Recent was last updated (PAWS ages it out after 24 days).
     pub recent_at: Instant,
+}
+
+/// A connection's user timeout (MUST-21) in eight bytes: whole
+/// microseconds, or none (`Option<Duration>` takes sixteen). The longest,
+/// `Duration::MAX`, is kept as about 584,000 years: never reached either.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UserTimeout(u64);
+
+impl UserTimeout {
+    /// No user timeout: `Config::max_retries` decides.
+    pub const NONE: UserTimeout = UserTimeout(u64::MAX);
+
+    /// From the application's setting.
+    pub fn new(limit: Option<Duration>) -> Self {
+        match limit {
+            Some(d) => UserTimeout(
+                u64::try_from(d.as_micros()).map_or(u64::MAX - 1, |us| us.min(u64::MAX - 1)),
+            ),
+            None => UserTimeout::NONE,
+        }
+    }
+
+    /// The setting, if any.
+    pub fn get(self) -> Option<Duration> {
+        (self.0 != u64::MAX).then(|| Duration::from_micros(self.0))
+    }
+}
+
+/// The segment being timed for an RTT sample: its end sequence number and
+/// when it was sent, or none (sixteen bytes where `Option<(Seq, Instant)>`
+/// takes twenty-four).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timing {
+    end: Seq,
+    at: Timer,
+}
+
+impl Timing {
+    /// No segment is being timed.
+    pub const OFF: Timing = Timing {
+        end: Seq(0),
+        at: Timer::OFF,
+    };
+
+    /// The timed segment's end and send time, if one is being timed.
+    pub fn get(self) -> Option<(Seq, Instant)> {
+        self.at.get().map(|at| (self.end, at))
+    }
+
+    /// Whether no segment is being timed.
+    pub fn is_none(self) -> bool {
+        self.at.is_none()
+    }
+
+    /// Times the segment ending at `end`, sent at `at`.
+    pub fn set(&mut self, end: Seq, at: Instant) {
+        self.end = end;
+        self.at.set(at);
+    }
+
+    /// Stops timing.
+    pub fn clear(&mut self) {
+        self.at.clear();
+    }
+
+    /// The timed segment, if any, and stops timing.
+    pub fn take(&mut self) -> Option<(Seq, Instant)> {
+        let timed = self.get();
+        self.clear();
+        timed
+    }
 }
 
 /// The Transmission Control Block.
@@ -112,7 +186,7 @@ pub(crate) struct Tcb {
     pub sack_recent: Option<(Seq, Seq)>,
     /// Sender side: ranges above SND.UNA the peer reported holding, sorted
     /// and disjoint (the scoreboard).
-    pub sacked: alloc::vec::Vec<(Seq, Seq)>,
+    pub sacked: Scoreboard,
 
     pub sendq: SendBuffer,
     pub recvq: RecvBuffer,
@@ -133,20 +207,20 @@ pub(crate) struct Tcb {
 
     pub rtt: RttEstimator,
     /// Segment being timed for an RTT sample: (end sequence, sent at).
-    pub timing: Option<(Seq, Instant)>,
+    pub timing: Timing,
     /// Consecutive retransmissions of the same data.
     pub retries: u32,
     /// SYN or SYN-ACK had to be retransmitted (RFC 6298 §5.7, RFC 5681 §3.1).
     pub syn_retransmitted: bool,
     pub cc: Reno,
 
-    pub rto_at: Option<Instant>,
-    pub delack_at: Option<Instant>,
-    pub persist_at: Option<Instant>,
+    pub rto_at: Timer,
+    pub delack_at: Timer,
+    pub persist_at: Timer,
     /// TIME-WAIT expiry or the FIN-WAIT-2 timeout.
-    pub close_at: Option<Instant>,
+    pub close_at: Timer,
     /// The earliest deadline currently registered in the stack's timer wheel.
-    pub wheel_at: Option<Instant>,
+    pub wheel_at: Timer,
 
     /// Send an ACK at the next output.
     pub ack_now: bool,
@@ -170,18 +244,18 @@ pub(crate) struct Tcb {
     /// Keep-alives on (MUST-24, off by default: MUST-25).
     pub keepalive: bool,
     /// When the next keep-alive probe is due.
-    pub keepalive_at: Option<Instant>,
+    pub keepalive_at: Timer,
     /// Probes sent since the peer was last heard from.
     pub keepalive_sent: u32,
     /// When a segment last arrived from the peer.
     pub last_recv: Instant,
     /// Per-connection R2 as a time (MUST-21): `Some(Duration::MAX)` never
     /// gives up; `None` uses `Config::max_retries`.
-    pub user_timeout: Option<Duration>,
+    pub user_timeout: UserTimeout,
     /// Since when the oldest unacknowledged data has waited: set when data
     /// goes out with nothing outstanding, moved on by every ACK of new data
     /// (the clock of the user timeout, MUST-21).
-    pub una_since: Option<Instant>,
+    pub una_since: Timer,
     /// The last ICMP soft error, reported if the connection then times out.
     pub soft_error: Option<Error>,
     /// Our urgent pointer: the sequence number after the last urgent byte
@@ -192,7 +266,7 @@ pub(crate) struct Tcb {
     /// The payload of the segment being processed was already copied to
     /// RCV.NXT in the receive buffer (while its checksum was verified);
     /// this many bytes only need committing.
-    pub preplaced: Option<usize>,
+    pub preplaced: Option<u32>,
     /// Consecutive duplicate ACKs (RFC 5681 §3.2).
     pub dupacks: u32,
     /// In fast recovery until SND.UNA passes this point (RFC 6582 "recover").
@@ -240,7 +314,7 @@ impl Tcb {
             sack_ok: false,
             sack_offered: false,
             sack_recent: None,
-            sacked: alloc::vec::Vec::new(),
+            sacked: Scoreboard::default(),
             sendq: SendBuffer::new(cfg.send_buffer),
             recvq: RecvBuffer::new(cfg.recv_buffer),
             fin_queued: false,
@@ -251,15 +325,15 @@ impl Tcb {
             released: false,
             nodelay: false,
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
-            timing: None,
+            timing: Timing::OFF,
             retries: 0,
             syn_retransmitted: false,
             cc: Reno::new(default_peer_mss(v6), false),
-            rto_at: None,
-            delack_at: None,
-            persist_at: None,
-            close_at: None,
-            wheel_at: None,
+            rto_at: Timer::OFF,
+            delack_at: Timer::OFF,
+            persist_at: Timer::OFF,
+            close_at: Timer::OFF,
+            wheel_at: Timer::OFF,
             ack_now: false,
             ack_queued: false,
             unacked_bytes: 0,
@@ -271,11 +345,11 @@ impl Tcb {
             trouble_reported: false,
             force_probe: false,
             keepalive: false,
-            keepalive_at: None,
+            keepalive_at: Timer::OFF,
             keepalive_sent: 0,
             last_recv: Instant::ZERO,
-            user_timeout: None,
-            una_since: None,
+            user_timeout: UserTimeout::NONE,
+            una_since: Timer::OFF,
             soft_error: None,
             snd_up: None,
             rcv_up: None,
@@ -300,11 +374,11 @@ impl Tcb {
         if self.error.is_none() {
             self.error = error;
         }
-        self.rto_at = None;
-        self.delack_at = None;
-        self.persist_at = None;
-        self.close_at = None;
-        self.keepalive_at = None;
+        self.rto_at.clear();
+        self.delack_at.clear();
+        self.persist_at.clear();
+        self.close_at.clear();
+        self.keepalive_at.clear();
         if !self.released && (self.listener.is_none() || !self.passive) {
             ctx.events.push_back(Event::Closed {
                 id: ctx.id,
@@ -316,17 +390,11 @@ impl Tcb {
 
     /// The earliest instant any timer of this connection wants service.
     pub fn next_deadline(&self) -> Option<Instant> {
-        // Plain comparisons: this runs after every event on the connection.
-        fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-            match (a, b) {
-                (Some(x), Some(y)) => Some(x.min(y)),
-                (x, None) => x,
-                (None, y) => y,
-            }
-        }
-        let a = earlier(self.rto_at, self.delack_at);
-        let b = earlier(self.persist_at, self.close_at);
-        earlier(earlier(a, b), self.keepalive_at)
+        // Plain comparisons (an unset timer is later than any deadline):
+        // this runs after every event on the connection.
+        let a = self.rto_at.min(self.delack_at);
+        let b = self.persist_at.min(self.close_at);
+        a.min(b).min(self.keepalive_at).get()
     }
 
     /// Sequence number one past the last byte the application queued.
@@ -374,7 +442,7 @@ impl Tcb {
     /// later, or earlier when the user timeout runs out first (MUST-21).
     pub fn rto_deadline(&self, now: Instant) -> Instant {
         let at = now + self.rto();
-        match (self.user_timeout, self.una_since) {
+        match (self.user_timeout.get(), self.una_since.get()) {
             (Some(limit), Some(since)) => at.min((since + limit).max(now)),
             _ => at,
         }
@@ -384,7 +452,7 @@ impl Tcb {
     /// nothing was outstanding.
     pub fn note_sending(&mut self, now: Instant) {
         if self.snd_una == self.snd_max {
-            self.una_since = Some(now);
+            self.una_since.set(now);
         }
     }
 }

@@ -111,7 +111,7 @@ impl Tcb {
             self.last_ack_sent = self.rcv_nxt;
             self.ack_now = false;
             self.unacked_bytes = 0;
-            self.delack_at = None;
+            self.delack_at.clear();
         }
     }
 
@@ -176,13 +176,13 @@ impl Tcb {
             }
         }
         if self.una_since.is_none() {
-            self.una_since = Some(ctx.now);
+            self.una_since.set(ctx.now);
         }
         self.emit(ctx, &repr, &[], rtx);
         self.snd_nxt = self.iss.add(1);
         self.snd_max = self.snd_max.max(self.snd_nxt);
         if self.rto_at.is_none() || rtx {
-            self.rto_at = Some(self.rto_deadline(ctx.now));
+            self.rto_at.set(self.rto_deadline(ctx.now));
         }
     }
 
@@ -404,14 +404,14 @@ impl Tcb {
                 // retransmission (RFC 6298 §3, MUST-18). Of a super-segment,
                 // the segment that would have been timed if sent alone.
                 if let Some(end) = self.timed_end(seq, got, self.snd_nxt, snd_max) {
-                    self.timing = Some((end, ctx.now));
+                    self.timing.set(end, ctx.now);
                 }
             }
             self.snd_max = self.snd_max.max(self.snd_nxt);
             if self.rto_at.is_none() {
-                self.rto_at = Some(self.rto_deadline(ctx.now));
+                self.rto_at.set(self.rto_deadline(ctx.now));
             }
-            self.persist_at = None;
+            self.persist_at.clear();
             sent = true;
             if fin_now || got == 0 {
                 break;
@@ -421,12 +421,12 @@ impl Tcb {
         // timer sends the first probe after one RTO (SHLD-29, MUST-36).
         let waiting = self.snd_nxt.lt(self.data_end());
         if waiting && self.snd_wnd == 0 && self.in_flight() == 0 && self.persist_at.is_none() {
-            self.persist_at = Some(ctx.now + self.rto());
+            self.persist_at.set(ctx.now + self.rto());
         }
         // RFC 9293 §3.8.6.2.1: SWS avoidance holds a short segment back only
         // until an override timeout (0.1 to 1 s) when nothing is in flight.
         if sws_blocked && self.in_flight() == 0 && self.persist_at.is_none() {
-            self.persist_at = Some(ctx.now + SWS_OVERRIDE);
+            self.persist_at.set(ctx.now + SWS_OVERRIDE);
         }
         sent
     }

@@ -37,7 +37,7 @@ impl Tcb {
             // the point of the last one.
             self.recover = Some(self.snd_max);
             self.cc.on_enter_recovery(flight, self.snd_mss);
-            self.timing = None;
+            self.timing.clear();
             self.rtx_hole = self.snd_una;
             self.retransmit_next_hole(ctx);
         } else {
@@ -134,6 +134,6 @@ impl Tcb {
             flags |= TcpFlags::PSH;
         }
         self.send_from_queue(ctx, flags, start, got, true);
-        self.rto_at = Some(self.rto_deadline(ctx.now));
+        self.rto_at.set(self.rto_deadline(ctx.now));
     }
 }

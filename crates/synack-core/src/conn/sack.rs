@@ -3,12 +3,70 @@
 
 use synack_wire::{SackBlock, TcpOptions, MAX_SACK_BLOCKS};
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
 use super::Tcb;
 use crate::seq::Seq;
 
 /// Most ranges the sender's scoreboard keeps (bounded memory whatever the
 /// peer reports).
 const MAX_SACKED: usize = 32;
+
+/// The sender's scoreboard: ranges above SND.UNA the peer reported
+/// holding, sorted and disjoint. Boxed, and only once the first SACK
+/// block arrives: one word of the TCB, where a `Vec` takes three, for
+/// what most connections never need. Reads see it as a slice (empty
+/// before any block).
+#[derive(Debug, Default)]
+#[allow(clippy::box_collection)] // Boxed on purpose: one word inline.
+pub(crate) struct Scoreboard(Option<Box<Vec<(Seq, Seq)>>>);
+
+impl core::ops::Deref for Scoreboard {
+    type Target = [(Seq, Seq)];
+    fn deref(&self) -> &[(Seq, Seq)] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl core::ops::DerefMut for Scoreboard {
+    fn deref_mut(&mut self) -> &mut [(Seq, Seq)] {
+        match self.0.as_deref_mut() {
+            Some(v) => v.as_mut_slice(),
+            None => &mut [],
+        }
+    }
+}
+
+impl Scoreboard {
+    /// Inserts a range at `i` (allocating on first use).
+    fn insert(&mut self, i: usize, range: (Seq, Seq)) {
+        self.0.get_or_insert_with(Default::default).insert(i, range);
+    }
+
+    /// Removes the range at `i`.
+    fn remove(&mut self, i: usize) {
+        if let Some(v) = self.0.as_mut() {
+            if i < v.len() {
+                v.remove(i);
+            }
+        }
+    }
+
+    /// Keeps the ranges `keep` accepts.
+    fn retain(&mut self, keep: impl FnMut(&(Seq, Seq)) -> bool) {
+        if let Some(v) = self.0.as_mut() {
+            v.retain(keep);
+        }
+    }
+
+    /// Forgets every range (keeps the allocation if there is one).
+    pub fn clear(&mut self) {
+        if let Some(v) = self.0.as_mut() {
+            v.clear();
+        }
+    }
+}
 
 impl Tcb {
     /// Receiver: out-of-order data `[seq, seq+len)` just arrived.
@@ -115,7 +173,7 @@ impl Tcb {
             return (from == self.snd_una && self.snd_max.gt(from)).then_some((from, self.snd_mss));
         }
         let mut at = from;
-        for &(a, b) in &self.sacked {
+        for &(a, b) in self.sacked.iter() {
             if at.lt(a) {
                 return Some((at, a.since(at)));
             }

@@ -10,20 +10,20 @@ impl Tcb {
     pub(crate) fn on_timer(&mut self, ctx: &mut Ctx<'_>) -> Next {
         let now = ctx.now;
         if self.close_at.is_some_and(|t| t <= now) {
-            self.close_at = None;
+            self.close_at.clear();
             if matches!(self.state, State::FinWait2 | State::TimeWait) {
                 return self.close_with(ctx, None);
             }
         }
         if self.rto_at.is_some_and(|t| t <= now) {
-            self.rto_at = None;
+            self.rto_at.clear();
             let next = self.on_rto(ctx);
             if next != Next::Stay {
                 return next;
             }
         }
         if self.persist_at.is_some_and(|t| t <= now) {
-            self.persist_at = None;
+            self.persist_at.clear();
             if self.in_flight() == 0 {
                 // The first zero-window probe (MUST-36, SHLD-29): one byte
                 // past the window, later ones back off on the RTO timer; or
@@ -32,11 +32,11 @@ impl Tcb {
             }
         }
         if self.delack_at.is_some_and(|t| t <= now) {
-            self.delack_at = None;
+            self.delack_at.clear();
             self.ack_now = true;
         }
         if self.keepalive_at.is_some_and(|t| t <= now) {
-            self.keepalive_at = None;
+            self.keepalive_at.clear();
             let next = self.on_keepalive(ctx);
             if next != Next::Stay {
                 return next;
@@ -55,7 +55,7 @@ impl Tcb {
 
     /// True once the oldest unacknowledged data has waited the user timeout.
     fn user_timeout_expired(&self, now: crate::Instant) -> bool {
-        match (self.user_timeout, self.una_since) {
+        match (self.user_timeout.get(), self.una_since.get()) {
             (Some(limit), Some(since)) => now - since >= limit,
             _ => false,
         }
@@ -85,8 +85,8 @@ impl Tcb {
     /// Sets the keep-alive deadline from the last time the peer was heard.
     pub(crate) fn rearm_keepalive(&mut self, ctx: &Ctx<'_>) {
         let live = matches!(self.state, State::Established | State::CloseWait);
-        self.keepalive_at =
-            (self.keepalive && live).then(|| self.last_recv + ctx.cfg.keepalive_idle);
+        self.keepalive_at
+            .assign((self.keepalive && live).then(|| self.last_recv + ctx.cfg.keepalive_idle));
     }
 
     /// The keep-alive timer expired (RFC 9293 §3.8.4).
@@ -109,14 +109,14 @@ impl Tcb {
         // SHLD-12: no data, SEQ = SND.NXT - 1, so the peer must answer.
         self.keepalive_sent += 1;
         self.send_keepalive_probe(ctx);
-        self.keepalive_at = Some(ctx.now + ctx.cfg.keepalive_interval);
+        self.keepalive_at.set(ctx.now + ctx.cfg.keepalive_interval);
         Next::Stay
     }
 
     /// The retransmission timer expired (RFC 6298 §5.4–§5.6).
     fn on_rto(&mut self, ctx: &mut Ctx<'_>) -> Next {
         self.retries += 1;
-        self.timing = None;
+        self.timing.clear();
         match self.state {
             State::SynSent | State::SynReceived => {
                 let limit = if self.state == State::SynSent {
@@ -143,7 +143,7 @@ impl Tcb {
                 if self.snd_una == self.snd_max {
                     return Next::Stay;
                 }
-                let give_up = match self.user_timeout {
+                let give_up = match self.user_timeout.get() {
                     // MUST-21: the application's R2, as a time.
                     Some(_) => self.user_timeout_expired(ctx.now),
                     // R2 (MUST-20).
@@ -162,7 +162,7 @@ impl Tcb {
                 // Go back to the earliest unacknowledged byte (RFC 6298 §5.4).
                 self.snd_nxt = self.snd_una;
                 self.force_probe = self.snd_wnd == 0;
-                self.rto_at = Some(self.rto_deadline(ctx.now));
+                self.rto_at.set(self.rto_deadline(ctx.now));
                 self.output(ctx);
                 self.force_probe = false;
                 Next::Stay

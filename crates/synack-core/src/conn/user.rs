@@ -103,7 +103,7 @@ impl Tcb {
             if self.window_update_due() && self.delack_at.is_none_or(|t| t > ctx.now) {
                 // Deferred to the end of this instant, so that data the
                 // application sends next can carry the update instead.
-                self.delack_at = Some(ctx.now);
+                self.delack_at.set(ctx.now);
             }
             return Ok(n);
         }
@@ -153,7 +153,7 @@ impl Tcb {
                 self.set_state(ctx, State::LastAck);
             }
             State::FinWait2 if full && self.close_at.is_none() => {
-                self.close_at = Some(ctx.now + ctx.cfg.fin_timeout);
+                self.close_at.set(ctx.now + ctx.cfg.fin_timeout);
             }
             State::Closed => return Ok(Next::Closed),
             _ => {}
