@@ -282,19 +282,8 @@ impl RecvBuffer {
     /// that a connection that only ever holds a few bytes (a short request
     /// or reply) costs a few bytes of memory, not the whole ring.
     fn grow_to(&mut self, need: usize) {
-        let need = need.min(self.capacity());
-        if self.buf.len() >= need {
-            return;
-        }
-        if self.buf.capacity() < need {
-            let target = need
-                .max(self.buf.capacity().saturating_mul(2))
-                .max(MIN_ALLOC)
-                .min(self.capacity());
-            self.buf
-                .reserve_exact(target.saturating_sub(self.buf.len()));
-        }
-        self.buf.resize(need, 0);
+        let capacity = self.capacity();
+        grow_ring(&mut self.buf, need, capacity);
     }
 
     /// The ring index `rel` bytes after the head (`rel <= capacity`).
@@ -306,6 +295,25 @@ impl RecvBuffer {
             self.head() + rel
         }
     }
+}
+
+/// Makes indices below `need` (clamped to `capacity`) of a ring that is only
+/// as long as it has been written exist: the allocation doubles from
+/// [`MIN_ALLOC`] bytes and never goes past `capacity`; new bytes are zero.
+/// Shared by the receive ring and the send ring.
+pub(crate) fn grow_ring(buf: &mut Vec<u8>, need: usize, capacity: usize) {
+    let need = need.min(capacity);
+    if buf.len() >= need {
+        return;
+    }
+    if buf.capacity() < need {
+        let target = need
+            .max(buf.capacity().saturating_mul(2))
+            .max(MIN_ALLOC)
+            .min(capacity);
+        buf.reserve_exact(target.saturating_sub(buf.len()));
+    }
+    buf.resize(need, 0);
 }
 
 /// Copies `data` into `ring` from index `pos`, wrapping round the end.

@@ -12,7 +12,7 @@
 
 use alloc::vec::Vec;
 
-use crate::recv_buf::MIN_ALLOC;
+use crate::recv_buf::grow_ring;
 
 /// The largest allocation a retired buffer keeps for the next connection
 /// (send or receive buffer), bytes.
@@ -147,23 +147,11 @@ impl SendBuffer {
         }
     }
 
-    /// Makes ring indices below `need` (clamped to the capacity) exist, the
-    /// allocation doubling from [`MIN_ALLOC`] bytes and never past the
-    /// capacity.
+    /// Makes ring indices below `need` (clamped to the capacity) exist, as
+    /// the receive ring does ([`grow_ring`]).
     fn grow_to(&mut self, need: usize) {
-        let need = need.min(self.capacity());
-        if self.buf.len() >= need {
-            return;
-        }
-        if self.buf.capacity() < need {
-            let target = need
-                .max(self.buf.capacity().saturating_mul(2))
-                .max(MIN_ALLOC)
-                .min(self.capacity());
-            self.buf
-                .reserve_exact(target.saturating_sub(self.buf.len()));
-        }
-        self.buf.resize(need, 0);
+        let capacity = self.capacity();
+        grow_ring(&mut self.buf, need, capacity);
     }
 
     /// Drops `n` bytes from the front (acknowledged data), clamped to
