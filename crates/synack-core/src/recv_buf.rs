@@ -253,10 +253,7 @@ impl RecvBuffer {
     /// Empties the buffer for good (its connection is gone), keeping the
     /// ring's allocation only when small ([`REUSE_MAX`] bytes or less).
     pub fn retire(&mut self) {
-        self.buf.clear();
-        if self.buf.capacity() > REUSE_MAX {
-            self.buf = Vec::new();
-        }
+        retire_ring(&mut self.buf);
         self.head = 0;
         self.readable = 0;
         if let Some(ranges) = self.ranges.as_mut() {
@@ -267,10 +264,8 @@ impl RecvBuffer {
     /// Takes over the ring allocation of `old` (a retired buffer) when this
     /// one has none yet and it fits this one's capacity.
     pub fn reuse(&mut self, old: &mut RecvBuffer) {
-        if self.buf.capacity() == 0 && old.buf.capacity() <= self.capacity() {
-            self.buf = core::mem::take(&mut old.buf);
-            self.buf.clear();
-        }
+        let capacity = self.capacity();
+        adopt_ring(&mut self.buf, &mut old.buf, capacity);
     }
 
     /// Makes ring indices below `need` (clamped to the capacity) exist.
@@ -294,6 +289,25 @@ impl RecvBuffer {
         } else {
             self.head() + rel
         }
+    }
+}
+
+/// Empties a retired ring, keeping its allocation only when small
+/// ([`REUSE_MAX`] bytes or less) for [`adopt_ring`].
+pub(crate) fn retire_ring(buf: &mut Vec<u8>) {
+    buf.clear();
+    if buf.capacity() > REUSE_MAX {
+        *buf = Vec::new();
+    }
+}
+
+/// Takes over the allocation of `old` (a retired ring) when `buf` has none
+/// yet and it fits `capacity`: a new connection starts with the memory of
+/// one that ended, without a trip through the allocator.
+pub(crate) fn adopt_ring(buf: &mut Vec<u8>, old: &mut Vec<u8>, capacity: usize) {
+    if buf.capacity() == 0 && old.capacity() <= capacity {
+        *buf = core::mem::take(old);
+        buf.clear();
     }
 }
 

@@ -12,7 +12,7 @@
 
 use alloc::vec::Vec;
 
-use crate::recv_buf::grow_ring;
+use crate::recv_buf::{adopt_ring, grow_ring, retire_ring};
 
 /// The largest allocation a retired buffer keeps for the next connection
 /// (send or receive buffer), bytes.
@@ -128,10 +128,7 @@ impl SendBuffer {
     /// allocation only when small ([`REUSE_MAX`] bytes or less), for
     /// [`SendBuffer::reuse`].
     pub fn retire(&mut self) {
-        self.buf.clear();
-        if self.buf.capacity() > REUSE_MAX {
-            self.buf = Vec::new();
-        }
+        retire_ring(&mut self.buf);
         self.head = 0;
         self.len = 0;
     }
@@ -141,10 +138,8 @@ impl SendBuffer {
     /// starts with the memory of one that ended, without a trip through
     /// the allocator.
     pub fn reuse(&mut self, old: &mut SendBuffer) {
-        if self.buf.capacity() == 0 && old.buf.capacity() <= self.capacity() {
-            self.buf = core::mem::take(&mut old.buf);
-            self.buf.clear();
-        }
+        let capacity = self.capacity();
+        adopt_ring(&mut self.buf, &mut old.buf, capacity);
     }
 
     /// Makes ring indices below `need` (clamped to the capacity) exist, as

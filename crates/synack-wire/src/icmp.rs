@@ -188,17 +188,7 @@ pub fn emit_icmp_error(
     let message = match (from, to) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
             let (ip, message) = out.split_at_mut(IPV4_HEADER_LEN);
-            let header = Ipv4Header {
-                src,
-                dst,
-                tos: 0,
-                ttl,
-                protocol: IPPROTO_ICMP,
-                ident: 0,
-                dont_fragment: true,
-                more_fragments: false,
-                frag_offset: 0,
-            };
+            let header = Ipv4Header::unfragmented(src, dst, 0, ttl, IPPROTO_ICMP);
             header.emit(ip, message.len())?;
             message
         }

@@ -52,6 +52,22 @@ pub struct Ipv4Header {
 }
 
 impl Ipv4Header {
+    /// The header this crate sends: no fragmentation (DF set, identification
+    /// 0, as RFC 6864 allows for atomic datagrams), the given protocol.
+    pub fn unfragmented(src: Ipv4Addr, dst: Ipv4Addr, tos: u8, ttl: u8, protocol: u8) -> Self {
+        Ipv4Header {
+            src,
+            dst,
+            tos,
+            ttl,
+            protocol,
+            ident: 0,
+            dont_fragment: true,
+            more_fragments: false,
+            frag_offset: 0,
+        }
+    }
+
     /// Parses and verifies an IPv4 header and returns it with the payload.
     ///
     /// Checks the version, IHL (at least 5, within the buffer), the total

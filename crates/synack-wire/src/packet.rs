@@ -341,17 +341,7 @@ pub fn emit_packet_with(
     let segment = match (src, dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
             let (ip, segment) = split_output(buf, total, IPV4_HEADER_LEN)?;
-            let header = Ipv4Header {
-                src,
-                dst,
-                tos,
-                ttl,
-                protocol: IPPROTO_TCP,
-                ident: 0,
-                dont_fragment: true,
-                more_fragments: false,
-                frag_offset: 0,
-            };
+            let header = Ipv4Header::unfragmented(src, dst, tos, ttl, IPPROTO_TCP);
             header.emit(ip, segment.len())?;
             segment
         }

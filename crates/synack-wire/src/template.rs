@@ -51,17 +51,7 @@ impl HeaderTemplate {
         let mut ip = [0u8; IPV6_HEADER_LEN];
         let (ip_len, ip_sum) = match (src, dst) {
             (SocketAddr::V4(s), SocketAddr::V4(d)) => {
-                let header = Ipv4Header {
-                    src: *s.ip(),
-                    dst: *d.ip(),
-                    tos,
-                    ttl,
-                    protocol: IPPROTO_TCP,
-                    ident: 0,
-                    dont_fragment: true,
-                    more_fragments: false,
-                    frag_offset: 0,
-                };
+                let header = Ipv4Header::unfragmented(*s.ip(), *d.ip(), tos, ttl, IPPROTO_TCP);
                 header.emit(&mut ip, 0)?;
                 // Total length and checksum are patched per packet.
                 ip[2..4].copy_from_slice(&[0, 0]);
