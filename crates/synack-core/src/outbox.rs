@@ -84,6 +84,9 @@ impl Stats {
 /// buffer handed back can be reused for the next segment.
 const MIN_PACKET_CAPACITY: usize = 128;
 
+/// The most packet-buffer capacity the pool keeps for reuse, bytes.
+const POOL_BYTES: usize = 16 << 20;
+
 /// Output queues shared by the stack and its connections.
 pub(crate) struct Outbox {
     pub packets: VecDeque<Transmit>,
@@ -93,7 +96,9 @@ pub(crate) struct Outbox {
     /// Leave TCP checksums partial (`Config::checksum_offload`).
     pub csum_offload: bool,
     /// Packet buffers handed back by the driver, reused before allocating.
-    pub pool: Vec<Vec<u8>>,
+    pool: Vec<Vec<u8>>,
+    /// Bytes of capacity held in `pool` (bounded by [`POOL_BYTES`]).
+    pool_bytes: usize,
     /// Connections owing an ACK, sent when the driver drains the output.
     pub ack_pending: Vec<crate::ConnId>,
     pub trace: VecDeque<TraceEvent>,
@@ -109,6 +114,7 @@ impl Outbox {
             cut: VecDeque::new(),
             csum_offload,
             pool: Vec::new(),
+            pool_bytes: 0,
             ack_pending: Vec::new(),
             trace: VecDeque::new(),
             trace_on,
@@ -163,8 +169,7 @@ impl Outbox {
         // A reused buffer is not zeroed: emit writes every byte. A new one
         // has room for any small segment, so that it can be reused for one.
         let mut buf = self
-            .pool
-            .pop()
+            .take_buffer()
             .unwrap_or_else(|| Vec::with_capacity(len.max(MIN_PACKET_CAPACITY)));
         if buf.len() < len {
             buf.resize(len, 0);
@@ -220,16 +225,26 @@ impl Outbox {
         }
     }
 
-    /// Takes back a packet buffer for reuse (bounded, so the pool never
-    /// holds more than a burst's worth).
+    /// A packet buffer from the pool, if it holds one (the one handed back
+    /// last: the likeliest still in the cache).
+    #[inline]
+    pub fn take_buffer(&mut self) -> Option<Vec<u8>> {
+        let buf = self.pool.pop()?;
+        self.pool_bytes -= buf.capacity();
+        Some(buf)
+    }
+
+    /// Takes back a packet buffer for reuse. The pool is bounded by the
+    /// bytes it holds, not by a count: a burst of a whole 4 MiB window is
+    /// about 2,900 full-size buffers, one SYN to each of 100,000 peers is
+    /// 100,000 small ones, and a super-segment's buffer can be 64 KiB.
+    /// Every buffer past the bound is freed (and the next one allocated
+    /// anew); the bytes kept after a burst are at most the burst's own.
     #[inline]
     pub fn recycle(&mut self, buf: Vec<u8>) {
-        // A burst can be a whole window: 4 MiB of full-size segments is
-        // about 2,900 packets, and every packet past the pool's bound is
-        // allocated and zeroed anew. The buffers kept after a burst are at
-        // most the burst's own.
-        const MAX_POOL: usize = 4096;
-        if self.pool.len() < MAX_POOL && buf.capacity() >= 64 {
+        let cap = buf.capacity();
+        if cap >= 64 && self.pool_bytes + cap <= POOL_BYTES {
+            self.pool_bytes += cap;
             self.pool.push(buf);
         }
     }

@@ -233,7 +233,7 @@ impl Stack {
             let count = gso_segment_count(&t.packet, mss).ok()?;
             let headers = t.header_len();
             for i in 0..count {
-                let mut buf = self.out.pool.pop().unwrap_or_default();
+                let mut buf = self.out.take_buffer().unwrap_or_default();
                 buf.resize(headers + mss, 0);
                 match gso_segment(&t.packet, mss, i, &mut buf) {
                     Ok(n) => {
