@@ -33,8 +33,10 @@ const LIVE: u32 = 1 << 31;
 /// dead TCB, buffers emptied, so that the next connection in the slot
 /// takes over their (small) allocations instead of asking the allocator.
 /// The bookkeeping comes first (`repr(C)`), on the cache line where the
-/// TCB starts: checking a handle then costs no line of its own.
-#[repr(C)]
+/// TCB starts: checking a handle then costs no line of its own. Slots are
+/// aligned to cache lines, so that the TCB's hot fields (its first bytes)
+/// take as few lines as they can.
+#[repr(C, align(64))]
 struct Slot {
     gen: u32,
     hash: u32,

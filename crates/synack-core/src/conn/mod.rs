@@ -136,103 +136,42 @@ impl Timing {
 }
 
 /// The Transmission Control Block.
+#[repr(C)]
 pub(crate) struct Tcb {
-    pub state: State,
+    // ----- Hot: what nearly every segment, output and timer check reads or
+    // writes, packed together from the first byte (`repr(C)` keeps this
+    // order). With a hundred thousand connections open, every visit to a
+    // TCB starts from memory, so each cache line the common path touches
+    // counts. The 4-tuple comes first: a lookup compares it on the line
+    // the slot's own bookkeeping is on. Then the flags and window shifts
+    // (a byte each), the sequence variables (RFC 9293 §3.3.1), the timers,
+    // the buffers and the prebuilt header.
     pub tuple: ConnTuple,
+    pub state: State,
     /// Reached SYN-RECEIVED from a passive OPEN (MUST-11).
     pub passive: bool,
-    /// The listener that spawned it, until accepted.
-    pub listener: Option<ListenerId>,
-
-    // Send sequence space (RFC 9293 §3.3.1).
-    pub iss: Seq,
-    pub snd_una: Seq,
-    pub snd_nxt: Seq,
-    /// Highest sequence number sent so far (SND.NXT before a go-back).
-    pub snd_max: Seq,
-    pub snd_wnd: u32,
-    pub snd_wl1: Seq,
-    pub snd_wl2: Seq,
-    /// Largest window the peer ever offered (RFC 5961 §5.2 ACK check).
-    pub max_snd_wnd: u32,
-    /// Shift applied to window fields we receive.
-    pub snd_wscale: u8,
-    /// Effective send MSS (MUST-16), payload bytes per segment.
-    pub snd_mss: u32,
-
-    // Receive sequence space.
-    pub irs: Seq,
-    pub rcv_nxt: Seq,
-    /// Right edge of the window we last advertised (SHLD-14: never moves left).
-    pub rcv_adv: Seq,
-    /// Shift applied to window fields we send.
-    pub rcv_wscale: u8,
-    /// Our receive MSS, for ACK-every-second-segment (SHLD-19).
-    pub rcv_mss: u32,
-    /// RCV.NXT as carried by the last ACK we sent (RFC 7323 Last.ACK.sent).
-    pub last_ack_sent: Seq,
-
-    pub ts: Option<Timestamps>,
-    /// Our RFC 7323 clock offset for this connection (kept from the SYN on).
-    pub ts_offset: u32,
     /// Both SYNs carried a window scale option (RFC 7323 §2.2).
     pub wscale_agreed: bool,
     /// Both SYNs carried SACK-Permitted (RFC 2018 §2).
     pub sack_ok: bool,
     /// The peer's SYN offered SACK-Permitted (for our SYN-ACK).
     pub sack_offered: bool,
-    /// Receiver side: the out-of-order island the latest segment landed in,
-    /// as offsets from RCV.NXT (RFC 2018 §4: it goes first).
-    pub sack_recent: Option<(Seq, Seq)>,
-    /// Sender side: ranges above SND.UNA the peer reported holding, sorted
-    /// and disjoint (the scoreboard).
-    pub sacked: Scoreboard,
-
-    pub sendq: SendBuffer,
-    pub recvq: RecvBuffer,
     /// The application asked to send FIN (CLOSE or shutdown of writing).
     pub fin_queued: bool,
-    /// Sequence number of our FIN once its place is known.
-    pub fin_seq: Option<Seq>,
     /// The peer's FIN has been received in sequence.
     pub fin_rcvd: bool,
-    /// Sequence number of a FIN seen beyond RCV.NXT, kept until the gap fills.
-    pub peer_fin: Option<Seq>,
     /// The application called close(): it reads no more (MAY-1).
     pub read_closed: bool,
     /// The application dropped its handle: free the TCB at CLOSED.
     pub released: bool,
     /// Turn Nagle off (MUST-17).
     pub nodelay: bool,
-
-    pub rtt: RttEstimator,
-    /// Segment being timed for an RTT sample: (end sequence, sent at).
-    pub timing: Timing,
-    /// Consecutive retransmissions of the same data.
-    pub retries: u32,
     /// SYN or SYN-ACK had to be retransmitted (RFC 6298 §5.7, RFC 5681 §3.1).
     pub syn_retransmitted: bool,
-    pub cc: Reno,
-
-    pub rto_at: Timer,
-    pub delack_at: Timer,
-    pub persist_at: Timer,
-    /// TIME-WAIT expiry or the FIN-WAIT-2 timeout.
-    pub close_at: Timer,
-    /// The earliest deadline currently registered in the stack's timer wheel.
-    pub wheel_at: Timer,
-
     /// Send an ACK at the next output.
     pub ack_now: bool,
     /// This connection is in the outbox's list of ACKs to send at drain time.
     pub ack_queued: bool,
-    /// Bytes received since the last ACK we sent.
-    pub unacked_bytes: u32,
-    /// Challenge-ACK rate limit window start and count (RFC 5961 §7).
-    pub challenge_window: Instant,
-    pub challenge_count: u32,
-
-    pub error: Option<Error>,
     /// A Readable event is outstanding (cleared when the application reads).
     pub readable_signalled: bool,
     /// The application saw a full send buffer: tell it when room opens.
@@ -243,43 +182,106 @@ pub(crate) struct Tcb {
     pub force_probe: bool,
     /// Keep-alives on (MUST-24, off by default: MUST-25).
     pub keepalive: bool,
-    /// When the next keep-alive probe is due.
-    pub keepalive_at: Timer,
+    /// Shift applied to window fields we receive.
+    pub snd_wscale: u8,
+    /// Shift applied to window fields we send.
+    pub rcv_wscale: u8,
+    pub iss: Seq,
+    pub snd_una: Seq,
+    pub snd_nxt: Seq,
+    /// Highest sequence number sent so far (SND.NXT before a go-back).
+    pub snd_max: Seq,
+    pub snd_wnd: u32,
+    pub snd_wl1: Seq,
+    pub snd_wl2: Seq,
+    /// Largest window the peer ever offered (RFC 5961 §5.2 ACK check).
+    pub max_snd_wnd: u32,
+    /// Effective send MSS (MUST-16), payload bytes per segment.
+    pub snd_mss: u32,
+    pub irs: Seq,
+    pub rcv_nxt: Seq,
+    /// Right edge of the window we last advertised (SHLD-14: never moves left).
+    pub rcv_adv: Seq,
+    /// Our receive MSS, for ACK-every-second-segment (SHLD-19).
+    pub rcv_mss: u32,
+    /// RCV.NXT as carried by the last ACK we sent (RFC 7323 Last.ACK.sent).
+    pub last_ack_sent: Seq,
+    /// Our RFC 7323 clock offset for this connection (kept from the SYN on).
+    pub ts_offset: u32,
+    /// Bytes received since the last ACK we sent.
+    pub unacked_bytes: u32,
+    /// Consecutive retransmissions of the same data.
+    pub retries: u32,
+    /// Consecutive duplicate ACKs (RFC 5681 §3.2).
+    pub dupacks: u32,
     /// Probes sent since the peer was last heard from.
     pub keepalive_sent: u32,
+    pub rto_at: Timer,
+    pub delack_at: Timer,
+    pub persist_at: Timer,
+    /// TIME-WAIT expiry or the FIN-WAIT-2 timeout.
+    pub close_at: Timer,
+    /// The earliest deadline currently registered in the stack's timer wheel.
+    pub wheel_at: Timer,
+    /// When the next keep-alive probe is due.
+    pub keepalive_at: Timer,
+    /// Since when the oldest unacknowledged data has waited: set when data
+    /// goes out with nothing outstanding, moved on by every ACK of new data
+    /// (the clock of the user timeout, MUST-21).
+    pub una_since: Timer,
     /// When a segment last arrived from the peer.
     pub last_recv: Instant,
     /// Per-connection R2 as a time (MUST-21): `Some(Duration::MAX)` never
     /// gives up; `None` uses `Config::max_retries`.
     pub user_timeout: UserTimeout,
-    /// Since when the oldest unacknowledged data has waited: set when data
-    /// goes out with nothing outstanding, moved on by every ACK of new data
-    /// (the clock of the user timeout, MUST-21).
-    pub una_since: Timer,
-    /// The last ICMP soft error, reported if the connection then times out.
-    pub soft_error: Option<Error>,
-    /// Our urgent pointer: the sequence number after the last urgent byte
-    /// sent with `send_urgent`, until it is acknowledged (MUST-30, MUST-62).
-    pub snd_up: Option<Seq>,
-    /// The peer's urgent pointer, while the application has not read past it.
-    pub rcv_up: Option<Seq>,
     /// The payload of the segment being processed was already copied to
     /// RCV.NXT in the receive buffer (while its checksum was verified);
     /// this many bytes only need committing.
     pub preplaced: Option<u32>,
-    /// Consecutive duplicate ACKs (RFC 5681 §3.2).
-    pub dupacks: u32,
+    /// Sequence number of our FIN once its place is known.
+    pub fin_seq: Option<Seq>,
+    /// Sequence number of a FIN seen beyond RCV.NXT, kept until the gap fills.
+    pub peer_fin: Option<Seq>,
     /// In fast recovery until SND.UNA passes this point (RFC 6582 "recover").
     pub recover: Option<Seq>,
+    /// Our urgent pointer: the sequence number after the last urgent byte
+    /// sent with `send_urgent`, until it is acknowledged (MUST-30, MUST-62).
+    pub snd_up: Option<Seq>,
+    pub ts: Option<Timestamps>,
+    /// Segment being timed for an RTT sample: (end sequence, sent at).
+    pub timing: Timing,
+    pub cc: Reno,
+    /// The listener that spawned it, until accepted.
+    pub listener: Option<ListenerId>,
+    /// Receiver side: the out-of-order island the latest segment landed in,
+    /// as offsets from RCV.NXT (RFC 2018 §4: it goes first).
+    pub sack_recent: Option<(Seq, Seq)>,
+    pub sendq: SendBuffer,
+    pub recvq: RecvBuffer,
+    pub rtt: RttEstimator,
+    /// The packet header of this connection's segments, prebuilt (`None`
+    /// only for a tuple of mixed address families, which no connection has:
+    /// then each packet is built in full).
+    pub hdr: Option<HeaderTemplate>,
+
+    // ----- Cold: the SACK scoreboard, recovery limits, the peer's urgent
+    // pointer, challenge-ACK limits and errors, touched only in such cases.
+    /// Sender side: ranges above SND.UNA the peer reported holding, sorted
+    /// and disjoint (the scoreboard).
+    pub sacked: Scoreboard,
     /// No fast recovery may start until SND.UNA passes this point (set at
     /// the end of a recovery or on a timeout: RFC 6582 §3.2 steps 2 and 4).
     pub recover_floor: Option<Seq>,
     /// Where the search for the next hole to resend starts, in recovery.
     pub rtx_hole: Seq,
-    /// The packet header of this connection's segments, prebuilt (`None`
-    /// only for a tuple of mixed address families, which no connection has:
-    /// then each packet is built in full).
-    pub hdr: Option<HeaderTemplate>,
+    /// The peer's urgent pointer, while the application has not read past it.
+    pub rcv_up: Option<Seq>,
+    /// Challenge-ACK rate limit window start and count (RFC 5961 §7).
+    pub challenge_window: Instant,
+    pub challenge_count: u32,
+    pub error: Option<Error>,
+    /// The last ICMP soft error, reported if the connection then times out.
+    pub soft_error: Option<Error>,
 }
 
 impl Tcb {
