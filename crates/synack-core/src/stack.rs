@@ -259,10 +259,18 @@ impl Stack {
         let pending = core::mem::take(&mut self.out.ack_pending);
         let now = self.now;
         for &id in &pending {
-            self.with_conn(now, id, |t, ctx| {
-                t.flush_ack(ctx);
-                Next::Stay
-            });
+            // Most ACKs queued during a batch went out on a later segment
+            // of the same connection (the application's reply, our FIN):
+            // then there is nothing to send and nothing to re-arm, and
+            // only the lines holding the flags are touched.
+            match self.conns.get_mut(id) {
+                Some(t) if !t.ack_owed() => t.ack_queued = false,
+                Some(_) => self.with_conn(now, id, |t, ctx| {
+                    t.flush_ack(ctx);
+                    Next::Stay
+                }),
+                None => {}
+            }
         }
         let mut pending = pending;
         pending.clear();

@@ -256,10 +256,15 @@ impl Tcb {
         }
     }
 
+    /// Whether an ACK is still owed: [`Tcb::flush_ack`] would send one.
+    pub(crate) fn ack_owed(&self) -> bool {
+        self.ack_now && self.state != State::Closed && self.state != State::SynSent
+    }
+
     /// Sends the ACK queued by [`Tcb::output`], if one is still owed.
     pub(crate) fn flush_ack(&mut self, ctx: &mut Ctx<'_>) {
         self.ack_queued = false;
-        if self.ack_now && self.state != State::Closed && self.state != State::SynSent {
+        if self.ack_owed() {
             self.send_ack(ctx);
         }
     }
