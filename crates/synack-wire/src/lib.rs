@@ -15,7 +15,8 @@
 //! of ([`Ipv4Header`], [`Ipv6Header`], [`ipv6_upper_layer`], [`TcpRepr`],
 //! [`TcpOptions`], [`internet_checksum`]) are public too.
 #![no_std]
-// Only `checksum::x86` may use `unsafe` (to call the vector code it detected).
+// Only `checksum::x86` (to call the vector code it detected) and `prefetch`
+// (a cache hint) may use `unsafe`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -27,6 +28,7 @@ mod icmp;
 mod ip;
 mod options;
 mod packet;
+mod prefetch;
 mod tcp;
 mod template;
 
@@ -48,6 +50,7 @@ pub use packet::{
     emit_packet_parts, emit_packet_with, packet_len, parse_packet, parse_packet_unverified,
     parse_packet_unverified_into, payload_sum, peek_tuple, Segment, TcpChecksum,
 };
+pub use prefetch::prefetch;
 pub use tcp::{TcpRepr, TCP_HEADER_LEN};
 pub use template::HeaderTemplate;
 
