@@ -310,13 +310,8 @@ impl Stack {
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some((tuple, at)) = self.time_wait.first() {
-            if at > now {
-                break;
-            }
-            if !self.end_time_wait(now, tuple) {
-                break;
-            }
+        while let Some(tuple) = self.time_wait.pop_expired(now) {
+            self.time_wait_ended(now, tuple);
         }
         let mut expired = core::mem::take(&mut self.expired);
         self.wheel.poll_expired(now, &mut expired);
@@ -851,7 +846,8 @@ impl Stack {
         if self.conns.is_linked(id) {
             return;
         }
-        if self.tw_owners.get(&tuple) == Some(&id) {
+        // Rarely any: then no tuple is hashed for it.
+        if !self.tw_owners.is_empty() && self.tw_owners.get(&tuple) == Some(&id) {
             self.tw_owners.remove(&tuple);
         }
         self.conns.remove(id);
@@ -1009,19 +1005,26 @@ impl Stack {
     }
 
     /// The 2×MSL wait is over: CLOSED.
-    fn end_time_wait(&mut self, now: Instant, tuple: ConnTuple) -> bool {
-        let Some(e) = self.time_wait.remove(&tuple) else {
-            return false;
-        };
-        let _ = e;
+    fn end_time_wait(&mut self, now: Instant, tuple: ConnTuple) {
+        if self.time_wait.remove(&tuple).is_some() {
+            self.time_wait_ended(now, tuple);
+        }
+    }
+
+    /// What follows the end of `tuple`'s TIME-WAIT, its entry removed.
+    fn time_wait_ended(&mut self, now: Instant, tuple: ConnTuple) {
         self.out.state(now, tuple, State::TimeWait, State::Closed);
-        if let Some(id) = self.tw_owners.remove(&tuple) {
+        let owner = if self.tw_owners.is_empty() {
+            None
+        } else {
+            self.tw_owners.remove(&tuple)
+        };
+        if let Some(id) = owner {
             if let Some(t) = self.tcb_mut(id) {
                 t.state = State::Closed;
                 self.events.push_back(Event::Closed { id, error: None });
             }
         }
-        true
     }
 
     /// A segment for a connection in TIME-WAIT.
@@ -1049,7 +1052,7 @@ impl Stack {
                 let lid = self.find_listener(tuple.local);
                 match lid {
                     Some(lid) => {
-                        let _ = self.end_time_wait(now, tuple);
+                        self.end_time_wait(now, tuple);
                         // MAY-2: the new ISS lies above the old sequence space.
                         let floor = entry.snd_nxt.add(1 << 17);
                         self.listen_segment(now, lid, tuple, seg, Some(floor));

@@ -289,6 +289,34 @@ impl<S: BuildHasher> TimeWaitTable<S> {
         self.link_tail(i);
     }
 
+    /// Removes the entry that expires first, if it has expired by `now`,
+    /// and returns its tuple. The list is walked one entry at a time, and
+    /// with a million entries each would wait for memory; so each call
+    /// starts fetching the slot two entries on (the next one's was started
+    /// by the call before).
+    pub fn pop_expired(&mut self, now: Instant) -> Option<ConnTuple> {
+        let i = self.head;
+        let s = self.slot(i)?;
+        let (k, e) = s.item.as_ref()?;
+        if e.expires > now {
+            return None;
+        }
+        let tuple = k.tuple();
+        if let Some(after) = self.slot(s.next).and_then(|n| self.slot(n.next)) {
+            synack_wire::prefetch(after, 1);
+        }
+        let f = fold(self.hasher.hash_one(tuple));
+        if let Ok(entry) = self.index.find_entry(spread(f), |&(x, j)| x == f && j == i) {
+            entry.remove();
+        }
+        self.unlink(i);
+        if let Some(s) = self.slot_mut(i) {
+            s.item = None;
+        }
+        self.free.push(i);
+        Some(tuple)
+    }
+
     /// Removes the entry for `t`.
     pub fn remove(&mut self, t: &ConnTuple) -> Option<TimeWaitEntry> {
         let f = fold(self.hasher.hash_one(t));
