@@ -211,9 +211,12 @@ impl Pair {
         }
     }
 
-    /// The same step as [`crate::synack_side::Pair::step`]: to the next
-    /// instant something happens, deliver, poll (smoltcp runs its timers in
-    /// the poll), let the applications look at their sockets, send.
+    /// The step of [`crate::synack_side::Pair::step`] as smoltcp is meant
+    /// to be driven: to the next instant something happens, deliver, poll
+    /// (smoltcp runs its timers in the poll), let the applications look at
+    /// their sockets, send. Not in batches of 64 as synack's: smoltcp's
+    /// applications find their work by looking at every socket, so each
+    /// extra round of them would cost smoltcp a scan of all its sockets.
     pub fn step(&mut self, app_a: &mut impl App, app_b: &mut impl App) -> bool {
         self.flush();
         let now = self.instant();

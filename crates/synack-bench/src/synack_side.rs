@@ -14,6 +14,10 @@ pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 /// The port servers listen on.
 pub const SERVER_PORT: u16 = 7;
 
+/// Packets handed to a stack at once: as many as synack's TUN driver reads
+/// in one go (and Linux's NAPI budget).
+pub const BATCH: usize = 64;
+
 /// Ports of one client address used before moving to the next address.
 pub const PORTS_PER_ADDR: u64 = 64_512;
 
@@ -77,6 +81,8 @@ pub struct Pair {
     pub link: Link,
     /// The virtual clock, microseconds.
     pub now: u64,
+    /// Packets being handed in together (kept for its allocation).
+    batch: Vec<Vec<u8>>,
 }
 
 impl Pair {
@@ -93,6 +99,7 @@ impl Pair {
             b,
             link: Link::default(),
             now: 0,
+            batch: Vec::with_capacity(BATCH),
         }
     }
 
@@ -116,6 +123,11 @@ impl Pair {
     /// arrives, a timer is due), delivers what arrived, runs the due timers,
     /// lets the applications react to the events, and puts what the stacks
     /// send on the link. False when nothing at all is pending.
+    ///
+    /// Arrived packets are handed in as synack's own TUN driver hands them:
+    /// up to [`BATCH`] at a time ([`Stack::handle_packets`]), then the
+    /// events to the application and the stack's output to the link, then
+    /// the next batch.
     pub fn step(&mut self, app_a: &mut impl App, app_b: &mut impl App) -> bool {
         self.flush();
         let Some(next) = earliest(&[
@@ -128,14 +140,53 @@ impl Pair {
         };
         self.now = self.now.max(next);
         let now = self.instant();
-        while let Some(p) = self.link.ab.pop_due(self.now) {
-            self.b.handle_packet(now, &p);
-            self.a.recycle(p);
+        // In batches, as synack's TUN driver reads them from its device:
+        // the stack fetches the connections ahead within a batch, and the
+        // applications run while the batch's TCBs are still in the cache.
+        let mut batch = core::mem::take(&mut self.batch);
+        loop {
+            while batch.len() < BATCH {
+                let Some(p) = self.link.ab.pop_due(self.now) else {
+                    break;
+                };
+                batch.push(p);
+            }
+            if batch.is_empty() {
+                break;
+            }
+            self.b.handle_packets(now, &batch);
+            for p in batch.drain(..) {
+                self.a.recycle(p);
+            }
+            while let Some(ev) = self.b.poll_event() {
+                app_b.on_event(now, &mut self.b, ev);
+            }
+            while let Some(p) = self.b.poll_transmit() {
+                self.link.ba.push(self.now, p);
+            }
         }
-        while let Some(p) = self.link.ba.pop_due(self.now) {
-            self.a.handle_packet(now, &p);
-            self.b.recycle(p);
+        loop {
+            while batch.len() < BATCH {
+                let Some(p) = self.link.ba.pop_due(self.now) else {
+                    break;
+                };
+                batch.push(p);
+            }
+            if batch.is_empty() {
+                break;
+            }
+            self.a.handle_packets(now, &batch);
+            for p in batch.drain(..) {
+                self.b.recycle(p);
+            }
+            while let Some(ev) = self.a.poll_event() {
+                app_a.on_event(now, &mut self.a, ev);
+            }
+            while let Some(p) = self.a.poll_transmit() {
+                self.link.ab.push(self.now, p);
+            }
         }
+        self.batch = batch;
         if self.a.poll_timeout().is_some_and(|t| t <= now) {
             self.a.handle_timeout(now);
         }

@@ -1,13 +1,13 @@
 //! The connections of a stack: TCBs held in place in a chunked slab, found
 //! by handle ([`ConnId`]: slot index and generation) or by 4-tuple through a
-//! hash index of 12-byte entries.
+//! hash index of 8-byte entries ([`TupleIndex`]).
 //!
 //! Why this shape: with a hundred thousand connections open, every segment
 //! goes to a connection whose TCB is not in any cache. The index holds no
-//! keys, only a 32-bit hash and the handle, so it stays small (a lookup
-//! touches one control group and one entry) and growing it never reads a
-//! TCB; the 4-tuple is compared in the TCB itself, which the segment is
-//! about to touch anyway. TCBs live in the slab's slots, not in boxes of
+//! keys, only a 32-bit hash and the slot, so it stays small (a lookup
+//! touches one cache line) and growing it never reads a TCB; the 4-tuple
+//! is compared in the TCB itself, on the slot's first line, which the
+//! segment is about to touch anyway. TCBs live in the slab's slots, not in boxes of
 //! their own: no allocation per connection, one pointer less to chase, and
 //! the most recently freed slot is the next one used (last in, first out,
 //! so still in the cache when connections come and go together).
@@ -15,9 +15,8 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use hashbrown::HashTable;
-
 use crate::conn::Tcb;
+use crate::tuple_index::TupleIndex;
 use crate::{ConnId, ConnTuple};
 
 /// Slots per chunk of the slab: the slab grows a chunk at a time and never
@@ -46,14 +45,7 @@ struct Slot {
     tcb: Option<Tcb>,
 }
 
-/// An index entry: the 4-tuple's hash (as kept) and the connection.
-#[derive(Clone, Copy)]
-struct Entry {
-    hash: u32,
-    id: ConnId,
-}
-
-/// The hash the index works with, made from the kept 32 bits: a
+/// The hash a hashbrown table works with, made from the kept 32 bits: a
 /// multiplication spreads them over the whole word, so both the bucket
 /// (low bits) and the control tag (top bits) depend on all of them, and
 /// growing the table needs nothing but the entries.
@@ -80,7 +72,7 @@ pub(crate) struct Conns {
     /// to a cache line, so that checking a handle that may be stale (a
     /// timer-wheel entry of a connection long gone) reads no slot.
     gens: Vec<u32>,
-    index: HashTable<Entry>,
+    index: TupleIndex,
 }
 
 impl Conns {
@@ -92,7 +84,7 @@ impl Conns {
             free: Vec::new(),
             live: 0,
             gens: Vec::new(),
-            index: HashTable::new(),
+            index: TupleIndex::new(),
         }
     }
 
@@ -216,13 +208,39 @@ impl Conns {
     }
 
     /// The connection indexed under `tuple`, whose 64-bit keyed hash is `hash`.
+    #[inline]
     pub fn find(&self, hash: u64, tuple: &ConnTuple) -> Option<ConnId> {
         let h = fold(hash);
-        self.index
-            .find(spread(h), |e| {
-                e.hash == h && self.get(e.id).is_some_and(|t| t.tuple == *tuple)
-            })
-            .map(|e| e.id)
+        let slot = self.index.find(h, |slot| {
+            self.slot(slot)
+                .is_some_and(|s| s.live && s.tcb.as_ref().is_some_and(|t| t.tuple == *tuple))
+        })?;
+        self.slot(slot).map(|s| ConnId {
+            index: slot,
+            gen: s.gen,
+        })
+    }
+
+    /// Starts fetching, into the cache, the index line that the 4-tuple
+    /// with 64-bit keyed hash `hash` is found through. A hint.
+    #[inline]
+    pub fn prefetch_index(&self, hash: u64) {
+        self.index.prefetch(fold(hash));
+    }
+
+    /// Starts fetching, into the cache, the first two lines of the slot
+    /// that the 4-tuple with 64-bit keyed hash `hash` is likely indexed
+    /// under (its bookkeeping, the tuple and the hottest fields of the
+    /// TCB). A hint: the index line is read, nothing is changed.
+    #[inline]
+    pub fn prefetch_tcb(&self, hash: u64) {
+        let Some(slot) = self.index.first_candidate(fold(hash)) else {
+            return;
+        };
+        let i = slot as usize;
+        if let Some(s) = self.chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK)) {
+            synack_wire::prefetch(s, 9);
+        }
     }
 
     /// Indexes `id` under its TCB's 4-tuple, whose 64-bit keyed hash is
@@ -236,8 +254,7 @@ impl Conns {
             }
             _ => return,
         }
-        self.index
-            .insert_unique(spread(h), Entry { hash: h, id }, |e| spread(e.hash));
+        self.index.insert(h, id.index);
     }
 
     /// Whether `id` is indexed under its 4-tuple.
@@ -255,12 +272,6 @@ impl Conns {
             }
             _ => return false,
         };
-        match self.index.find_entry(spread(h), |e| e.id == id) {
-            Ok(entry) => {
-                entry.remove();
-                true
-            }
-            Err(_) => false,
-        }
+        self.index.remove(h, id.index)
     }
 }

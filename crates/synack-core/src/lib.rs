@@ -34,6 +34,7 @@ mod state;
 mod time;
 mod timewait;
 mod trace;
+mod tuple_index;
 mod wheel;
 
 pub use cc::{CongestionControl, Reno};
@@ -44,7 +45,7 @@ pub use isn::IsnGenerator;
 pub use outbox::{Stats, Transmit};
 pub use rtt::RttEstimator;
 pub use seq::Seq;
-pub use stack::{RxChecksum, Stack};
+pub use stack::{RxChecksum, Stack, PREFETCH_AHEAD};
 pub use state::State;
 pub use time::Instant;
 pub use trace::{ConnTuple, SegmentInfo, TraceEvent, TraceKind};

@@ -20,17 +20,23 @@
 //! ([`TunDevice::open_offload`]; [`NetBuilder::offload`] turns them off):
 //! then a [`VirtioNetHdr`] comes with every packet, arriving TCP packets may
 //! hold many segments merged with their checksum left partial (handed to
-//! [`Stack::handle_packet_offloaded`] as they are), and the stack is told
+//! the stack with what the device did about their checksums), and the
+//! stack is told
 //! (`Config::gso_max_size`, `Config::checksum_offload`) that it may send
 //! packets of many segments with partial checksums for the kernel to cut
 //! up and finish ([`Stack::poll_transmit_meta`]). A header that does not
 //! fit its packet drops the packet, counted in [`DriverStats`].
 //!
 //! Arriving packets are sorted ([`crate::icmp_echo::classify`]): TCP and
-//! ICMP/ICMPv6 errors addressed to one of the stack's addresses go to
-//! [`Stack::handle_packet`] (which acts on ICMP errors itself), echo requests
-//! to those addresses are answered here, everything else is dropped and
-//! counted in [`DriverStats`].
+//! ICMP/ICMPv6 errors addressed to one of the stack's addresses go to the
+//! stack (which acts on ICMP errors itself), echo requests to those
+//! addresses are answered here, everything else is dropped and counted in
+//! [`DriverStats`]. The driver reads up to [`BATCH`] packets at a time and
+//! hands the stack's share to it together
+//! ([`Stack::handle_packets_offloaded`]), so that with many connections
+//! open the stack fetches a later packet's connection from memory while it
+//! processes an earlier one; then it sends what the stack queued and wakes
+//! the applications.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -579,34 +585,46 @@ fn run(shared: &Shared) {
         if n > 1 {
             g.stats.rx_batches += 1;
         }
+        // The packets for the stack are handed in together, so that it can
+        // fetch their connections from memory ahead of them.
+        let mut for_stack: [(&[u8], RxChecksum); BATCH] = [(&[], RxChecksum::Unverified); BATCH];
+        let mut k = 0;
         for (buf, &len) in bufs.iter_mut().zip(&lens[..n]) {
             let frame = &mut buf[..len];
-            if !shared.tun.offload() {
-                input(shared, &mut g, now, frame, RxChecksum::Unverified);
-                continue;
-            }
-            if frame.len() < VNET_HDR_LEN {
-                g.stats.rx_packets += 1;
-                g.stats.dropped_bad_vnet_hdr += 1;
-                continue;
-            }
-            let (head, packet) = frame.split_at_mut(VNET_HDR_LEN);
-            let Some((hdr, _)) = VirtioNetHdr::parse(head) else {
-                continue;
-            };
-            match hdr.check_rx(packet) {
-                Ok(csum) => {
-                    if hdr.gso_type != VirtioNetHdr::GSO_NONE {
-                        g.stats.rx_super_segments += 1;
-                    }
-                    input(shared, &mut g, now, packet, csum);
-                }
-                Err(_) => {
+            let (packet, csum) = if !shared.tun.offload() {
+                (&*frame, RxChecksum::Unverified)
+            } else {
+                if frame.len() < VNET_HDR_LEN {
                     g.stats.rx_packets += 1;
                     g.stats.dropped_bad_vnet_hdr += 1;
+                    continue;
+                }
+                let (head, packet) = frame.split_at_mut(VNET_HDR_LEN);
+                let Some((hdr, _)) = VirtioNetHdr::parse(head) else {
+                    continue;
+                };
+                match hdr.check_rx(packet) {
+                    Ok(csum) => {
+                        if hdr.gso_type != VirtioNetHdr::GSO_NONE {
+                            g.stats.rx_super_segments += 1;
+                        }
+                        (&*packet, csum)
+                    }
+                    Err(_) => {
+                        g.stats.rx_packets += 1;
+                        g.stats.dropped_bad_vnet_hdr += 1;
+                        continue;
+                    }
+                }
+            };
+            if input(shared, &mut g, now, packet, csum) {
+                if let Some(slot) = for_stack.get_mut(k) {
+                    *slot = (packet, csum);
+                    k += 1;
                 }
             }
         }
+        g.stack.handle_packets_offloaded(now, &for_stack[..k]);
         if g.stack.poll_timeout().is_some_and(|d| d <= now) {
             g.stack.handle_timeout(now);
         }
@@ -624,9 +642,10 @@ fn run(shared: &Shared) {
     shared.lock().wake_all();
 }
 
-/// One arriving packet: to the stack, answered, or dropped and counted.
-/// `csum` says what the device did about its TCP checksum.
-fn input(shared: &Shared, g: &mut Inner, now: Instant, packet: &[u8], csum: RxChecksum) {
+/// One arriving packet: answered, dropped and counted, or (true) for the
+/// stack, which the caller hands it to. `csum` says what the device did
+/// about its TCP checksum.
+fn input(shared: &Shared, g: &mut Inner, now: Instant, packet: &[u8], csum: RxChecksum) -> bool {
     g.stats.rx_packets += 1;
     match classify(packet) {
         Classified::ForStack { dst } if g.stack.addresses().contains(&dst) => {
@@ -634,7 +653,7 @@ fn input(shared: &Shared, g: &mut Inner, now: Instant, packet: &[u8], csum: RxCh
                 let partial = (csum == RxChecksum::Partial).then(|| packet.len() - tcp_len(packet));
                 let _ = w.write_packet(now, &finished(packet, partial));
             }
-            g.stack.handle_packet_offloaded(now, packet, csum);
+            return true;
         }
         Classified::EchoRequest { dst } if g.stack.addresses().contains(&dst) => {
             let ttl = g.stack.config().ttl;
@@ -651,6 +670,7 @@ fn input(shared: &Shared, g: &mut Inner, now: Instant, packet: &[u8], csum: RxCh
         }
         Classified::Other => g.stats.dropped_protocol += 1,
     }
+    false
 }
 
 /// Length of the TCP segment of a packet that has one (0 otherwise).
