@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use synack_core::{Config, Event, Instant, Stack};
 
-use crate::pipe::{earliest, Link, MTU};
+use crate::pipe::{earliest, Link, Pipe, MTU};
 
 /// The server's address (host B).
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -143,50 +143,26 @@ impl Pair {
         // In batches, as synack's TUN driver reads them from its device:
         // the stack fetches the connections ahead within a batch, and the
         // applications run while the batch's TCBs are still in the cache.
-        let mut batch = core::mem::take(&mut self.batch);
-        loop {
-            while batch.len() < BATCH {
-                let Some(p) = self.link.ab.pop_due(self.now) else {
-                    break;
-                };
-                batch.push(p);
-            }
-            if batch.is_empty() {
-                break;
-            }
-            self.b.handle_packets(now, &batch);
-            for p in batch.drain(..) {
-                self.a.recycle(p);
-            }
-            while let Some(ev) = self.b.poll_event() {
-                app_b.on_event(now, &mut self.b, ev);
-            }
-            while let Some(p) = self.b.poll_transmit() {
-                self.link.ba.push(self.now, p);
-            }
-        }
-        loop {
-            while batch.len() < BATCH {
-                let Some(p) = self.link.ba.pop_due(self.now) else {
-                    break;
-                };
-                batch.push(p);
-            }
-            if batch.is_empty() {
-                break;
-            }
-            self.a.handle_packets(now, &batch);
-            for p in batch.drain(..) {
-                self.b.recycle(p);
-            }
-            while let Some(ev) = self.a.poll_event() {
-                app_a.on_event(now, &mut self.a, ev);
-            }
-            while let Some(p) = self.a.poll_transmit() {
-                self.link.ab.push(self.now, p);
-            }
-        }
-        self.batch = batch;
+        let t = self.now;
+        let link = &mut self.link;
+        deliver(
+            t,
+            &mut self.a,
+            &mut self.b,
+            &mut link.ab,
+            &mut link.ba,
+            app_b,
+            &mut self.batch,
+        );
+        deliver(
+            t,
+            &mut self.b,
+            &mut self.a,
+            &mut link.ba,
+            &mut link.ab,
+            app_a,
+            &mut self.batch,
+        );
         if self.a.poll_timeout().is_some_and(|t| t <= now) {
             self.a.handle_timeout(now);
         }
@@ -201,5 +177,42 @@ impl Pair {
         }
         self.flush();
         true
+    }
+}
+
+/// Delivers the packets that have arrived at `to` by `t` over `arriving`
+/// (sent by `from`, which gets the buffers back), [`BATCH`] at a time:
+/// each batch handed in, the events to `app`, `to`'s output onto
+/// `leaving`.
+fn deliver(
+    t: u64,
+    from: &mut Stack,
+    to: &mut Stack,
+    arriving: &mut Pipe,
+    leaving: &mut Pipe,
+    app: &mut impl App,
+    batch: &mut Vec<Vec<u8>>,
+) {
+    let now = Instant::from_micros(t);
+    loop {
+        while batch.len() < BATCH {
+            let Some(p) = arriving.pop_due(t) else {
+                break;
+            };
+            batch.push(p);
+        }
+        if batch.is_empty() {
+            return;
+        }
+        to.handle_packets(now, batch);
+        for p in batch.drain(..) {
+            from.recycle(p);
+        }
+        while let Some(ev) = to.poll_event() {
+            app.on_event(now, to, ev);
+        }
+        while let Some(p) = to.poll_transmit() {
+            leaving.push(t, p);
+        }
     }
 }
