@@ -141,7 +141,7 @@ pub fn pattern(i: u64) -> u8 {
 pub fn case_count(bench: &str, sizes: &Sizes) -> usize {
     match bench {
         "churn" => 2 * sizes.churn.len(),
-        "bulk" => 2 * sizes.bulk_buffers.len(),
+        "bulk" => 2 * bulk::RUNS * sizes.bulk_buffers.len(),
         "memory" => 4,
         "scaling" => sizes.scaling_synack.len() + sizes.scaling_smoltcp.len(),
         "tun" => 5,
