@@ -45,14 +45,6 @@ struct Slot {
     tcb: Option<Tcb>,
 }
 
-/// The hash a hashbrown table works with, made from the kept 32 bits: a
-/// multiplication spreads them over the whole word, so both the bucket
-/// (low bits) and the control tag (top bits) depend on all of them, and
-/// growing the table needs nothing but the entries.
-pub(crate) fn spread(hash: u32) -> u64 {
-    u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
-
 /// The 32 bits of a keyed 64-bit 4-tuple hash that the index keeps.
 pub(crate) fn fold(hash: u64) -> u32 {
     (hash >> 32) as u32 ^ hash as u32

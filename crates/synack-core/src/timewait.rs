@@ -6,11 +6,11 @@ use alloc::vec::Vec;
 use core::hash::BuildHasher;
 use core::net::{IpAddr, SocketAddr};
 
-use hashbrown::HashTable;
 use synack_wire::{Segment, TcpFlags, TcpOptions, TcpRepr};
 
-use crate::conns::{fold, spread};
+use crate::conns::fold;
 use crate::seq::Seq;
+use crate::tuple_index::TupleIndex;
 use crate::{ConnTuple, Instant};
 
 /// A connection in TIME-WAIT.
@@ -174,9 +174,13 @@ pub(crate) struct TimeWaitTable<S> {
     chunks: Vec<alloc::boxed::Box<[TwSlot]>>,
     used: u32,
     free: Vec<u32>,
-    /// (32 bits of the tuple's hash, slot): growing the index reads no
-    /// slot, and a slot is only read when the stored hash matches.
-    index: HashTable<(u32, u32)>,
+    /// (32 bits of the tuple's hash, slot), a cache line a bucket: growing
+    /// the index reads no slot, a slot is only read when the stored hash
+    /// matches, and the line of a tuple can be fetched ahead.
+    index: TupleIndex,
+    /// The slot after the head and its tuple's kept hash, computed ahead
+    /// by [`TimeWaitTable::pop_expired`] (to fetch its index line).
+    next_hash: Option<(u32, u32)>,
     head: u32,
     tail: u32,
     hasher: S,
@@ -188,7 +192,8 @@ impl<S: BuildHasher> TimeWaitTable<S> {
             chunks: Vec::new(),
             used: 0,
             free: Vec::new(),
-            index: HashTable::new(),
+            index: TupleIndex::new(),
+            next_hash: None,
             head: NIL,
             tail: NIL,
             hasher,
@@ -214,10 +219,7 @@ impl<S: BuildHasher> TimeWaitTable<S> {
     }
 
     fn find_hashed(&self, h: u64, t: &ConnTuple) -> Option<u32> {
-        let f = fold(h);
-        self.index
-            .find(spread(f), |&(x, i)| x == f && self.key_is(i, t))
-            .map(|&(_, i)| i)
+        self.index.find(fold(h), |i| self.key_is(i, t))
     }
 
     fn key_is(&self, i: u32, t: &ConnTuple) -> bool {
@@ -274,9 +276,7 @@ impl<S: BuildHasher> TimeWaitTable<S> {
             s.item = Some((TwKey::new(t), e));
         }
         self.link_tail(i);
-        let f = fold(h);
-        self.index
-            .insert_unique(spread(f), (f, i), |&(x, _)| spread(x));
+        self.index.insert(fold(h), i);
     }
 
     /// Sets a new expiry for `t` and moves it to the tail (a restart).
@@ -302,13 +302,26 @@ impl<S: BuildHasher> TimeWaitTable<S> {
             return None;
         }
         let tuple = k.tuple();
-        if let Some(after) = self.slot(s.next).and_then(|n| self.slot(n.next)) {
-            synack_wire::prefetch(after, 1);
+        let next = s.next;
+        let f = match self.next_hash.take() {
+            Some((slot, f)) if slot == i => f,
+            _ => fold(self.hasher.hash_one(tuple)),
+        };
+        // The next entry's slot was fetched by the call before: hash its
+        // tuple now and fetch its index line, and fetch the slot after it.
+        let mut next_hash = None;
+        if let Some(n) = self.slot(next) {
+            if let Some((k, _)) = n.item.as_ref() {
+                let nf = fold(self.hasher.hash_one(k.tuple()));
+                self.index.prefetch(nf);
+                next_hash = Some((next, nf));
+            }
+            if let Some(after) = self.slot(n.next) {
+                synack_wire::prefetch(after, 1);
+            }
         }
-        let f = fold(self.hasher.hash_one(tuple));
-        if let Ok(entry) = self.index.find_entry(spread(f), |&(x, j)| x == f && j == i) {
-            entry.remove();
-        }
+        self.next_hash = next_hash;
+        self.index.remove(f, i);
         self.unlink(i);
         if let Some(s) = self.slot_mut(i) {
             s.item = None;
@@ -320,21 +333,8 @@ impl<S: BuildHasher> TimeWaitTable<S> {
     /// Removes the entry for `t`.
     pub fn remove(&mut self, t: &ConnTuple) -> Option<TimeWaitEntry> {
         let f = fold(self.hasher.hash_one(t));
-        let found = {
-            let chunks = &self.chunks;
-            self.index
-                .find_entry(spread(f), |&(x, i)| {
-                    let i = i as usize;
-                    x == f
-                        && chunks
-                            .get(i / CHUNK)
-                            .and_then(|c| c.get(i % CHUNK))
-                            .and_then(|s| s.item.as_ref())
-                            .is_some_and(|(k, _)| k.tuple() == *t)
-                })
-                .ok()?
-        };
-        let ((_, i), _) = found.remove();
+        let i = self.index.find(f, |i| self.key_is(i, t))?;
+        self.index.remove(f, i);
         self.unlink(i);
         let (_, e) = self.slot_mut(i)?.item.take()?;
         self.free.push(i);

@@ -68,7 +68,6 @@ impl TupleIndex {
     }
 
     /// Entries held.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }
