@@ -55,6 +55,10 @@ pub(crate) struct TupleIndex {
     len: usize,
     /// Buckets whose overflow mark is set.
     marked: usize,
+    /// Removals since the last rebuild: a rebuild (which reads every
+    /// bucket) waits for as many as there are buckets, so that its cost is
+    /// spread over them whatever the marks do.
+    removed: usize,
 }
 
 impl TupleIndex {
@@ -64,6 +68,7 @@ impl TupleIndex {
             buckets: Vec::new(),
             len: 0,
             marked: 0,
+            removed: 0,
         }
     }
 
@@ -186,8 +191,10 @@ impl TupleIndex {
                 bucket.len -= 1;
                 self.len -= 1;
                 // Stale marks make lookups of absent keys walk further:
-                // start afresh once an eighth of the buckets carry one.
-                if self.marked * 8 > self.buckets.len() {
+                // start afresh once an eighth of the buckets carry one (and
+                // as many removals as buckets were made since the last time).
+                self.removed += 1;
+                if self.marked * 8 > self.buckets.len() && self.removed >= self.buckets.len() {
                     self.rebuild(self.buckets.len());
                 }
                 return true;
@@ -204,6 +211,7 @@ impl TupleIndex {
     fn rebuild(&mut self, size: usize) {
         let old = core::mem::replace(&mut self.buckets, alloc::vec![Bucket::EMPTY; size]);
         self.marked = 0;
+        self.removed = 0;
         for bucket in &old {
             for i in 0..(bucket.len as usize).min(WAYS) {
                 self.place(bucket.hash[i], bucket.slot[i]);
@@ -279,6 +287,32 @@ mod tests {
         for slot in 0..100 {
             let want = (slot % 2 == 1).then_some(slot);
             assert_eq!(ix.find(42, |s| s == slot), want);
+        }
+    }
+
+    #[test]
+    fn rebuilds_are_spread_over_as_many_removals_as_buckets() {
+        // One hash for everything: every bucket on the chain is marked, so
+        // the marks alone would ask for a rebuild at every removal.
+        let mut ix = TupleIndex::new();
+        for slot in 0..2_000 {
+            ix.insert(7, slot);
+        }
+        let buckets = ix.buckets.len();
+        let mut rebuilds = 0;
+        for slot in 0..1_000 {
+            let before = ix.removed;
+            assert!(ix.remove(7, slot));
+            if ix.removed < before {
+                rebuilds += 1;
+            }
+        }
+        assert!(
+            rebuilds <= 1_000 / buckets + 1,
+            "{rebuilds} rebuilds, {buckets} buckets"
+        );
+        for slot in 1_000..2_000 {
+            assert_eq!(ix.find(7, |s| s == slot), Some(slot));
         }
     }
 
