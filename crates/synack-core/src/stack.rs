@@ -39,9 +39,14 @@ impl BuildHasher for KeyedHash {
 
 /// How many packets ahead [`Stack::handle_packets`] starts fetching what a
 /// packet needs (in three stages: its bytes, its index line, its TCB).
-/// Each stage has a third of it, two packets' processing, to arrive (a
-/// memory access takes a fraction of a packet's processing), and the
-/// lines fetched are few enough to be still in the cache when used.
+/// Each stage has a third of it, three packets' processing, for its lines
+/// to arrive (one packet takes about as long as a memory access, and
+/// fetches within a stage overlap), and the lines in flight are few enough
+/// to be still in the cache when used. Measured against 6 and 12 with
+/// 100,000 connections open: 6 was slower, 12 no faster.
+///
+/// Batches of at most this many packets, or of one flow (first, middle and
+/// last packets alike), skip the stages: only each next packet is fetched.
 pub const PREFETCH_AHEAD: usize = 9;
 
 /// What the device already did about an arriving packet's TCP checksum:
@@ -353,7 +358,8 @@ impl Stack {
     /// while earlier packets are processed: its bytes [`PREFETCH_AHEAD`]
     /// packets ahead, the index line of its 4-tuple two thirds of that
     /// ahead (the tuple hashed once, kept for the packet's turn), and its
-    /// TCB's first lines a third ahead.
+    /// TCB's hot lines a third ahead. Results are exactly those of the
+    /// packets handed in one by one.
     pub fn handle_packets<P: AsRef<[u8]>>(&mut self, now: Instant, packets: &[P]) {
         self.input_batch(now, packets.len(), |i| {
             (packets[i].as_ref(), RxChecksum::Unverified)
