@@ -458,6 +458,11 @@ impl Stack {
         }
         let hash = self.hasher.hash_one(tuple);
         self.conns.prefetch_index(hash);
+        if carries_fin(packet) {
+            // The connection may be about to enter TIME-WAIT, whose index
+            // takes the same hash.
+            self.time_wait.prefetch_index(hash);
+        }
         Some((tuple, hash))
     }
 
@@ -1345,4 +1350,17 @@ fn valid_remote(ip: IpAddr) -> bool {
         IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()),
         IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
     }
+}
+
+/// Whether a packet is an IPv4 or IPv6 (without extension headers) TCP
+/// segment with FIN set: a hint only, read without parsing the packet.
+fn carries_fin(packet: &[u8]) -> bool {
+    let tcp = match packet.first() {
+        Some(&b) if b >> 4 == 4 => usize::from(b & 0x0f) * 4,
+        Some(&b) if b >> 4 == 6 && packet.get(6) == Some(&6) => 40,
+        _ => return false,
+    };
+    packet
+        .get(tcp + 13)
+        .is_some_and(|&flags| flags & TcpFlags::FIN.0 != 0)
 }

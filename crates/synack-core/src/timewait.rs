@@ -250,6 +250,13 @@ impl<S: BuildHasher> TimeWaitTable<S> {
         Some((k.tuple(), e.expires))
     }
 
+    /// Starts fetching the index line of the tuple whose 64-bit keyed hash
+    /// (with this table's hasher) is `h`: a hint, for a connection about to
+    /// enter TIME-WAIT.
+    pub fn prefetch_index(&self, h: u64) {
+        self.index.prefetch(fold(h));
+    }
+
     /// Adds the entry for `t` (or replaces it) at the tail of the expiry list.
     pub fn insert(&mut self, t: ConnTuple, e: TimeWaitEntry) {
         let h = self.hasher.hash_one(t);
