@@ -229,8 +229,7 @@ impl Conns {
         let Some(slot) = self.index.first_candidate(fold(hash)) else {
             return;
         };
-        let i = slot as usize;
-        if let Some(s) = self.chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK)) {
+        if let Some(s) = self.slot(slot) {
             synack_wire::prefetch(s, 9);
         }
     }

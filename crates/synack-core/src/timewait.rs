@@ -259,6 +259,9 @@ impl<S: BuildHasher> TimeWaitTable<S> {
 
     /// Adds the entry for `t` (or replaces it) at the tail of the expiry list.
     pub fn insert(&mut self, t: ConnTuple, e: TimeWaitEntry) {
+        // The list changes: the hash kept by pop_expired may no longer be
+        // its next entry's (that slot may even hold another tuple).
+        self.next_hash = None;
         let h = self.hasher.hash_one(t);
         if let Some(i) = self.find_hashed(h, &t) {
             if let Some((_, old)) = self.slot_mut(i).and_then(|s| s.item.as_mut()) {
@@ -288,6 +291,9 @@ impl<S: BuildHasher> TimeWaitTable<S> {
 
     /// Sets a new expiry for `t` and moves it to the tail (a restart).
     pub fn restart(&mut self, t: &ConnTuple, expires: Instant) {
+        // The list changes: the hash kept by pop_expired may no longer be
+        // its next entry's (that slot may even hold another tuple).
+        self.next_hash = None;
         let Some(i) = self.find(t) else { return };
         if let Some((_, e)) = self.slot_mut(i).and_then(|s| s.item.as_mut()) {
             e.expires = expires;
@@ -328,7 +334,11 @@ impl<S: BuildHasher> TimeWaitTable<S> {
             }
         }
         self.next_hash = next_hash;
-        self.index.remove(f, i);
+        if !self.index.remove(f, i) {
+            // Only if the kept hash was not this tuple's: take it out under
+            // its own, so the index never keeps an entry for a freed slot.
+            self.index.remove(fold(self.hasher.hash_one(tuple)), i);
+        }
         self.unlink(i);
         if let Some(s) = self.slot_mut(i) {
             s.item = None;
@@ -339,6 +349,9 @@ impl<S: BuildHasher> TimeWaitTable<S> {
 
     /// Removes the entry for `t`.
     pub fn remove(&mut self, t: &ConnTuple) -> Option<TimeWaitEntry> {
+        // The list changes: the hash kept by pop_expired may no longer be
+        // its next entry's (that slot may even hold another tuple).
+        self.next_hash = None;
         let f = fold(self.hasher.hash_one(t));
         let i = self.index.find(f, |i| self.key_is(i, t))?;
         self.index.remove(f, i);
@@ -379,15 +392,78 @@ impl<S: BuildHasher> TimeWaitTable<S> {
     }
 }
 #[cfg(test)]
-mod size_probe {
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    #[derive(Clone)]
+    struct Fixed;
+    impl BuildHasher for Fixed {
+        type Hasher = siphasher::sip::SipHasher13;
+        fn build_hasher(&self) -> Self::Hasher {
+            siphasher::sip::SipHasher13::new_with_key(&[3; 16])
+        }
+    }
+
+    fn tuple(port: u16) -> ConnTuple {
+        ConnTuple {
+            local: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), port),
+            remote: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 80),
+        }
+    }
+
+    fn entry(expires: u64) -> TimeWaitEntry {
+        TimeWaitEntry {
+            snd_nxt: Seq(1),
+            rcv_nxt: Seq(1),
+            expires: Instant::from_micros(expires),
+            ts_offset: 0,
+            ts_recent: 0,
+            window: 0,
+            has_ts: false,
+        }
+    }
+
     #[test]
-    fn sizes() {
-        extern crate std;
-        std::println!(
-            "TwSlot {} entry {} key {}",
-            core::mem::size_of::<super::TwSlot>(),
-            core::mem::size_of::<super::TimeWaitEntry>(),
-            core::mem::size_of::<super::TwKey>()
-        );
+    fn a_slot_fits_a_cache_line() {
+        // The TIME-WAIT target (at most 128 bytes a connection) counts on
+        // it: the slot and about 17 bytes of index per entry.
+        assert!(core::mem::size_of::<TwSlot>() <= 64);
+    }
+
+    #[test]
+    fn the_hash_kept_for_the_next_entry_does_not_outlive_a_change() {
+        // pop_expired keeps the hash of the next entry's tuple; the entry is
+        // then removed (a SYN reopened it) and its slot reused by another
+        // tuple, which becomes the head. Its expiry must take it out of the
+        // index under its own hash.
+        let mut tw = TimeWaitTable::new(Fixed);
+        tw.insert(tuple(1), entry(10));
+        tw.insert(tuple(2), entry(20));
+        assert_eq!(tw.pop_expired(Instant::from_micros(15)), Some(tuple(1)));
+        assert!(tw.remove(&tuple(2)).is_some());
+        tw.insert(tuple(3), entry(30));
+        assert_eq!(tw.len(), 1);
+        assert_eq!(tw.pop_expired(Instant::from_micros(35)), Some(tuple(3)));
+        assert_eq!(tw.len(), 0, "nothing left in the index");
+        assert!(!tw.contains_key(&tuple(3)));
+        assert_eq!(tw.pop_expired(Instant::from_micros(99)), None);
+    }
+
+    #[test]
+    fn expiry_takes_entries_in_order_and_leaves_the_rest() {
+        let mut tw = TimeWaitTable::new(Fixed);
+        for p in 1..=100 {
+            tw.insert(tuple(p), entry(u64::from(p)));
+        }
+        tw.restart(&tuple(10), Instant::from_micros(1_000));
+        let mut out = Vec::new();
+        while let Some(t) = tw.pop_expired(Instant::from_micros(50)) {
+            out.push(t.local.port());
+        }
+        let want: Vec<u16> = (1..=50).filter(|&p| p != 10).collect();
+        assert_eq!(out, want);
+        assert_eq!(tw.len(), 51);
+        assert!(tw.contains_key(&tuple(10)) && tw.contains_key(&tuple(51)));
     }
 }
