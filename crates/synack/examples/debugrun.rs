@@ -75,6 +75,9 @@ fn main() {
             Record::Link { at, from, fate } => {
                 println!("{:>10.3} h{} link {:?}", at.secs_f64(), from.0, fate)
             }
+            Record::Note { at, host, text } => {
+                println!("{:>10.3} h{} note {text}", at.secs_f64(), host.0)
+            }
         }
     }
     println!("records {}", recs.len());

@@ -4,7 +4,9 @@
 //! Records are the single source for every view of a run: the JSON Lines
 //! trace (`--trace`), the terminal sequence diagram and the SVG.
 
-use synack_core::{Instant, TraceEvent};
+use core::time::Duration;
+
+use synack_core::{Instant, State, TraceEvent, TraceKind};
 
 /// Index of a host in a simulation (0 is the client in `demo`, 1 the server).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19,6 +21,8 @@ pub enum LinkFate {
     Duplicated,
     /// Delivered with flipped bits (the receiver should drop it as a bad checksum).
     Corrupted,
+    /// Held in the network this much longer than the link's delay.
+    Delayed(Duration),
 }
 
 /// One line of a run's history, in the order things happened.
@@ -41,6 +45,17 @@ pub enum Record {
         /// What happened to it.
         fate: LinkFate,
     },
+    /// What a scenario or the simulator says about a host at a point of the
+    /// run (a restart, or why the next segment matters): drawn as a note on
+    /// the host's lifeline; it is not part of the stack's trace.
+    Note {
+        /// When.
+        at: Instant,
+        /// The host it concerns.
+        host: HostId,
+        /// The note, one short line.
+        text: String,
+    },
 }
 
 impl Record {
@@ -48,7 +63,27 @@ impl Record {
     pub fn at(&self) -> Instant {
         match self {
             Record::Trace { event, .. } => event.at,
-            Record::Link { at, .. } => *at,
+            Record::Link { at, .. } | Record::Note { at, .. } => *at,
         }
     }
+}
+
+/// The states a host's connections went through, in order, starting with
+/// the first `from` state (one list across all its connections).
+pub fn states(records: &[Record], host: HostId) -> Vec<State> {
+    let mut out = Vec::new();
+    for r in records {
+        if let Record::Trace { host: h, event } = r {
+            if *h != host {
+                continue;
+            }
+            if let TraceKind::State { from, to } = event.kind {
+                if out.is_empty() {
+                    out.push(from);
+                }
+                out.push(to);
+            }
+        }
+    }
+    out
 }

@@ -146,6 +146,8 @@ impl<W: Write> TraceWriter<W> {
                     .and_then(|(_, c)| *c);
                 self.write_link(host_label, *at, conn.as_ref(), *fate)
             }
+            // A scenario's narration is not part of the trace.
+            Record::Note { .. } => Ok(()),
         }
     }
 
@@ -205,6 +207,7 @@ fn fate_name(fate: LinkFate) -> &'static str {
         LinkFate::Lost => "lost",
         LinkFate::Duplicated => "duplicated",
         LinkFate::Corrupted => "corrupted",
+        LinkFate::Delayed(_) => "delayed",
     }
 }
 

@@ -187,7 +187,7 @@ fn syn_never_arrived(c: &Client, records: &[Record], cfg: &Config) -> bool {
                 _ => return false,
             },
             // A verdict on a packet whose Send was not the client's SYN.
-            Record::Link { .. } => return false,
+            Record::Link { .. } | Record::Note { .. } => return false,
         }
         i += 1;
     }

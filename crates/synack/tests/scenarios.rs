@@ -29,11 +29,37 @@ scenario_tests! {
     refused => "refused",
     lossy_transfer => "lossy-transfer",
     zero_window => "zero-window",
+    old_duplicate_syn => "old-duplicate-syn",
+    old_duplicate_data => "old-duplicate-data",
+    half_open => "half-open",
+    syn_timeout => "syn-timeout",
 }
 
 #[test]
 fn every_scenario_is_tested() {
-    assert_eq!(ALL.len(), 11);
+    assert_eq!(ALL.len(), 15);
+}
+
+/// Without TIME-WAIT the old segment reaches the new connection on the
+/// same 4-tuple, and the scenario says what kept it out of the stream.
+#[test]
+fn old_duplicate_data_without_time_wait() {
+    let s = synack::scenarios::find("old-duplicate-data").expect("scenario exists");
+    for seed in 1..=20 {
+        let opts = Options {
+            seed,
+            msl: std::time::Duration::ZERO,
+            ..Options::default()
+        };
+        let out = s.run(&opts);
+        match &out.verdict {
+            Ok(summary) => assert!(
+                summary.contains("reached the new connection"),
+                "seed {seed}: {summary}"
+            ),
+            Err(e) => panic!("seed {seed}: {e}"),
+        }
+    }
 }
 
 #[test]

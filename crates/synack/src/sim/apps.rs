@@ -170,6 +170,13 @@ impl App for EchoServer {
         }
     }
 
+    fn on_restart(&mut self, now: Instant, stack: &mut Stack) {
+        // The crash took every connection with it.
+        self.conns.clear();
+        self.closing.clear();
+        self.start(now, stack);
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         if let Some(&(at, _)) = self.closing.iter().min() {
             return Some(at);
@@ -235,6 +242,12 @@ pub enum ClientMode {
     HalfClose,
     /// Send everything, read what the peer sends, close at this instant.
     CloseAt(Instant),
+    /// Send the first half and read its echo; send the second half at this
+    /// instant, read its echo, then close.
+    TwoRounds(Instant),
+    /// Give up on the connection at this instant (abort: no FIN, no RST in
+    /// SYN-SENT), whatever state it is in.
+    AbortAt(Instant),
 }
 
 /// A client that connects, sends `bytes` bytes of a known pattern and
@@ -254,6 +267,9 @@ pub struct Client {
     id: Option<ConnId>,
     closed_write: bool,
     released: bool,
+    /// When the local address is still in use (TIME-WAIT), try again a
+    /// second later instead of failing.
+    retry_busy: bool,
     /// Bytes accepted by the stack.
     pub sent: u64,
     /// Bytes received.
@@ -286,6 +302,7 @@ impl Client {
             id: None,
             closed_write: false,
             released: false,
+            retry_busy: false,
             sent: 0,
             received: 0,
             mismatch: false,
@@ -319,6 +336,19 @@ impl Client {
         self
     }
 
+    /// Connect from `local` (address and port) instead of an ephemeral port.
+    pub fn from_local(mut self, local: SocketAddr) -> Self {
+        self.local = Some(local);
+        self
+    }
+
+    /// When `connect` finds the local address still in use (a TIME-WAIT on
+    /// the same 4-tuple), try again every second instead of failing.
+    pub fn retrying_while_busy(mut self) -> Self {
+        self.retry_busy = true;
+        self
+    }
+
     /// True when the exchange completed as intended: everything sent,
     /// everything expected received intact, orderly close.
     pub fn succeeded(&self) -> bool {
@@ -335,16 +365,29 @@ impl Client {
                 self.id = Some(id);
                 self.conn = Some(id);
             }
+            Err(Error::AddrInUse) if self.retry_busy => {
+                self.started = false;
+                self.start_at = now + std::time::Duration::from_secs(1);
+            }
             Err(e) => self.outcome = Some(Err(e)),
+        }
+    }
+
+    /// How many bytes may be sent by now.
+    fn send_limit(&self, now: Instant) -> u64 {
+        match self.mode {
+            ClientMode::TwoRounds(at) if now < at => self.bytes / 2,
+            _ => self.bytes,
         }
     }
 
     fn pump(&mut self, now: Instant, stack: &mut Stack) {
         let Some(id) = self.id else { return };
         // Send.
-        while self.sent < self.bytes {
+        let limit = self.send_limit(now);
+        while self.sent < limit {
             let mut chunk = [0u8; 8192];
-            let n = ((self.bytes - self.sent) as usize).min(chunk.len());
+            let n = ((limit - self.sent) as usize).min(chunk.len());
             for (i, b) in chunk[..n].iter_mut().enumerate() {
                 *b = pattern(self.send_salt, self.sent + i as u64);
             }
@@ -377,9 +420,11 @@ impl Client {
             }
         }
         let done = match self.mode {
-            ClientMode::Echo => self.sent == self.bytes && self.received >= self.expect,
+            ClientMode::Echo | ClientMode::TwoRounds(_) => {
+                self.sent == self.bytes && self.received >= self.expect
+            }
             ClientMode::HalfClose => self.eof,
-            ClientMode::CloseAt(_) => false,
+            ClientMode::CloseAt(_) | ClientMode::AbortAt(_) => false,
         };
         if done {
             self.release(now, stack);
@@ -432,7 +477,8 @@ impl App for Client {
             return Some(self.start_at);
         }
         match self.mode {
-            ClientMode::CloseAt(at) if self.id.is_some() => Some(at),
+            ClientMode::CloseAt(at) | ClientMode::AbortAt(at) if self.id.is_some() => Some(at),
+            ClientMode::TwoRounds(at) if self.id.is_some() && self.sent < self.bytes => Some(at),
             _ => None,
         }
     }
@@ -442,10 +488,56 @@ impl App for Client {
             self.open(now, stack);
             return;
         }
-        if let ClientMode::CloseAt(at) = self.mode {
-            if now >= at {
+        match self.mode {
+            ClientMode::CloseAt(at) if now >= at => {
                 self.pump(now, stack);
                 self.release(now, stack);
+            }
+            ClientMode::TwoRounds(at) if now >= at => self.pump(now, stack),
+            ClientMode::AbortAt(at) if now >= at => {
+                if let Some(id) = self.id.take() {
+                    let _ = stack.abort(now, id);
+                    self.outcome = Some(Err(Error::Aborted));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Several clients run one after another from the same host, for scenarios
+/// about the incarnations of one 4-tuple (each client starts at its own
+/// time; give them the same local address).
+pub struct Incarnations {
+    /// The clients, in the order they start.
+    pub clients: Vec<Client>,
+}
+
+impl App for Incarnations {
+    fn start(&mut self, now: Instant, stack: &mut Stack) {
+        for c in &mut self.clients {
+            c.start(now, stack);
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, stack: &mut Stack, event: Event) {
+        for c in &mut self.clients {
+            c.on_event(now, stack, event);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.clients.iter().filter_map(Client::poll_timeout).min()
+    }
+
+    fn on_timeout(&mut self, now: Instant, stack: &mut Stack) {
+        for c in &mut self.clients {
+            if c.poll_timeout().is_some_and(|t| t <= now) {
+                c.on_timeout(now, stack);
             }
         }
     }

@@ -39,3 +39,9 @@ impl LinkConfig {
 /// sending host; returning `true` drops the packet. Lets a scenario lose
 /// exactly "the first SYN-ACK" or "the final ACK".
 pub type DropRule = Box<dyn FnMut(HostId, &Segment<'_>) -> bool>;
+
+/// A scripted hold-up: called for every packet that parses as TCP (and was
+/// not dropped), with the sending host; `Some(extra)` delivers the packet
+/// `extra` later than the link's delay would. Lets a scenario keep "the
+/// first SYN" in the network until after its sender has forgotten it.
+pub type HoldRule = Box<dyn FnMut(HostId, &Segment<'_>) -> Option<Duration>>;

@@ -9,18 +9,27 @@ mod apps;
 mod link;
 mod rng;
 
-pub use apps::{pattern, ChurnClient, Client, ClientMode, EchoServer, ServerMode};
-pub use link::{DropRule, LinkConfig};
+pub use apps::{pattern, ChurnClient, Client, ClientMode, EchoServer, Incarnations, ServerMode};
+pub use link::{DropRule, HoldRule, LinkConfig};
 pub use rng::Rng;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use synack_core::{Config, Event, Instant, Stack, TraceKind};
 use synack_wire::{parse_packet, peek_tuple};
 
 use crate::record::{HostId, LinkFate, Record};
+
+/// The client's address in the usual two-host setup (`demo` and the tests).
+pub const CLIENT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+/// The server's address in the usual two-host setup.
+pub const SERVER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+/// The client host: the first one added.
+pub const CLIENT: HostId = HostId(0);
+/// The server host: the second one added.
+pub const SERVER: HostId = HostId(1);
 
 /// An application running on a simulated host. It reacts to its stack's
 /// events and may keep timers of its own.
@@ -35,6 +44,12 @@ pub trait App {
     }
     /// Called when the application's deadline has come.
     fn on_timeout(&mut self, _now: Instant, _stack: &mut Stack) {}
+    /// Called when the host restarts with a fresh stack (see
+    /// [`Sim::restart_at`]): the application forgets what it had and starts
+    /// again. By default it just starts again.
+    fn on_restart(&mut self, now: Instant, stack: &mut Stack) {
+        self.start(now, stack);
+    }
     /// Lets a scenario read the application's results after the run.
     fn as_any(&self) -> &dyn std::any::Any;
 }
@@ -43,6 +58,9 @@ struct Host {
     name: String,
     stack: Stack,
     app: Box<dyn App>,
+    /// What the stack was built from, to build it again on a restart.
+    cfg: Config,
+    addrs: Vec<IpAddr>,
 }
 
 /// A packet on its way.
@@ -63,6 +81,9 @@ pub struct Sim {
     next_slot: usize,
     order: u64,
     drop_rule: Option<DropRule>,
+    hold_rule: Option<HoldRule>,
+    /// Hosts due to restart, soonest last.
+    restarts: Vec<(Instant, HostId)>,
     record: bool,
     records: Vec<Record>,
     capture: Option<Vec<(Instant, Vec<u8>)>>,
@@ -84,6 +105,8 @@ impl Sim {
             next_slot: 0,
             order: 0,
             drop_rule: None,
+            hold_rule: None,
+            restarts: Vec::new(),
             record: false,
             records: Vec::new(),
             capture: None,
@@ -109,6 +132,35 @@ impl Sim {
         self.drop_rule = Some(rule);
     }
 
+    /// Installs a scripted hold-up: packets it picks arrive later.
+    pub fn set_hold_rule(&mut self, rule: HoldRule) {
+        self.hold_rule = Some(rule);
+    }
+
+    /// Restarts host `h` at `at`, as a machine that crashed and came back:
+    /// its stack is replaced by a fresh one (same addresses and
+    /// configuration, a new secret) that knows no connection, and its
+    /// application is told through [`App::on_restart`]. Packets on their way
+    /// to it still arrive, at the new stack.
+    pub fn restart_at(&mut self, at: Instant, h: HostId) {
+        self.restarts.push((at, h));
+        self.restarts.sort_by(|a, b| b.cmp(a));
+    }
+
+    /// Inserts a note about `host` into the records just after
+    /// `records()[index]` (at that record's time), for a scenario to say why
+    /// that moment matters.
+    pub fn add_note(&mut self, index: usize, host: HostId, text: impl Into<String>) {
+        let at = self.records.get(index).map_or(self.now, Record::at);
+        let note = Record::Note {
+            at,
+            host,
+            text: text.into(),
+        };
+        self.records
+            .insert((index + 1).min(self.records.len()), note);
+    }
+
     /// Adds a host with its addresses, stack configuration and application.
     pub fn add_host(
         &mut self,
@@ -119,17 +171,43 @@ impl Sim {
     ) -> HostId {
         let id = HostId(self.hosts.len());
         cfg.trace = cfg.trace || self.record;
-        let mut stack = Stack::new(cfg, self.rng.secret());
+        let stack = self.new_stack(&cfg, addrs);
         for a in addrs {
-            stack.add_address(*a);
             self.routes.insert(*a, id);
         }
         self.hosts.push(Host {
             name: name.to_string(),
             stack,
             app,
+            cfg,
+            addrs: addrs.to_vec(),
         });
         id
+    }
+
+    fn new_stack(&mut self, cfg: &Config, addrs: &[IpAddr]) -> Stack {
+        let mut stack = Stack::new(cfg.clone(), self.rng.secret());
+        for a in addrs {
+            stack.add_address(*a);
+        }
+        stack
+    }
+
+    /// Replaces a host's stack with a fresh one (see [`Sim::restart_at`]).
+    fn restart(&mut self, h: HostId) {
+        let (cfg, addrs) = (self.hosts[h.0].cfg.clone(), self.hosts[h.0].addrs.clone());
+        let stack = self.new_stack(&cfg, &addrs);
+        let host = &mut self.hosts[h.0];
+        host.stack = stack;
+        host.app.on_restart(self.now, &mut host.stack);
+        if self.record {
+            self.records.push(Record::Note {
+                at: self.now,
+                host: h,
+                text: "restarted: the stack remembers no connection".into(),
+            });
+        }
+        self.settle(h);
     }
 
     /// The current virtual time.
@@ -193,6 +271,9 @@ impl Sim {
 
     fn next_instant(&self) -> Option<Instant> {
         let mut next = self.queue.peek().map(|Reverse((t, _, _))| *t);
+        if let Some(&(t, _)) = self.restarts.last() {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
         for h in &self.hosts {
             for t in [h.stack.poll_timeout(), h.app.poll_timeout()]
                 .into_iter()
@@ -207,6 +288,13 @@ impl Sim {
     /// Does everything due at `self.now`.
     fn step(&mut self) {
         let now = self.now;
+        while let Some(&(t, h)) = self.restarts.last() {
+            if t > now {
+                break;
+            }
+            self.restarts.pop();
+            self.restart(h);
+        }
         while let Some(Reverse((t, _, slot))) = self.queue.peek().copied() {
             if t > now {
                 break;
@@ -270,13 +358,15 @@ impl Sim {
         if let Some(c) = self.capture.as_mut() {
             c.push((now, packet.clone()));
         }
-        let to = if let Some(rule) = self.drop_rule.as_mut() {
+        let mut held = None;
+        let to = if self.drop_rule.is_some() || self.hold_rule.is_some() {
             match parse_packet(&packet) {
                 Ok(seg) => {
-                    if rule(from, &seg) {
+                    if self.drop_rule.as_mut().is_some_and(|rule| rule(from, &seg)) {
                         self.note(from, LinkFate::Lost);
                         return;
                     }
+                    held = self.hold_rule.as_mut().and_then(|rule| rule(from, &seg));
                     self.routes.get(&seg.dst).copied()
                 }
                 Err(_) => None,
@@ -302,6 +392,10 @@ impl Sim {
             self.note(from, LinkFate::Corrupted);
         }
         let mut at = now + self.link.delay;
+        if let Some(extra) = held {
+            self.note(from, LinkFate::Delayed(extra));
+            at += extra;
+        }
         if self.rng.chance(self.link.reorder) {
             let j = self
                 .rng

@@ -1,26 +1,29 @@
 //! The scenarios of `synack demo`: each sets up a client and a server in the
 //! simulator, runs them, and checks that what was supposed to happen did.
 //! The integration tests run the same scenarios.
+//!
+//! This is the demo's content, not part of the library's interface: it is
+//! public only so that the `synack` binary and the scenario tests can run
+//! it, and hidden from the documentation. The addresses and queries that
+//! tests share live in [`crate::sim`] and [`crate::record`].
+#![doc(hidden)]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+mod failures;
+mod incarnations;
+
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use synack_core::{Config, Error, Instant, State, TraceKind};
 use synack_wire::TcpFlags;
 
+pub use crate::record::states;
 use crate::record::{HostId, LinkFate, Record};
 use crate::sim::{Client, ClientMode, EchoServer, LinkConfig, ServerMode, Sim};
+pub use crate::sim::{CLIENT, CLIENT_IP, SERVER, SERVER_IP};
 
-/// The client's address in every scenario.
-pub const CLIENT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-/// The server's address in every scenario.
-pub const SERVER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 /// The echo port.
 pub const ECHO_PORT: u16 = 7;
-/// The client host.
-pub const CLIENT: HostId = HostId(0);
-/// The server host.
-pub const SERVER: HostId = HostId(1);
 
 /// Knobs a user can turn from the command line.
 #[derive(Clone, Debug)]
@@ -124,6 +127,26 @@ pub const ALL: &[Scenario] = &[
         about: "the server stops reading: zero window, persist probes, then recovery",
         run: zero_window,
     },
+    Scenario {
+        name: "old-duplicate-syn",
+        about: "RFC 9293 figure 8: a stale SYN reaches the server first; the client's RST tears it down",
+        run: incarnations::old_duplicate_syn,
+    },
+    Scenario {
+        name: "old-duplicate-data",
+        about: "a stale segment of an earlier connection on the same 4-tuple is kept out (try --msl 0)",
+        run: incarnations::old_duplicate_data,
+    },
+    Scenario {
+        name: "half-open",
+        about: "RFC 9293 figure 10: the server restarts; the client's next segment draws an RST",
+        run: failures::half_open,
+    },
+    Scenario {
+        name: "syn-timeout",
+        about: "a SYN nobody answers, retried with doubling waits until connect times out",
+        run: failures::syn_timeout,
+    },
 ];
 
 /// Finds a scenario by name.
@@ -173,26 +196,6 @@ fn sim_with(
     sim
 }
 
-/// The states a host's connections went through, in order, starting with
-/// the first `from` state.
-pub fn states(records: &[Record], host: HostId) -> Vec<State> {
-    let mut out = Vec::new();
-    for r in records {
-        if let Record::Trace { host: h, event } = r {
-            if *h != host {
-                continue;
-            }
-            if let TraceKind::State { from, to } = event.kind {
-                if out.is_empty() {
-                    out.push(from);
-                }
-                out.push(to);
-            }
-        }
-    }
-    out
-}
-
 fn names(states: &[State]) -> String {
     states
         .iter()
@@ -235,7 +238,7 @@ fn counts(records: &[Record]) -> (usize, usize, usize) {
                 fate: LinkFate::Lost,
                 ..
             } => lost += 1,
-            Record::Link { .. } => {}
+            Record::Link { .. } | Record::Note { .. } => {}
         }
     }
     (sent, lost, rtx)
@@ -249,7 +252,10 @@ fn client_of(sim: &Sim) -> &Client {
 }
 
 fn check_echo(sim: &Sim, bytes: u64) -> Result<(), String> {
-    let c = client_of(sim);
+    check_client(client_of(sim), bytes)
+}
+
+fn check_client(c: &Client, bytes: u64) -> Result<(), String> {
     if c.mismatch {
         return Err("the echo came back corrupted".into());
     }
