@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::Args;
 use synack::pcap::PcapWriter;
 use synack::record::Record;
-use synack::scenarios::{self, Options, CLIENT, SERVER};
+use synack::scenarios::{self, Options};
+use synack::sim::{CLIENT, SERVER};
 use synack::trace_json::TraceWriter;
 use synack_core::TraceKind;
 
@@ -48,6 +49,10 @@ pub struct DemoArgs {
     /// Write the sequence diagram as an SVG picture.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
+    /// Add a short line under each segment and state change saying why it
+    /// happens.
+    #[arg(long)]
+    explain: bool,
     /// Colour the diagram: auto (when stdout is a terminal), always, never.
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     color: String,
@@ -83,9 +88,9 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
             args.delay
         ));
     }
-    if !(args.msl > 0.0 && args.msl <= 3600.0) {
+    if !(args.msl >= 0.0 && args.msl <= 3600.0) {
         return Err(format!(
-            "--msl must be above 0 and at most 3600 s, not {}",
+            "--msl must be between 0 and 3600 s, not {}",
             args.msl
         ));
     }
@@ -115,6 +120,7 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
         right_label: server_label,
         left_host: CLIENT,
         right_host: SERVER,
+        explain: args.explain,
     };
     let mut out = std::io::stdout().lock();
     let text = diagram::render(records, &dopts);
@@ -169,7 +175,7 @@ fn write_trace(path: &PathBuf, records: &[Record]) -> std::io::Result<()> {
         let label = match r {
             Record::Trace { host, .. } if *host == CLIENT => Some("client"),
             Record::Trace { .. } => Some("server"),
-            Record::Link { .. } => None,
+            Record::Link { .. } | Record::Note { .. } => None,
         };
         w.write_record(label, r)?;
     }

@@ -24,6 +24,8 @@ use std::time::Duration;
 use synack::record::{HostId, LinkFate, Record};
 use synack_core::{Instant, SegmentInfo, TraceKind};
 
+use crate::explain::Narrator;
+
 /// What to draw and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiagramOptions {
@@ -37,6 +39,9 @@ pub struct DiagramOptions {
     pub left_host: HostId,
     /// The host drawn on the right.
     pub right_host: HostId,
+    /// Add a line under each segment and state change saying why it
+    /// happened (`--explain`).
+    pub explain: bool,
 }
 
 impl Default for DiagramOptions {
@@ -48,6 +53,7 @@ impl Default for DiagramOptions {
             right_label: "server".to_owned(),
             left_host: HostId(0),
             right_host: HostId(1),
+            explain: false,
         }
     }
 }
@@ -79,6 +85,8 @@ pub(crate) struct Fates {
     pub lost: bool,
     pub duplicated: bool,
     pub corrupted: bool,
+    /// Held in the network this much longer than the link's delay.
+    pub held: Option<Duration>,
 }
 
 /// The link's verdicts on the segment sent by `host` in `records[send]`:
@@ -92,6 +100,7 @@ pub(crate) fn fates_of(records: &[Record], send: usize, host: HostId) -> Fates {
                 LinkFate::Lost => fates.lost = true,
                 LinkFate::Duplicated => fates.duplicated = true,
                 LinkFate::Corrupted => fates.corrupted = true,
+                LinkFate::Delayed(d) => fates.held = Some(*d),
             },
             Record::Trace { host: h, event: ev }
                 if *h == host && matches!(ev.kind, TraceKind::Send { .. }) =>
@@ -121,20 +130,25 @@ pub(crate) fn segment_label(seg: &SegmentInfo) -> String {
 }
 
 /// The notes that follow a segment's label, each with a leading space:
-/// ` (retransmission)`, ` (lost)`, ` (duplicated)`, ` (corrupted)`.
-pub(crate) fn segment_notes(rtx: bool, fates: Fates) -> Vec<&'static str> {
+/// ` (retransmission)`, ` (lost)`, ` (duplicated)`, ` (corrupted)`,
+/// ` (held up 3.000 s)`.
+pub(crate) fn segment_notes(rtx: bool, fates: Fates) -> Vec<String> {
     let mut notes = Vec::new();
     if rtx {
-        notes.push(" (retransmission)");
+        notes.push(" (retransmission)".to_owned());
     }
     if fates.lost {
-        notes.push(" (lost)");
+        notes.push(" (lost)".to_owned());
     }
     if fates.duplicated {
-        notes.push(" (duplicated)");
+        notes.push(" (duplicated)".to_owned());
     }
     if fates.corrupted {
-        notes.push(" (corrupted)");
+        notes.push(" (corrupted)".to_owned());
+    }
+    if let Some(d) = fates.held {
+        let ms = d.as_millis();
+        notes.push(format!(" (held up {}.{:03} s)", ms / 1000, ms % 1000));
     }
     notes
 }
@@ -202,6 +216,8 @@ const DROP: Sgr = "31";
 const PAUSE_STYLE: Sgr = "2;3";
 const NOTE_RTX: Sgr = "35";
 const NOTE_LOST: Sgr = "1;31";
+const EXPLAIN: Sgr = "2;3";
+const REMARK: Sgr = "1;33";
 
 fn seg_sgr(class: SegClass, lost: bool) -> Sgr {
     match (class, lost) {
@@ -302,36 +318,57 @@ pub fn render(records: &[Record], opts: &DiagramOptions) -> String {
     render_header(&layout, opts, &mut out);
 
     let mut last_at: Option<Instant> = None;
+    let mut narrator = Narrator::default();
+    // Segments the link held up, drawn again when they finally arrive.
+    // (sender, segment, earliest arrival): a retransmitted copy of the same
+    // segment may arrive before the held one.
+    let mut held: Vec<(HostId, SegmentInfo, Instant)> = Vec::new();
     for (i, record) in records.iter().enumerate() {
-        let Record::Trace { host, event } = record else {
-            continue;
+        let why = narrator.explain(records, i);
+        let (host, event) = match record {
+            Record::Trace { host, event } => (host, event),
+            Record::Note { at, host, text } => {
+                if let Some(side) = side_of(*host, opts) {
+                    pause_row(&layout, opts, last_at, *at, &mut out);
+                    last_at = Some(*at);
+                    let mut line = layout.row(Some(*at));
+                    side_row(&layout, &mut line, side, "◆", REMARK, text, REMARK);
+                    line.render(opts.color, &mut out);
+                }
+                continue;
+            }
+            Record::Link { .. } => continue,
         };
         let Some(side) = side_of(*host, opts) else {
             continue;
         };
-        if matches!(event.kind, TraceKind::Recv { .. }) {
-            continue;
-        }
-        if let Some(prev) = last_at {
-            let pause = event.at.saturating_since(prev);
-            if pause >= PAUSE {
-                let mut line = layout.row(None);
-                let text = format!("··· {} ···", format_pause(pause));
-                let pad = layout.inner.saturating_sub(text.chars().count()) / 2;
-                line.push("┊", LIFELINE)
-                    .push(" ".repeat(pad), PLAIN)
-                    .push(text, PAUSE_STYLE)
-                    .pad_to(layout.left + 1 + layout.inner)
-                    .push("┊", LIFELINE);
+        if let TraceKind::Recv { seg } = event.kind {
+            let due = |(h, s, t): &(HostId, SegmentInfo, Instant)| {
+                h != host && *s == seg && *t <= event.at
+            };
+            if let Some(k) = held.iter().position(due) {
+                held.remove(k);
+                pause_row(&layout, opts, last_at, event.at, &mut out);
+                last_at = Some(event.at);
+                let mut line = layout.row(Some(event.at));
+                let label = segment_label(&seg);
+                let short = label.split(" len=").next().unwrap_or(&label);
+                let text = format!("the held-up {short} arrives");
+                side_row(&layout, &mut line, side, "◆", REMARK, &text, REMARK);
                 line.render(opts.color, &mut out);
             }
+            continue;
         }
+        pause_row(&layout, opts, last_at, event.at, &mut out);
         last_at = Some(event.at);
 
         let mut line = layout.row(Some(event.at));
         match event.kind {
             TraceKind::Send { seg, rtx } => {
                 let fates = fates_of(records, i, *host);
+                if let Some(d) = fates.held {
+                    held.push((*host, seg, event.at + d));
+                }
                 segment_row(&layout, &mut line, side, &seg, rtx, fates);
             }
             TraceKind::State { from, to } => {
@@ -345,8 +382,90 @@ pub fn render(records: &[Record], opts: &DiagramOptions) -> String {
             TraceKind::Recv { .. } => continue,
         }
         line.render(opts.color, &mut out);
+        if let (true, Some(why)) = (opts.explain, why) {
+            explain_rows(&layout, opts, side, &why, &mut out);
+        }
     }
     out
+}
+
+/// A `┊` row saying how long nothing happened, when that was a second or
+/// more.
+fn pause_row(
+    layout: &Layout,
+    opts: &DiagramOptions,
+    last_at: Option<Instant>,
+    at: Instant,
+    out: &mut String,
+) {
+    {
+        if let Some(prev) = last_at {
+            let pause = at.saturating_since(prev);
+            if pause >= PAUSE {
+                let mut line = layout.row(None);
+                let text = format!("··· {} ···", format_pause(pause));
+                let pad = layout.inner.saturating_sub(text.chars().count()) / 2;
+                line.push("┊", LIFELINE)
+                    .push(" ".repeat(pad), PLAIN)
+                    .push(text, PAUSE_STYLE)
+                    .pad_to(layout.left + 1 + layout.inner)
+                    .push("┊", LIFELINE);
+                line.render(opts.color, out);
+            }
+        }
+    }
+}
+
+/// The explanation of the row above, between the lifelines, wrapped to fit:
+/// flush left under a left-side row, flush right under a right-side one.
+fn explain_rows(layout: &Layout, opts: &DiagramOptions, side: Side, why: &str, out: &mut String) {
+    const MARGIN: usize = 1;
+    let room = layout.inner.saturating_sub(2 * MARGIN + 2);
+    for (k, text) in wrap(why, room).into_iter().enumerate() {
+        let mut line = layout.row(None);
+        line.push("│", LIFELINE);
+        let w = text.chars().count() + 2;
+        let (left_mark, right_mark) = if k == 0 {
+            ("↳ ", " ↲")
+        } else {
+            ("  ", "  ")
+        };
+        match side {
+            Side::Left => {
+                line.push(" ".repeat(MARGIN), PLAIN)
+                    .push(left_mark, EXPLAIN)
+                    .push(text, EXPLAIN);
+            }
+            Side::Right => {
+                line.pad_to(layout.left + 1 + layout.inner.saturating_sub(w + MARGIN))
+                    .push(text, EXPLAIN)
+                    .push(right_mark, EXPLAIN);
+            }
+        }
+        line.pad_to(layout.left + 1 + layout.inner)
+            .push("│", LIFELINE);
+        line.render(opts.color, out);
+    }
+}
+
+/// `text` cut into lines of at most `width` characters, at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        let n = cur.chars().count();
+        if n > 0 && n + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
 }
 
 /// The two labels in boxes, each centred over its lifeline.
@@ -693,6 +812,69 @@ pub(crate) mod tests {
         for l in text.lines().skip(3) {
             assert!(l.chars().count() <= 100, "too wide: {l:?}");
         }
+    }
+
+    #[test]
+    fn explain_adds_a_line_under_rows() {
+        let mut o = opts(false);
+        let plain = render(&basic_run(), &o);
+        o.explain = true;
+        let text = render(&basic_run(), &o);
+        println!("{text}");
+        // Every line of the plain diagram is still there, in order.
+        let mut rest = text.lines();
+        for l in plain.lines() {
+            assert!(rest.any(|m| m == l), "{l:?} missing");
+        }
+        let below = |needle: &str| {
+            let lines: Vec<&str> = text.lines().collect();
+            let k = lines.iter().position(|l| l.contains(needle)).unwrap();
+            lines[k + 1].to_owned()
+        };
+        assert!(below("SA seq=5000").contains("two messages in one"));
+        assert!(below("(retransmission)").contains("the SYN again after 1 s"));
+        assert!(below("ESTABLISHED → CLOSE-WAIT").contains("CLOSE-WAIT until"));
+        assert!(below("A seq=5006 ack=1007").contains("has not closed yet"));
+        assert!(below("FIN-WAIT-2 → TIME-WAIT").contains("2×MSL"));
+        assert!(below("TIME-WAIT → CLOSED").contains("after 60 s"));
+        assert!(below("A seq=1001 ack=5001 len=0").contains("third message"));
+        // The lifelines stay straight.
+        let widths: Vec<usize> = text.lines().skip(3).map(|l| l.chars().count()).collect();
+        assert!(widths.iter().all(|&w| w == widths[0]), "{text}");
+    }
+
+    #[test]
+    fn explain_follows_the_backoff_and_resets() {
+        let mut r = vec![state(C, 0, State::Closed, State::SynSent)];
+        for (ms, rtx) in [(0, false), (1000, true)] {
+            r.push(ev(
+                C,
+                ms,
+                TraceKind::Send {
+                    seg: seg(TcpFlags::SYN, 1000, 0, 0),
+                    rtx,
+                },
+            ));
+        }
+        r.extend(hop(C, 3000, seg(TcpFlags::SYN, 1000, 0, 0), true));
+        r.extend(hop(
+            S,
+            3010,
+            seg(TcpFlags::RST | TcpFlags::ACK, 0, 1001, 0),
+            false,
+        ));
+        r.push(state(C, 3020, State::SynSent, State::Closed));
+        let text = render(
+            &r,
+            &DiagramOptions {
+                explain: true,
+                ..opts(false)
+            },
+        );
+        println!("{text}");
+        assert!(text.contains("the SYN again after 2 s, twice the last wait"));
+        assert!(text.contains("nothing listens on that port"));
+        assert!(text.contains("connection refused"));
     }
 
     #[test]

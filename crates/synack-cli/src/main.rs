@@ -7,6 +7,7 @@ mod demo;
 mod diagram;
 #[cfg(target_os = "linux")]
 mod echo_server;
+mod explain;
 mod svg;
 #[cfg(target_os = "linux")]
 mod tun_common;

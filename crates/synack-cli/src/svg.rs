@@ -415,7 +415,7 @@ impl Run {
         let color = arrow.color();
         let mut label = segment_label(&arrow.seg);
         for note in segment_notes(arrow.rtx, arrow.fates) {
-            label.push_str(note);
+            label.push_str(&note);
         }
         let ends: Vec<End> = if arrow.fates.lost {
             vec![End::Lost]

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use synack::core::{Config, Instant};
-use synack::scenarios::{CLIENT, CLIENT_IP, SERVER, SERVER_IP};
 use synack::sim::{ChurnClient, EchoServer, LinkConfig, ServerMode, Sim};
+use synack::sim::{CLIENT, CLIENT_IP, SERVER, SERVER_IP};
 
 fn main() {
     let args: Vec<u64> = std::env::args()

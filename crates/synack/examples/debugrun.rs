@@ -2,8 +2,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use synack::core::{Config, Instant, TraceKind};
 use synack::record::Record;
-use synack::scenarios::{CLIENT_IP, SERVER_IP};
 use synack::sim::{Client, ClientMode, EchoServer, LinkConfig, ServerMode, Sim};
+use synack::sim::{CLIENT_IP, SERVER_IP};
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let seed: u64 = a[1].parse().unwrap();

@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use synack::core::{Config, Instant};
-use synack::scenarios::{CLIENT, SERVER, SERVER_IP};
 use synack::sim::{ChurnClient, EchoServer, LinkConfig, ServerMode, Sim};
+use synack::sim::{CLIENT, SERVER, SERVER_IP};
 
 fn churn(total: u64, concurrent: usize) {
     let server = SocketAddr::new(SERVER_IP, 7);

@@ -4,8 +4,9 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use synack::core::{Config, Instant, State};
-use synack::scenarios::{states, CLIENT, SERVER};
+use synack::record::states;
 use synack::sim::{Client, ClientMode, EchoServer, LinkConfig, ServerMode, Sim};
+use synack::sim::{CLIENT, SERVER};
 
 #[test]
 fn ipv6_echo_over_a_lossy_link() {

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use synack::core::{Config, Error, Instant, State, TraceKind};
+use synack::record::states;
 use synack::record::{LinkFate, Record};
-use synack::scenarios::{states, CLIENT, CLIENT_IP, SERVER, SERVER_IP};
 use synack::sim::{Client, ClientMode, DropRule, EchoServer, LinkConfig, Rng, ServerMode, Sim};
+use synack::sim::{CLIENT, CLIENT_IP, SERVER, SERVER_IP};
 use synack::wire::TcpFlags;
 
 /// How a run that passed went.

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use synack::core::{Config, Instant, TraceKind};
 use synack::record::Record;
-use synack::scenarios::{CLIENT, CLIENT_IP, SERVER_IP};
 use synack::sim::{Client, ClientMode, EchoServer, LinkConfig, ServerMode, Sim};
+use synack::sim::{CLIENT, CLIENT_IP, SERVER_IP};
 
 /// Runs a 200 KB echo where the client's data segments numbered in `lose`
 /// (counting from 0) are lost once; returns (retransmission times after the
