@@ -110,6 +110,91 @@ fn echo_server_answers_nc_and_exits_on_sigterm() {
     assert!(text.contains("\"from\":\"LAST-ACK\",\"to\":\"CLOSED\""));
 }
 
+/// A client for the host's own TCP: sends stdin to 10.0.0.2:7 while it
+/// reads the echo, half-closes at the end, prints what came back.
+const ECHO_CLIENT: &str = "
+import socket, sys, threading
+s = socket.create_connection(('10.0.0.2', 7), timeout=10)
+data = sys.stdin.buffer.read()
+def send():
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+threading.Thread(target=send).start()
+out = bytearray()
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    out += b
+sys.stdout.buffer.write(out)
+";
+
+/// The TCP payload lengths of the IPv4 packets of a pcap capture
+/// (LINKTYPE_RAW), from each packet's own headers.
+fn pcap_payloads(bytes: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let incl = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        let p = &bytes[at + 16..(at + 16 + incl).min(bytes.len())];
+        at += 16 + incl;
+        if p.len() < 40 || p[0] >> 4 != 4 || p[9] != 6 {
+            continue;
+        }
+        let total = usize::from(u16::from_be_bytes([p[2], p[3]]));
+        let ihl = usize::from(p[0] & 0x0f) * 4;
+        let doff = usize::from(p[ihl + 12] >> 4) * 4;
+        out.push(total.saturating_sub(ihl + doff));
+    }
+    out
+}
+
+#[test]
+fn echo_server_offload_off_puts_only_wire_sized_segments_on_the_device() {
+    let Some(ns) = Netns::new("cli_offload_off") else {
+        return;
+    };
+    if !have("python3", "--version") {
+        println!("skipped: cli_offload_off: no python3");
+        return;
+    }
+    let pcap = std::env::temp_dir().join(format!("synack-cli-offload-{}.pcap", std::process::id()));
+    let mut server = Proc(
+        ns.command(BIN)
+            .args(["echo-server", "--tun", "syn0", "--addr", "10.0.0.2"])
+            .args(["--host", "10.0.0.1/24", "--offload", "off", "--pcap"])
+            .arg(&pcap)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the host address", || host_addr_ready(&ns));
+    // Enough bulk both ways that, with offloads, the kernel would merge
+    // segments into super-segments on the device.
+    let input = common::pattern(512 * 1024, 7);
+    let out = run_with_input(&ns, "python3", &["-c", ECHO_CLIENT], &input);
+    assert!(
+        out.stdout == input,
+        "echo differs: {} bytes back",
+        out.stdout.len()
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) };
+    assert_eq!(wait_exit(&mut server, Duration::from_secs(10)), 0);
+    let bytes = std::fs::read(&pcap).unwrap();
+    let _ = std::fs::remove_file(&pcap);
+    let payloads = pcap_payloads(&bytes);
+    let data: usize = payloads.iter().sum();
+    // Every byte echoed went through the device twice (in and out).
+    assert!(data >= 2 * input.len(), "{data} bytes of payload captured");
+    // The MSS over a 1500-byte MTU: 1500 - 20 (IPv4) - 20 (TCP).
+    let largest = payloads.iter().copied().max().unwrap_or(0);
+    assert!(
+        largest <= 1460,
+        "a {largest}-byte segment crossed the device"
+    );
+}
+
 #[test]
 fn connect_fetches_a_page_from_python_http_server() {
     let Some(ns) = Netns::new("cli_connect_http") else {
