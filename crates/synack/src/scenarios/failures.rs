@@ -7,17 +7,17 @@ use synack_core::{Error, Instant, TraceKind};
 use synack_wire::TcpFlags;
 
 use super::{
-    client_of, config, expect_states, link, server_addr, sim_with, summary, Options, Outcome,
-    CLIENT, LIMIT, SERVER,
+    after_units, client_of, config, expect_states, link, server_addr, sim_with, summary, Options,
+    Outcome, CLIENT, LIMIT, SERVER,
 };
 use crate::record::Record;
 use crate::sim::{Client, ClientMode, EchoServer, ServerMode};
 use synack_core::State::*;
 
-/// When the server's host crashes and comes back.
-const RESTART_AT: Instant = Instant::from_secs(2);
-/// When the client, unaware, sends its second half.
-const SECOND_ROUND_AT: Instant = Instant::from_secs(5);
+/// When the server's host crashes and comes back, in time units.
+const RESTART_AT: u32 = 2;
+/// When the client, unaware, sends its second half, in time units.
+const SECOND_ROUND_AT: u32 = 5;
 /// The smallest cap RFC 6298 (2.5) allows on the RTO.
 const RTO_CAP_FLOOR: Duration = Duration::from_secs(60);
 
@@ -27,10 +27,12 @@ const RTO_CAP_FLOOR: Duration = Duration::from_secs(60);
 /// application gets "connection reset".
 pub(super) fn half_open(opts: &Options) -> Outcome {
     let bytes = opts.bytes.unwrap_or(2048).max(2);
-    let client = Client::echo(server_addr(), bytes, ClientMode::TwoRounds(SECOND_ROUND_AT));
+    let restart_at = after_units(opts, RESTART_AT);
+    let second_round = ClientMode::TwoRounds(after_units(opts, SECOND_ROUND_AT));
+    let client = Client::echo(server_addr(), bytes, second_round);
     let server = EchoServer::new(server_addr(), ServerMode::Echo);
     let mut sim = sim_with(opts, link(opts, 0.0), client, server, config(opts));
-    sim.restart_at(RESTART_AT, SERVER);
+    sim.restart_at(restart_at, SERVER);
     sim.run(LIMIT);
     let verdict = (|| {
         let c = client_of(&sim);
@@ -43,7 +45,7 @@ pub(super) fn half_open(opts: &Options) -> Outcome {
         }
         let rst_after_restart = sim.records().iter().any(|r| {
             matches!(r, Record::Trace { host, event } if *host == SERVER
-                && event.at > RESTART_AT
+                && event.at > restart_at
                 && matches!(event.kind, TraceKind::Send { seg, .. } if seg.flags.rst()))
         });
         if !rst_after_restart {

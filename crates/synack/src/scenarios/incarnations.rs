@@ -12,8 +12,8 @@ use synack_core::{Error, Instant, State, TraceKind};
 use synack_wire::TcpFlags;
 
 use super::{
-    check_client, config, expect_states, link, names, server_addr, summary, Options, Outcome,
-    CLIENT, CLIENT_IP, LIMIT, SERVER,
+    after_units, check_client, config, expect_states, link, names, server_addr, summary, time_unit,
+    Options, Outcome, CLIENT, CLIENT_IP, LIMIT, SERVER,
 };
 use crate::record::{states, Record};
 use crate::sim::{Client, ClientMode, EchoServer, Incarnations, ServerMode, Sim};
@@ -58,9 +58,13 @@ const RETRY_AT: Instant = Instant::from_secs(3);
 /// How long the network holds the first SYN: it arrives just after the
 /// second attempt's SYN left.
 const OLD_SYN_HOLD: Duration = Duration::from_millis(3005);
-/// How long the network holds the second SYN, so that the first reaches the
-/// server first (the "..." of figure 8's line 2).
-const NEW_SYN_HOLD: Duration = Duration::from_millis(40);
+/// How long the network holds the second SYN, so that it reaches the
+/// server after the RST has (the "..." of figure 8's line 2): the old SYN
+/// arrives 5 ms after the new one left, and its SYN-ACK and the RST take a
+/// one-way delay each.
+fn new_syn_hold(delay: Duration) -> Duration {
+    Duration::from_millis(10) + delay * 3
+}
 
 /// Figure 8: an old SYN reaches the server before the new one; the server
 /// answers it; the client, which never sent that SYN in this incarnation,
@@ -75,6 +79,7 @@ pub(super) fn old_duplicate_syn(opts: &Options) -> Outcome {
         .starting_at(RETRY_AT);
     let mut sim = two_incarnations_sim(opts, first, second);
     let mut syns = 0;
+    let new_hold = new_syn_hold(opts.delay);
     sim.set_hold_rule(Box::new(move |from, seg| {
         if from != CLIENT || seg.tcp.flags != TcpFlags::SYN {
             return None;
@@ -82,7 +87,7 @@ pub(super) fn old_duplicate_syn(opts: &Options) -> Outcome {
         syns += 1;
         match syns {
             1 => Some(OLD_SYN_HOLD),
-            2 => Some(NEW_SYN_HOLD),
+            2 => Some(new_hold),
             _ => None,
         }
     }));
@@ -160,13 +165,15 @@ fn first_send(
     })
 }
 
-/// When the client opens its second connection on the same 4-tuple.
-const REOPEN_AT: Instant = Instant::from_secs(2);
-/// When the second connection sends its second half: it is open and idle
-/// when the old segment surfaces.
-const SECOND_ROUND_AT: Instant = Instant::from_secs(4);
-/// How long the network holds the server's first data segment.
-const OLD_DATA_HOLD: Duration = Duration::from_secs(3);
+/// When the client opens its second connection on the same 4-tuple, in
+/// time units.
+const REOPEN_AT: u32 = 2;
+/// When the second connection sends its second half, in time units: it is
+/// open and idle when the old segment surfaces.
+const SECOND_ROUND_AT: u32 = 4;
+/// How long the network holds the server's first data segment, in time
+/// units.
+const OLD_DATA_HOLD: u32 = 3;
 
 /// A data segment of the first connection is held in the network, then
 /// retransmitted; the first connection ends, and the client opens a second
@@ -179,10 +186,12 @@ pub(super) fn old_duplicate_data(opts: &Options) -> Outcome {
     let bytes = opts.bytes.unwrap_or(1024);
     let local = client_addr(5001);
     let first = Client::echo(server_addr(), bytes, ClientMode::Echo).from_local(local);
-    let second = Client::echo(server_addr(), bytes, ClientMode::TwoRounds(SECOND_ROUND_AT))
+    let second_round = ClientMode::TwoRounds(after_units(opts, SECOND_ROUND_AT));
+    let second = Client::echo(server_addr(), bytes, second_round)
         .from_local(local)
-        .starting_at(REOPEN_AT)
+        .starting_at(after_units(opts, REOPEN_AT))
         .retrying_while_busy();
+    let hold = time_unit(opts) * OLD_DATA_HOLD;
     let mut sim = two_incarnations_sim(opts, first, second);
     let held: Rc<Cell<Option<u32>>> = Rc::default();
     let held_in = held.clone();
@@ -191,17 +200,23 @@ pub(super) fn old_duplicate_data(opts: &Options) -> Outcome {
             return None;
         }
         held_in.set(Some(seg.tcp.seq));
-        Some(OLD_DATA_HOLD)
+        Some(hold)
     }));
     sim.run(LIMIT);
     let verdict = held
         .get()
         .ok_or_else(|| "the server sent no data".to_string())
-        .and_then(|seq| check_old_data(&sim, bytes, seq, opts.msl.is_zero()));
+        .and_then(|seq| check_old_data(&sim, bytes, seq, hold, opts.msl.is_zero()));
     Outcome { sim, verdict }
 }
 
-fn check_old_data(sim: &Sim, bytes: u64, seq: u32, no_time_wait: bool) -> Result<String, String> {
+fn check_old_data(
+    sim: &Sim,
+    bytes: u64,
+    seq: u32,
+    hold: Duration,
+    no_time_wait: bool,
+) -> Result<String, String> {
     check_client(incarnation(sim, 0), bytes)?;
     check_client(incarnation(sim, 1), bytes)?;
     let arrived = sim
@@ -209,7 +224,7 @@ fn check_old_data(sim: &Sim, bytes: u64, seq: u32, no_time_wait: bool) -> Result
         .iter()
         .position(|r| {
             matches!(r, Record::Trace { host, event } if *host == CLIENT
-                && event.at.micros() > OLD_DATA_HOLD.as_micros() as u64
+                && event.at.micros() >= hold.as_micros() as u64
                 && matches!(event.kind, TraceKind::Recv { seg } if seg.seq == seq && seg.len > 0))
         })
         .ok_or("the held segment never reached the client")?;
@@ -241,6 +256,10 @@ fn check_old_data(sim: &Sim, bytes: u64, seq: u32, no_time_wait: bool) -> Result
                  and was dropped ({fate}); {}",
                 distance(sim.records(), arrived, seq)
             ),
+        )),
+        (false, _) if hold >= sim.stack(CLIENT).config().msl => Err(format!(
+            "the segment was held {:.0} s, longer than the MSL TIME-WAIT counts on: it outlived TIME-WAIT (use a larger --msl)",
+            hold.as_secs_f64()
         )),
         (_, s) => Err(format!(
             "the old segment arrived with the client in {}, not where expected (states {})",

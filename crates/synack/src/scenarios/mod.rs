@@ -164,6 +164,18 @@ impl Scenario {
 /// The simulated run time after which a scenario is stopped.
 const LIMIT: Instant = Instant::from_secs(3600);
 
+/// The time step of the scenarios that script events by the clock: a
+/// second, or ten one-way delays on a slow link, so that each step has
+/// room for a few round trips.
+fn time_unit(opts: &Options) -> Duration {
+    (opts.delay * 10).max(Duration::from_secs(1))
+}
+
+/// `n` time units after the start.
+fn after_units(opts: &Options, n: u32) -> Instant {
+    Instant::ZERO + time_unit(opts) * n
+}
+
 fn server_addr() -> SocketAddr {
     SocketAddr::new(SERVER_IP, ECHO_PORT)
 }
