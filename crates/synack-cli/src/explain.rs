@@ -455,3 +455,94 @@ fn secs(d: Duration) -> String {
         format!("{:.3} s", d.as_secs_f64())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagram::tests::{basic_run, lossy_run};
+
+    /// Every record's explanation, with its record.
+    fn explained(records: &[Record]) -> Vec<(&Record, Option<String>)> {
+        let mut n = Narrator::default();
+        (0..records.len())
+            .map(|i| (&records[i], n.explain(records, i)))
+            .collect()
+    }
+
+    /// The explanation of the first send matching `pred`.
+    fn of_send(
+        all: &[(&Record, Option<String>)],
+        pred: impl Fn(HostId, &SegmentInfo, bool) -> bool,
+    ) -> String {
+        all.iter()
+            .find_map(|(r, why)| match r {
+                Record::Trace { host, event } => match event.kind {
+                    TraceKind::Send { seg, rtx } if pred(*host, &seg, rtx) => why.clone(),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .expect("a matching send with an explanation")
+    }
+
+    #[test]
+    fn receives_and_link_records_get_no_line() {
+        for (r, why) in explained(&basic_run()) {
+            let silent = match r {
+                Record::Trace { event, .. } => matches!(event.kind, TraceKind::Recv { .. }),
+                _ => true,
+            };
+            assert_eq!(why.is_none(), silent, "{r:?}: {why:?}");
+        }
+    }
+
+    #[test]
+    fn the_close_is_explained_from_states_and_flags() {
+        let run = basic_run();
+        let all = explained(&run);
+        let server = HostId(1);
+        let client = HostId(0);
+        let fin_ack_alone = of_send(&all, |h, s, _| {
+            h == server && s.flags == synack_wire::TcpFlags::ACK && s.ack == 1007
+        });
+        assert!(
+            fin_ack_alone.contains("has not closed yet"),
+            "{fin_ack_alone}"
+        );
+        let last_ack = of_send(&all, |h, s, _| h == client && s.ack == 5007);
+        assert!(last_ack.contains("the last ACK"), "{last_ack}");
+        let syn_rtx = of_send(&all, |h, s, rtx| h == client && s.flags.syn() && rtx);
+        assert!(
+            syn_rtx.contains("RTO") && syn_rtx.contains("1 s"),
+            "{syn_rtx}"
+        );
+    }
+
+    #[test]
+    fn losses_are_explained_from_what_the_host_had_seen() {
+        let run = lossy_run();
+        let all = explained(&run);
+        let client = HostId(0);
+        let server = HostId(1);
+        // Sent again at once on the peer's duplicate ACKs, not on a timer.
+        let fast = of_send(&all, |h, s, rtx| h == client && rtx && s.seq == 2000);
+        assert!(fast.contains("duplicate ACKs"), "{fast}");
+        let dup = of_send(&all, |h, s, _| h == server && s.ack == 2000 && s.len == 0);
+        assert!(
+            dup.contains("acknowledges") || dup.contains("duplicate"),
+            "{dup}"
+        );
+        let rst = of_send(&all, |h, s, _| h == server && s.flags.rst());
+        assert!(rst.contains("no connection"), "{rst}");
+        let bad = all
+            .iter()
+            .find_map(|(r, why)| match r {
+                Record::Trace { event, .. } if matches!(event.kind, TraceKind::Drop { .. }) => {
+                    why.clone()
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert!(bad.contains("checksum"), "{bad}");
+    }
+}
