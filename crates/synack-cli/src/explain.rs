@@ -280,7 +280,8 @@ fn retransmission(records: &[Record], i: usize, view: &HostView, seg: &SegmentIn
                     TraceKind::Send { seg: s, .. }
                         if s.seq == seg.seq
                             && s.flags.syn() == seg.flags.syn()
-                            && s.flags.fin() == seg.flags.fin() =>
+                            && s.flags.fin() == seg.flags.fin()
+                            && (s.len > 0) == (seg.len > 0) =>
                     {
                         Some(e.at)
                     }
@@ -295,7 +296,8 @@ fn retransmission(records: &[Record], i: usize, view: &HostView, seg: &SegmentIn
     if seg.flags.syn() && seg.flags.ack() && got.is_some_and(|r| r.flags.syn() && !r.flags.ack()) {
         return "crossed SYNs: this side's SYN again, now ACKing the peer's SYN".to_owned();
     }
-    let prompted = got.is_some_and(|r| r.flags.ack() && r.ack == seg.seq);
+    // Duplicate ACKs are bare ACKs of the segment's first byte.
+    let prompted = got.is_some_and(|r| r.flags.ack() && r.len == 0 && r.ack == seg.seq);
     if prompted && seg.len > 0 {
         return "duplicate ACKs say this is missing: sent again before the timer".to_owned();
     }
