@@ -16,7 +16,7 @@ use synack_wire::{
     TcpFlags, TcpRepr, WireError,
 };
 
-use crate::conn::{Ctx, Next, Tcb, UserTimeout};
+use crate::conn::{Ctx, Next, Tcb};
 use crate::conns::Conns;
 use crate::isn::IsnGenerator;
 use crate::outbox::{Outbox, Stats, Transmit};
@@ -275,13 +275,11 @@ impl Stack {
             // of the same connection (the application's reply, our FIN):
             // then there is nothing to send and nothing to re-arm, and
             // only the lines holding the flags are touched.
-            match self.conns.get_mut(id) {
-                Some(t) if !t.ack_owed() => t.ack_queued = false,
-                Some(_) => self.with_conn(now, id, |t, ctx| {
+            if self.conns.get_mut(id).is_some_and(Tcb::queued_ack_owed) {
+                self.with_conn(now, id, |t, ctx| {
                     t.flush_ack(ctx);
                     Next::Stay
-                }),
-                None => {}
+                });
             }
         }
         let mut pending = pending;
@@ -333,13 +331,7 @@ impl Stack {
             if !self.conns.is_current(id) {
                 continue;
             }
-            let due = self
-                .tcb(id)
-                .is_some_and(|t| t.wheel_at.is_some_and(|w| w <= now));
-            if due {
-                if let Some(t) = self.tcb_mut(id) {
-                    t.wheel_at.clear();
-                }
+            if self.tcb_mut(id).is_some_and(|t| t.wheel_fired(now)) {
                 self.with_conn(now, id, |t, ctx| t.on_timer(ctx));
             }
         }
@@ -580,24 +572,7 @@ impl Stack {
     /// receive buffer (not yet readable) and returns the payload's checksum
     /// sum; `None` when the segment does not qualify (then nothing is copied).
     fn place_payload(&mut self, id: ConnId, seg: &Segment<'_>) -> Option<u64> {
-        let t = self.tcb_mut(id)?;
-        let f = seg.tcp.flags;
-        let open = matches!(
-            t.state,
-            State::Established | State::FinWait1 | State::FinWait2
-        );
-        let qualifies = open
-            && !f.syn()
-            && !f.rst()
-            && !seg.payload.is_empty()
-            && crate::seq::Seq(seg.tcp.seq) == t.rcv_nxt
-            && !t.read_closed
-            && !t.fin_rcvd
-            && seg.payload.len() as u32 <= t.rcv_wnd();
-        if !qualifies {
-            return None;
-        }
-        t.recvq.place(seg.payload)
+        self.tcb_mut(id)?.place_in_order(seg)
     }
 
     /// An ICMP or ICMPv6 error: find the connection from the quoted
@@ -667,7 +642,7 @@ impl Stack {
             .ok_or(Error::InvalidHandle)?;
         let id = l.ready.pop_front().ok_or(Error::WouldBlock)?;
         if let Some(t) = self.tcb_mut(id) {
-            t.listener = None;
+            t.accepted();
         }
         Ok(id)
     }
@@ -745,14 +720,9 @@ impl Stack {
             remote,
         };
         let iss = Seq(self.isn.isn(now, tuple.local, tuple.remote));
-        let tcb = self.new_tcb(tuple, iss, State::Closed);
-        let id = self.insert_tcb(tcb);
-        self.with_conn(now, id, |t, ctx| {
-            t.set_state(ctx, State::SynSent);
-            t.send_syn(ctx, false);
-            t.timing.set(t.iss.add(1), ctx.now);
-            Next::Stay
-        });
+        let ts_offset = self.isn.ts_offset(tuple.local, tuple.remote);
+        let id = self.insert_tcb(Tcb::active(&self.cfg, tuple, iss, ts_offset));
+        self.with_conn(now, id, |t, ctx| t.open_active(ctx));
         Ok(id)
     }
 
@@ -828,9 +798,7 @@ impl Stack {
     /// (FIN, TIME-WAIT) on its own and then frees everything. Unread data
     /// turns it into a reset (SHLD-3). The handle is invalid afterwards.
     pub fn close(&mut self, now: Instant, id: ConnId) -> Result<(), Error> {
-        let t = self.tcb_mut(id).ok_or(Error::InvalidHandle)?;
-        t.released = true;
-        let detached = t.state == State::TimeWait || t.state == State::Closed;
+        let detached = self.tcb_mut(id).ok_or(Error::InvalidHandle)?.release();
         if detached {
             self.free_if_unlinked(id);
             return Ok(());
@@ -841,9 +809,8 @@ impl Stack {
 
     /// ABORT (§3.10.5): RST, and the handle is invalid afterwards.
     pub fn abort(&mut self, now: Instant, id: ConnId) -> Result<(), Error> {
-        let t = self.tcb_mut(id).ok_or(Error::InvalidHandle)?;
-        t.released = true;
-        if t.state == State::TimeWait || t.state == State::Closed {
+        let detached = self.tcb_mut(id).ok_or(Error::InvalidHandle)?.release();
+        if detached {
             self.free_if_unlinked(id);
             return Ok(());
         }
@@ -906,14 +873,14 @@ impl Stack {
         timeout: Option<core::time::Duration>,
     ) -> Result<(), Error> {
         self.tcb_mut(id)
-            .map(|t| t.user_timeout = UserTimeout::new(timeout))
+            .map(|t| t.set_user_timeout(timeout))
             .ok_or(Error::InvalidHandle)
     }
 
     /// Turns Nagle's algorithm off (`true`) or on (MUST-17).
     pub fn set_nodelay(&mut self, id: ConnId, nodelay: bool) -> Result<(), Error> {
         self.tcb_mut(id)
-            .map(|t| t.nodelay = nodelay)
+            .map(|t| t.set_nodelay(nodelay))
             .ok_or(Error::InvalidHandle)
     }
 
@@ -938,19 +905,6 @@ impl Stack {
                 .get(&SocketAddr::new(any, local.port()))
                 .copied()
         })
-    }
-
-    /// A TCB with this stack's per-connection settings: the timestamp
-    /// offset (RFC 7323 §5.4) and the window scale it will offer.
-    fn new_tcb(&self, tuple: ConnTuple, iss: Seq, state: State) -> Tcb {
-        let mut tcb = Tcb::new(&self.cfg, tuple, iss, state);
-        tcb.ts_offset = self.isn.ts_offset(tuple.local, tuple.remote);
-        tcb.rcv_wscale = if self.cfg.window_scaling {
-            wscale_for(self.cfg.recv_buffer)
-        } else {
-            0
-        };
-        tcb
     }
 
     fn tcb(&self, id: ConnId) -> Option<&Tcb> {
@@ -1038,8 +992,7 @@ impl Stack {
     /// Abort a connection whose application is gone.
     fn abort_orphan(&mut self, now: Instant, id: ConnId) {
         if let Some(t) = self.tcb_mut(id) {
-            t.listener = None;
-            t.released = true;
+            t.orphan();
         }
         self.with_conn(now, id, |t, ctx| t.abort(ctx));
     }
@@ -1103,34 +1056,17 @@ impl Stack {
     /// earlier than the one already registered (stale entries are skipped
     /// when they fire).
     fn schedule(&mut self, id: ConnId) {
-        let Some(t) = self.tcb_mut(id) else { return };
-        if let Some(d) = t.next_deadline() {
-            if t.wheel_at.is_none_or(|w| d < w) {
-                t.wheel_at.set(d);
-                self.wheel.insert(d, TimerItem(id));
-            }
+        if let Some(d) = self.tcb_mut(id).and_then(Tcb::wheel_registration) {
+            self.wheel.insert(d, TimerItem(id));
         }
     }
 
     /// Moves a connection into the compact TIME-WAIT table.
     fn enter_time_wait(&mut self, now: Instant, id: ConnId) {
-        let twice_msl = t_twice_msl(&self.cfg);
+        let expires = now + t_twice_msl(&self.cfg);
         let Some(t) = self.tcb_mut(id) else { return };
-        let tuple = t.tuple;
-        let entry = TimeWaitEntry {
-            snd_nxt: t.snd_max,
-            rcv_nxt: t.rcv_nxt,
-            expires: now + twice_msl,
-            ts_offset: t.ts_offset,
-            ts_recent: t.ts.map_or(0, |ts| ts.recent),
-            window: (t.recvq.window() as u32 >> t.rcv_wscale).min(0xFFFF) as u16,
-            has_ts: t.ts.is_some(),
-        };
-        let held = !t.released;
-        t.rto_at.clear();
-        t.delack_at.clear();
-        t.persist_at.clear();
-        t.close_at.clear();
+        let (tuple, held) = (t.tuple, !t.released);
+        let entry = t.time_wait_entry(expires);
         self.unlink_tuple(id);
         if self.time_wait.len() >= self.cfg.max_time_wait {
             // Table full: skip TIME-WAIT rather than grow without bound.
@@ -1163,8 +1099,8 @@ impl Stack {
         };
         if let Some(id) = owner {
             if let Some(t) = self.tcb_mut(id) {
-                t.state = State::Closed;
-                self.events.push_back(Event::Closed { id, error: None });
+                let closed = t.time_wait_over(id);
+                self.events.push_back(closed);
             }
         }
     }
@@ -1243,10 +1179,8 @@ impl Stack {
                 iss = floor;
             }
         }
-        let mut tcb = self.new_tcb(tuple, iss, State::Listen);
-        tcb.passive = true;
-        tcb.listener = Some(lid);
-        let id = self.insert_tcb(tcb);
+        let ts_offset = self.isn.ts_offset(tuple.local, tuple.remote);
+        let id = self.insert_tcb(Tcb::passive(&self.cfg, tuple, iss, ts_offset, lid));
         if let Ok(l) = self
             .listeners
             .get_mut(lid.0 as usize)
@@ -1255,21 +1189,7 @@ impl Stack {
         {
             l.pending += 1;
         }
-        self.with_conn(now, id, |tcb, ctx| {
-            ctx.out.recv(ctx.now, tuple, t, seg.payload.len());
-            tcb.set_state(ctx, State::SynReceived);
-            tcb.irs = Seq(t.seq);
-            tcb.rcv_nxt = tcb.irs.add(1);
-            tcb.rcv_adv = tcb.rcv_nxt;
-            tcb.last_ack_sent = tcb.rcv_nxt;
-            tcb.negotiate(ctx, &t.options);
-            tcb.snd_wnd = u32::from(t.window);
-            tcb.max_snd_wnd = tcb.snd_wnd;
-            tcb.snd_wl1 = Seq(t.seq);
-            tcb.send_syn(ctx, false);
-            tcb.timing.set(tcb.iss.add(1), ctx.now);
-            Next::Stay
-        });
+        self.with_conn(now, id, |tcb, ctx| tcb.on_listen_syn(ctx, seg));
     }
 
     /// §3.10.7.1: a segment for no connection and no listener.
@@ -1332,15 +1252,6 @@ impl Stack {
 
 fn t_twice_msl(cfg: &Config) -> core::time::Duration {
     cfg.msl * 2
-}
-
-/// Smallest window scale that lets `buffer` bytes be advertised (RFC 7323 §2.3).
-fn wscale_for(buffer: usize) -> u8 {
-    let mut shift = 0u8;
-    while shift < 14 && (buffer >> shift) > 0xFFFF {
-        shift += 1;
-    }
-    shift
 }
 
 /// A remote address we may talk to: not unspecified, multicast or
