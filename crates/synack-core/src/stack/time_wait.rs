@@ -9,18 +9,28 @@ use crate::timewait::{TimeWaitEntry, TwAction};
 use crate::{Config, ConnId, ConnTuple, Instant, State};
 
 impl Stack {
-    /// Moves a connection into the compact TIME-WAIT table.
+    /// Moves a connection into the compact TIME-WAIT table. A full table
+    /// (`Config::max_time_wait`) first recycles its oldest entry, the
+    /// first to expire: that TIME-WAIT ends early, so the table stays
+    /// bounded and the newest connection, whose old segments are the
+    /// likeliest still in flight, is the one protected.
     pub(super) fn enter_time_wait(&mut self, now: Instant, id: ConnId) {
         let expires = now + t_twice_msl(&self.cfg);
         let Some(t) = self.tcb_mut(id) else { return };
         let (tuple, held) = (t.tuple, !t.released);
         let entry = t.time_wait_entry(expires);
         self.unlink_tuple(id);
-        if self.time_wait.len() >= self.cfg.max_time_wait {
-            // Table full: skip TIME-WAIT rather than grow without bound.
-            self.out.state(now, tuple, State::TimeWait, State::Closed);
-            self.free_if_unlinked(id);
-            return;
+        while self.time_wait.len() >= self.cfg.max_time_wait {
+            let Some((oldest, _)) = self.time_wait.first() else {
+                // No table at all (a maximum of 0): TIME-WAIT ends as it
+                // begins.
+                self.closed_after_time_wait(now, tuple, held.then_some(id));
+                if !held {
+                    self.free_if_unlinked(id);
+                }
+                return;
+            };
+            self.end_time_wait(now, oldest);
         }
         self.time_wait.insert(tuple, entry);
         if held {
@@ -39,12 +49,18 @@ impl Stack {
 
     /// What follows the end of `tuple`'s TIME-WAIT, its entry removed.
     pub(super) fn time_wait_ended(&mut self, now: Instant, tuple: ConnTuple) {
-        self.out.state(now, tuple, State::TimeWait, State::Closed);
         let owner = if self.tw_owners.is_empty() {
             None
         } else {
             self.tw_owners.remove(&tuple)
         };
+        self.closed_after_time_wait(now, tuple, owner);
+    }
+
+    /// RFC 9293 §3.10.7.4: TIME-WAIT → CLOSED for `tuple`, traced, and the
+    /// application told when it still holds the connection (`owner`).
+    fn closed_after_time_wait(&mut self, now: Instant, tuple: ConnTuple, owner: Option<ConnId>) {
+        self.out.state(now, tuple, State::TimeWait, State::Closed);
         if let Some(id) = owner {
             if let Some(t) = self.tcb_mut(id) {
                 let closed = t.time_wait_over(id);
