@@ -229,7 +229,8 @@ impl Stack {
             .ok_or(Error::InvalidHandle)
     }
 
-    /// Runs a user call that returns a value, then settles the connection.
+    /// Runs a user call that returns a value on the connection (which
+    /// lives on: [`Stack::with_conn`] re-arms its timer).
     fn user_call<R>(
         &mut self,
         now: Instant,

@@ -40,8 +40,8 @@ impl Stack {
         self.conns.remove(id);
     }
 
-    /// Runs `f` on a connection with a context, then applies what it asks
-    /// (state moves, accept queue, TIME-WAIT, freeing) and re-arms its timer.
+    /// Runs `f` on a connection with a context, then applies the
+    /// disposition it returns ([`Stack::apply`]).
     pub(super) fn with_conn(
         &mut self,
         now: Instant,
@@ -61,7 +61,7 @@ impl Stack {
             id,
         };
         let next = f(tcb, &mut ctx);
-        self.settle(now, id, before, next);
+        self.apply(now, id, before, next);
     }
 
     /// Abort a connection whose application is gone.
@@ -72,9 +72,11 @@ impl Stack {
         self.with_conn(now, id, |t, ctx| t.abort(ctx));
     }
 
-    /// Applies what a handler asked for: the accept queue, unlinking,
-    /// TIME-WAIT, freeing, and re-arming the timer.
-    fn settle(&mut self, now: Instant, id: ConnId, before: State, next: Next) {
+    /// Applies the disposition a handler returned, given the state the
+    /// connection was in `before` it ran: the accept queue (a passive child
+    /// now ESTABLISHED), unlinking, TIME-WAIT, freeing, or re-arming the
+    /// timer of a connection that lives on.
+    fn apply(&mut self, now: Instant, id: ConnId, before: State, next: Next) {
         let Some(tcb) = self.tcb(id) else { return };
         let after = tcb.state;
         let (passive, listener) = (tcb.passive, tcb.listener);
