@@ -1,6 +1,7 @@
 //! Leaving the TCB for TIME-WAIT (RFC 9293 §3.10.7.4, "TIME-WAIT STATE")
-//! and the end of the wait: what the compact TIME-WAIT table keeps of a
-//! connection, and the TCB an application still holds afterwards.
+//! and the end of the wait (§3.10.8): what the compact TIME-WAIT table
+//! keeps of a connection, and the TCB an application still holds
+//! afterwards.
 
 use super::Tcb;
 use crate::timewait::TimeWaitEntry;
@@ -28,9 +29,10 @@ impl Tcb {
         entry
     }
 
-    /// RFC 9293 §3.10.7.4: the 2×MSL wait is over; delete the TCB, enter
-    /// CLOSED. The table traced the change; a handle still held on the
-    /// connection `id` sees CLOSED and is told with the returned event.
+    /// RFC 9293 §3.10.8, TIME-WAIT timeout: the 2×MSL wait is over;
+    /// delete the TCB, enter CLOSED. The stack traced the change; a handle
+    /// still held on the connection `id` sees CLOSED, and the returned
+    /// event tells the application.
     pub(crate) fn time_wait_over(&mut self, id: ConnId) -> Event {
         self.state = State::Closed;
         Event::Closed { id, error: None }

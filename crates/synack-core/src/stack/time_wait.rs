@@ -1,6 +1,6 @@
 //! The stack's side of TIME-WAIT (RFC 9293 §3.10.7.4): a connection moves
 //! from its TCB into the compact table (`crate::timewait`), segments for
-//! it are answered from its entry, and its end is CLOSED.
+//! it are answered from its entry, and its end is CLOSED (§3.10.8).
 
 use synack_wire::Segment;
 
@@ -57,8 +57,9 @@ impl Stack {
         self.closed_after_time_wait(now, tuple, owner);
     }
 
-    /// RFC 9293 §3.10.7.4: TIME-WAIT → CLOSED for `tuple`, traced, and the
-    /// application told when it still holds the connection (`owner`).
+    /// RFC 9293 §3.10.8, TIME-WAIT timeout: TIME-WAIT → CLOSED for
+    /// `tuple`, traced, and the application told when it still holds the
+    /// connection (`owner`).
     fn closed_after_time_wait(&mut self, now: Instant, tuple: ConnTuple, owner: Option<ConnId>) {
         self.out.state(now, tuple, State::TimeWait, State::Closed);
         if let Some(id) = owner {
