@@ -50,7 +50,11 @@ pub struct Config {
     pub default_backlog: usize,
     /// Maximum number of connections (all states but TIME-WAIT).
     pub max_connections: usize,
-    /// Maximum number of TIME-WAIT entries; past it the oldest is recycled.
+    /// Maximum number of TIME-WAIT entries. A connection entering TIME-WAIT
+    /// with the table full recycles the oldest entry (the first to expire):
+    /// that TIME-WAIT ends early, traced TIME-WAIT → CLOSED, and an
+    /// application still holding that connection is told (`Event::Closed`).
+    /// 0 keeps no TIME-WAIT at all.
     pub max_time_wait: usize,
     /// First ephemeral port.
     pub ephemeral_low: u16,

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use synack_core::{Config, Error, Event, State};
+use synack_core::{Config, Error, Event, State, TraceKind};
 use synack_wire::{TcpFlags, TcpOptions};
 
 fn secs(s: u64) -> Duration {
@@ -1018,6 +1018,96 @@ fn must_13_retransmitted_fin_in_time_wait_restarts_timer() {
     assert_eq!(p.stack.time_wait_count(), 1);
     p.run_until(restart + twice_msl);
     assert_eq!(p.stack.time_wait_count(), 0);
+}
+
+/// `Config::max_time_wait` (MUST-13 bounded): a connection that enters
+/// TIME-WAIT while the table is full takes the place of the oldest entry,
+/// the first to expire, whose TIME-WAIT ends early: it is traced
+/// TIME-WAIT → CLOSED and the application still holding it is told. The
+/// other entries, and the new one, wait their full 2×MSL.
+#[test]
+fn full_time_wait_table_recycles_the_oldest_entry() {
+    let cfg = Config {
+        max_time_wait: 2,
+        trace: true,
+        ..Config::default()
+    };
+    let mut p = Peer::with(cfg).listening();
+    let mut conns = Vec::new();
+    for port in [40000, 40001, 40002] {
+        // A new peer port: a fresh connection through the same listener.
+        p.remote.set_port(port);
+        let _ = p.events(); // Readable: the previous one's end of stream
+        p.id = None;
+        p.rcv_nxt = 0;
+        p = p.fin_wait_2();
+        p.fin();
+        let (seq, ack) = (p.rcv_nxt, p.snd_nxt);
+        p.expect_ack(seq, ack);
+        let id = p.id();
+        assert_eq!(p.stack.state(id), Ok(State::TimeWait), "port {port}");
+        conns.push((id, p.stack.tuple(id).unwrap(), p.now));
+        p.now += secs(1);
+    }
+    assert_eq!(p.stack.time_wait_count(), 2);
+    let (oldest, oldest_tuple, _) = conns[0];
+    assert_eq!(p.stack.state(oldest), Ok(State::Closed));
+    assert_eq!(p.stack.state(conns[1].0), Ok(State::TimeWait));
+    let closed: Vec<Event> = p
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::Closed { .. }))
+        .collect();
+    assert_eq!(
+        closed,
+        vec![Event::Closed {
+            id: oldest,
+            error: None
+        }]
+    );
+    let ended: Vec<_> = std::iter::from_fn(|| p.stack.poll_trace())
+        .filter(|e| {
+            e.kind
+                == TraceKind::State {
+                    from: State::TimeWait,
+                    to: State::Closed,
+                }
+        })
+        .map(|e| e.conn)
+        .collect();
+    assert_eq!(ended, vec![Some(oldest_tuple)], "only the oldest ended");
+    // The two left each wait 2×MSL from their own start.
+    let twice_msl = 2 * p.stack.config().msl;
+    for (i, &(id, _, entered)) in conns.iter().enumerate().skip(1) {
+        p.run_until(entered + (twice_msl - Duration::from_micros(1)));
+        assert_eq!(p.stack.state(id), Ok(State::TimeWait), "connection {i}");
+        p.run_until(entered + twice_msl);
+        assert_eq!(p.stack.state(id), Ok(State::Closed), "connection {i}");
+    }
+    assert_eq!(p.stack.time_wait_count(), 0);
+}
+
+/// `Config::max_time_wait` of 0 keeps no TIME-WAIT table: TIME-WAIT ends
+/// as it begins, traced, and the application still holding the connection
+/// sees it CLOSED and is told.
+#[test]
+fn no_time_wait_table_closes_at_once() {
+    let mut p = Peer::with(Config {
+        max_time_wait: 0,
+        ..Config::default()
+    })
+    .fin_wait_2();
+    p.fin();
+    let (seq, ack) = (p.rcv_nxt, p.snd_nxt);
+    p.expect_ack(seq, ack);
+    assert_eq!(p.stack.time_wait_count(), 0);
+    assert_eq!(p.stack.state(p.id()), Ok(State::Closed));
+    assert!(p.events().contains(&Event::Closed {
+        id: p.id(),
+        error: None
+    }));
+    p.stack.close(p.now, p.id()).unwrap();
+    assert_eq!(p.stack.connection_count(), 0);
 }
 
 /// RFC 1337 (TIME-WAIT assassination, hazard H1): an RST in TIME-WAIT is

@@ -1,16 +1,27 @@
 //! One TCP connection: its Transmission Control Block (RFC 9293 §3.3.1) and
 //! the transitions of §3.10, split by concern:
 //!
+//! - [`open`]: OPEN, active and passive (§3.10.1, §3.10.7.2),
 //! - [`input`]: SEGMENT ARRIVES (§3.10.7.3, §3.10.7.4),
 //! - [`output`]: what to send now (data, FIN, ACKs, window updates),
 //! - [`user`]: SEND, RECEIVE, CLOSE, ABORT (§3.10.2–§3.10.5),
-//! - [`timers`]: retransmission, delayed ACK, persist, FIN-WAIT-2 (§3.10.8).
+//! - [`timers`]: retransmission, delayed ACK, persist, FIN-WAIT-2 (§3.10.8),
+//! - [`time_wait`]: the hand-over to the compact TIME-WAIT table and its end,
+//! - [`handle`]: the application's hold on the connection (accept, release),
+//! - [`place`], [`registration`]: the stack's fast path into the receive
+//!   buffer, and the connection's entries in the stack's timer wheel and
+//!   ACK list.
 
+mod handle;
 mod icmp;
 mod input;
+mod open;
 mod output;
+mod place;
 mod recovery;
+mod registration;
 mod sack;
+mod time_wait;
 mod timers;
 mod urgent;
 mod user;

@@ -1,0 +1,42 @@
+//! The application's hold on a connection: taken from a listener's accept
+//! queue, let go of, and the per-connection settings it may change (Nagle,
+//! MUST-17; the user timeout, MUST-21).
+
+use core::time::Duration;
+
+use super::{Tcb, UserTimeout};
+use crate::State;
+
+impl Tcb {
+    /// ACCEPT took the connection from its listener's queue: it no longer
+    /// belongs to the listener (which would reset it on closing).
+    pub(crate) fn accepted(&mut self) {
+        self.listener = None;
+    }
+
+    /// The application lets go of its handle (CLOSE or ABORT): the TCB is
+    /// freed once the connection reaches CLOSED. True when it has already
+    /// left the state machine (TIME-WAIT is the table's, or CLOSED), so it
+    /// can be freed now.
+    pub(crate) fn release(&mut self) -> bool {
+        self.released = true;
+        self.state == State::TimeWait || self.state == State::Closed
+    }
+
+    /// Nobody will ever hold the connection: its listener closed before it
+    /// was accepted. It is let go of, and the listener forgotten.
+    pub(crate) fn orphan(&mut self) {
+        self.listener = None;
+        self.released = true;
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on (MUST-17).
+    pub(crate) fn set_nodelay(&mut self, nodelay: bool) {
+        self.nodelay = nodelay;
+    }
+
+    /// R2 as a time (MUST-21); `None` restores `Config::max_retries`.
+    pub(crate) fn set_user_timeout(&mut self, limit: Option<Duration>) {
+        self.user_timeout = UserTimeout::new(limit);
+    }
+}
