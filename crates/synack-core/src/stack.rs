@@ -582,11 +582,7 @@ impl Stack {
     fn place_payload(&mut self, id: ConnId, seg: &Segment<'_>) -> Option<u64> {
         let t = self.tcb_mut(id)?;
         let f = seg.tcp.flags;
-        let open = matches!(
-            t.state,
-            State::Established | State::FinWait1 | State::FinWait2
-        );
-        let qualifies = open
+        let qualifies = t.state.accepts_segment_text()
             && !f.syn()
             && !f.rst()
             && !seg.payload.is_empty()

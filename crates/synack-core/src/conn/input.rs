@@ -287,9 +287,7 @@ impl Tcb {
                     Next::ReturnToListen
                 }
                 State::SynReceived => self.close_with(ctx, Some(Error::Refused)),
-                State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
-                    self.close_with(ctx, Some(Error::Reset))
-                }
+                s if s.is_open() => self.close_with(ctx, Some(Error::Reset)),
                 _ => self.close_with(ctx, None),
             };
         }
@@ -491,11 +489,7 @@ impl Tcb {
     /// Steps 7 and 8: queue in-window text (already trimmed to start at or
     /// after RCV.NXT and to fit the window) and process the FIN.
     pub(crate) fn accept_text(&mut self, ctx: &mut Ctx<'_>, seq: Seq, payload: &[u8], fin: bool) {
-        let receiving = matches!(
-            self.state,
-            State::Established | State::FinWait1 | State::FinWait2 | State::SynReceived
-        );
-        if !payload.is_empty() && receiving && !self.fin_rcvd {
+        if !payload.is_empty() && self.state.accepts_segment_text() && !self.fin_rcvd {
             if self.read_closed {
                 // SHLD-3 / MAY-1: the application will never read this.
                 self.send_rst(ctx);

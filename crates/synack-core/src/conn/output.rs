@@ -233,19 +233,11 @@ impl Tcb {
     /// Sends what the windows, Nagle and the state allow: new data, a
     /// retransmission after a go-back, our FIN, and else a pending ACK.
     pub(crate) fn output(&mut self, ctx: &mut Ctx<'_>) {
-        let can_send = matches!(
-            self.state,
-            State::Established
-                | State::CloseWait
-                | State::FinWait1
-                | State::Closing
-                | State::LastAck
-        );
         let mut sent = false;
-        if can_send {
+        if self.state.can_send_data() {
             sent = self.output_data(ctx);
         }
-        if !sent && self.ack_now && self.state != State::Closed && self.state != State::SynSent {
+        if !sent && self.ack_owed() {
             // MUST-58, MUST-59: the ACK waits until the driver drains the
             // output, so that every segment of the batch it is handing in
             // is processed first and one cumulative ACK covers them all.
@@ -258,7 +250,7 @@ impl Tcb {
 
     /// Whether an ACK is still owed: [`Tcb::flush_ack`] would send one.
     pub(crate) fn ack_owed(&self) -> bool {
-        self.ack_now && self.state != State::Closed && self.state != State::SynSent
+        self.ack_now && self.state.can_acknowledge()
     }
 
     /// Sends the ACK queued by [`Tcb::output`], if one is still owed.

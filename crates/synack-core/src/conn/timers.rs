@@ -11,7 +11,8 @@ impl Tcb {
         let now = ctx.now;
         if self.close_at.is_some_and(|t| t <= now) {
             self.close_at.clear();
-            if matches!(self.state, State::FinWait2 | State::TimeWait) {
+            // The FIN-WAIT-2 or TIME-WAIT timeout (RFC 9293 §3.10.8).
+            if self.state.fin_acked() {
                 return self.close_with(ctx, None);
             }
         }
@@ -84,14 +85,23 @@ impl Tcb {
 
     /// Sets the keep-alive deadline from the last time the peer was heard.
     pub(crate) fn rearm_keepalive(&mut self, ctx: &Ctx<'_>) {
-        let live = matches!(self.state, State::Established | State::CloseWait);
-        self.keepalive_at
-            .assign((self.keepalive && live).then(|| self.last_recv + ctx.cfg.keepalive_idle));
+        self.keepalive_at.assign(
+            self.keepalive_applies()
+                .then(|| self.last_recv + ctx.cfg.keepalive_idle),
+        );
+    }
+
+    /// Whether keep-alives are on and the connection is one they watch:
+    /// synchronized with SEND still open (ESTABLISHED, CLOSE-WAIT). In the
+    /// closing states the FIN's retransmissions and the FIN-WAIT-2 and
+    /// TIME-WAIT timeouts watch the peer instead.
+    fn keepalive_applies(&self) -> bool {
+        self.keepalive && self.state.is_synchronized() && self.state.accepts_send()
     }
 
     /// The keep-alive timer expired (RFC 9293 §3.8.4).
     fn on_keepalive(&mut self, ctx: &mut Ctx<'_>) -> Next {
-        if !self.keepalive || !matches!(self.state, State::Established | State::CloseWait) {
+        if !self.keepalive_applies() {
             return Next::Stay;
         }
         if self.snd_una != self.snd_max {

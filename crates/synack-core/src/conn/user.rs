@@ -40,7 +40,7 @@ impl Tcb {
         put: impl FnOnce(&mut SendBuffer) -> (usize, bool),
     ) -> Result<usize, Error> {
         match self.state {
-            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
+            s if s.accepts_send() => {}
             State::Closed => return Err(self.error.unwrap_or(Error::InvalidState)),
             _ => return Err(Error::Closing),
         }
@@ -166,11 +166,8 @@ impl Tcb {
     pub(crate) fn abort(&mut self, ctx: &mut Ctx<'_>) -> Next {
         self.read_closed = true;
         match self.state {
-            State::SynReceived
-            | State::Established
-            | State::FinWait1
-            | State::FinWait2
-            | State::CloseWait => self.send_rst(ctx),
+            // §3.10.5: the states where the peer holds a connection.
+            s if s == State::SynReceived || s.is_open() => self.send_rst(ctx),
             State::Closed => return Next::Closed,
             _ => {}
         }
