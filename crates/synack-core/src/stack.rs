@@ -1123,10 +1123,7 @@ impl Stack {
             has_ts: t.ts.is_some(),
         };
         let held = !t.released;
-        t.rto_at.clear();
-        t.delack_at.clear();
-        t.persist_at.clear();
-        t.close_at.clear();
+        t.timers.stop_all();
         self.unlink_tuple(id);
         if self.time_wait.len() >= self.cfg.max_time_wait {
             // Table full: skip TIME-WAIT rather than grow without bound.

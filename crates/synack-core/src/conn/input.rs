@@ -6,7 +6,7 @@ use core::time::Duration;
 
 use synack_wire::{Segment, TcpFlags, TcpOptions, TcpRepr};
 
-use super::{our_mss, Ctx, Next, Tcb, Timestamps};
+use super::{our_mss, Ctx, Next, Tcb, TimerKind, Timestamps};
 use crate::cc::{CongestionControl, Reno};
 use crate::seq::Seq;
 use crate::{Error, Event, State};
@@ -129,7 +129,7 @@ impl Tcb {
             self.max_snd_wnd = self.snd_wnd;
             self.snd_wl1 = Seq(t.seq);
             self.snd_wl2 = ack;
-            self.rto_at.clear();
+            self.timers.clear(TimerKind::Retransmission);
             self.retries = 0;
             if let Some((_, at)) = self.timing.take() {
                 if !self.syn_retransmitted {
@@ -372,14 +372,15 @@ impl Tcb {
                 self.retries = 0;
                 self.una_since.set(ctx.now);
             } else if was_zero {
-                self.persist_at.clear();
+                self.timers.clear(TimerKind::Persist);
             }
         }
         match self.state {
             State::FinWait1 if self.fin_acked() => {
                 self.set_state(ctx, State::FinWait2);
                 if self.read_closed {
-                    self.close_at.set(ctx.now + ctx.cfg.fin_timeout);
+                    self.timers
+                        .set(TimerKind::Close, ctx.now + ctx.cfg.fin_timeout);
                 }
             }
             State::Closing if self.fin_acked() => {
@@ -475,10 +476,11 @@ impl Tcb {
         self.soft_error = None;
         self.trouble_reported = false;
         if self.snd_una == self.snd_max {
-            self.rto_at.clear();
+            self.timers.clear(TimerKind::Retransmission);
         } else {
             // RFC 6298 §5.3: restart the timer on an ACK of new data.
-            self.rto_at.set(self.rto_deadline(ctx.now));
+            self.timers
+                .set(TimerKind::Retransmission, self.rto_deadline(ctx.now));
         }
         if self.want_writable && self.sendq.free() > 0 {
             self.want_writable = false;
@@ -517,9 +519,10 @@ impl Tcb {
                 if self.unacked_bytes >= 2 * self.rcv_mss {
                     // SHLD-19: at least every second full-sized segment.
                     self.ack_now = true;
-                } else if self.delack_at.is_none() {
+                } else if !self.timers.is_armed(TimerKind::DelayedAck) {
                     // SHLD-18, MUST-40: delay the ACK, under 0.5 s.
-                    self.delack_at.set(ctx.now + ctx.cfg.delayed_ack);
+                    let at = ctx.now + ctx.cfg.delayed_ack;
+                    self.timers.set(TimerKind::DelayedAck, at);
                 }
                 self.signal_readable(ctx);
             }

@@ -4,18 +4,21 @@
 //! - [`input`]: SEGMENT ARRIVES (§3.10.7.3, §3.10.7.4),
 //! - [`output`]: what to send now (data, FIN, ACKs, window updates),
 //! - [`user`]: SEND, RECEIVE, CLOSE, ABORT (§3.10.2–§3.10.5),
-//! - [`timers`]: retransmission, delayed ACK, persist, FIN-WAIT-2 (§3.10.8).
+//! - [`timers`]: retransmission, delayed ACK, persist, FIN-WAIT-2 (§3.10.8),
+//!   their deadlines kept in one table ([`timer_table`]).
 
 mod icmp;
 mod input;
 mod output;
 mod recovery;
 mod sack;
+mod timer_table;
 mod timers;
 mod urgent;
 mod user;
 
 pub(crate) use sack::Scoreboard;
+pub(crate) use timer_table::{TimerKind, Timers};
 
 use alloc::collections::VecDeque;
 use core::net::SocketAddr;
@@ -216,15 +219,14 @@ pub(crate) struct Tcb {
     pub dupacks: u32,
     /// Probes sent since the peer was last heard from.
     pub keepalive_sent: u32,
-    pub rto_at: Timer,
-    pub delack_at: Timer,
-    pub persist_at: Timer,
-    /// TIME-WAIT expiry or the FIN-WAIT-2 timeout.
-    pub close_at: Timer,
-    /// The earliest deadline currently registered in the stack's timer wheel.
+    /// The deadlines of the connection's timers (retransmission, delayed
+    /// ACK, persist, FIN-WAIT-2 or TIME-WAIT, keep-alive).
+    pub timers: Timers,
+    /// The earliest deadline currently registered in the stack's timer
+    /// wheel: the stack's bookkeeping of `timers.next()`, not a timer of
+    /// the connection (so [`Timers::stop_all`] leaves it, and the wheel's
+    /// stale entry is recognized when it fires).
     pub wheel_at: Timer,
-    /// When the next keep-alive probe is due.
-    pub keepalive_at: Timer,
     /// Since when the oldest unacknowledged data has waited: set when data
     /// goes out with nothing outstanding, moved on by every ACK of new data
     /// (the clock of the user timeout, MUST-21).
@@ -331,10 +333,7 @@ impl Tcb {
             retries: 0,
             syn_retransmitted: false,
             cc: Reno::new(default_peer_mss(v6), false),
-            rto_at: Timer::OFF,
-            delack_at: Timer::OFF,
-            persist_at: Timer::OFF,
-            close_at: Timer::OFF,
+            timers: Timers::OFF,
             wheel_at: Timer::OFF,
             ack_now: false,
             ack_queued: false,
@@ -347,7 +346,6 @@ impl Tcb {
             trouble_reported: false,
             force_probe: false,
             keepalive: false,
-            keepalive_at: Timer::OFF,
             keepalive_sent: 0,
             last_recv: Instant::ZERO,
             user_timeout: UserTimeout::NONE,
@@ -376,11 +374,7 @@ impl Tcb {
         if self.error.is_none() {
             self.error = error;
         }
-        self.rto_at.clear();
-        self.delack_at.clear();
-        self.persist_at.clear();
-        self.close_at.clear();
-        self.keepalive_at.clear();
+        self.timers.stop_all();
         if !self.released && (self.listener.is_none() || !self.passive) {
             ctx.events.push_back(Event::Closed {
                 id: ctx.id,
@@ -392,11 +386,7 @@ impl Tcb {
 
     /// The earliest instant any timer of this connection wants service.
     pub fn next_deadline(&self) -> Option<Instant> {
-        // Plain comparisons (an unset timer is later than any deadline):
-        // this runs after every event on the connection.
-        let a = self.rto_at.min(self.delack_at);
-        let b = self.persist_at.min(self.close_at);
-        a.min(b).min(self.keepalive_at).get()
+        self.timers.next()
     }
 
     /// Sequence number one past the last byte the application queued.
@@ -478,4 +468,25 @@ pub(crate) fn default_peer_mss(v6: bool) -> u32 {
 #[allow(dead_code)]
 pub(crate) fn tuple_of(local: SocketAddr, remote: SocketAddr) -> ConnTuple {
     ConnTuple { local, remote }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Tcb, Timers};
+    use core::mem::{offset_of, size_of};
+
+    /// A hundred thousand open connections each read their TCB from
+    /// memory: it must not grow by accident (584 bytes before the timers
+    /// became one table).
+    #[test]
+    fn the_tcb_does_not_grow() {
+        assert!(size_of::<Tcb>() <= 584, "{} bytes", size_of::<Tcb>());
+    }
+
+    /// The timer table sits with the hot fields, in the first four cache
+    /// lines that nearly every segment and timer check touches.
+    #[test]
+    fn the_timers_are_hot() {
+        assert!(offset_of!(Tcb, timers) + size_of::<Timers>() <= 4 * 64);
+    }
 }

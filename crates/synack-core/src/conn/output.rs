@@ -3,7 +3,7 @@
 
 use synack_wire::{TcpFlags, TcpRepr};
 
-use super::{Ctx, Tcb};
+use super::{Ctx, Tcb, TimerKind};
 use crate::seq::Seq;
 use crate::State;
 
@@ -111,7 +111,7 @@ impl Tcb {
             self.last_ack_sent = self.rcv_nxt;
             self.ack_now = false;
             self.unacked_bytes = 0;
-            self.delack_at.clear();
+            self.timers.clear(TimerKind::DelayedAck);
         }
     }
 
@@ -181,8 +181,9 @@ impl Tcb {
         self.emit(ctx, &repr, &[], rtx);
         self.snd_nxt = self.iss.add(1);
         self.snd_max = self.snd_max.max(self.snd_nxt);
-        if self.rto_at.is_none() || rtx {
-            self.rto_at.set(self.rto_deadline(ctx.now));
+        if !self.timers.is_armed(TimerKind::Retransmission) || rtx {
+            let at = self.rto_deadline(ctx.now);
+            self.timers.set(TimerKind::Retransmission, at);
         }
     }
 
@@ -405,10 +406,11 @@ impl Tcb {
                 }
             }
             self.snd_max = self.snd_max.max(self.snd_nxt);
-            if self.rto_at.is_none() {
-                self.rto_at.set(self.rto_deadline(ctx.now));
+            if !self.timers.is_armed(TimerKind::Retransmission) {
+                let at = self.rto_deadline(ctx.now);
+                self.timers.set(TimerKind::Retransmission, at);
             }
-            self.persist_at.clear();
+            self.timers.clear(TimerKind::Persist);
             sent = true;
             if fin_now || got == 0 {
                 break;
@@ -417,13 +419,14 @@ impl Tcb {
         // Zero window with data waiting and nothing in flight: the persist
         // timer sends the first probe after one RTO (SHLD-29, MUST-36).
         let waiting = self.snd_nxt.lt(self.data_end());
-        if waiting && self.snd_wnd == 0 && self.in_flight() == 0 && self.persist_at.is_none() {
-            self.persist_at.set(ctx.now + self.rto());
+        let persist_off = !self.timers.is_armed(TimerKind::Persist);
+        if waiting && self.snd_wnd == 0 && self.in_flight() == 0 && persist_off {
+            self.timers.set(TimerKind::Persist, ctx.now + self.rto());
         }
         // RFC 9293 §3.8.6.2.1: SWS avoidance holds a short segment back only
         // until an override timeout (0.1 to 1 s) when nothing is in flight.
-        if sws_blocked && self.in_flight() == 0 && self.persist_at.is_none() {
-            self.persist_at.set(ctx.now + SWS_OVERRIDE);
+        if sws_blocked && self.in_flight() == 0 && !self.timers.is_armed(TimerKind::Persist) {
+            self.timers.set(TimerKind::Persist, ctx.now + SWS_OVERRIDE);
         }
         sent
     }
