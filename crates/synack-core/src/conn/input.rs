@@ -19,7 +19,15 @@ const MAX_WSCALE: u8 = 14;
 
 impl Tcb {
     /// Processes one verified segment addressed to this connection.
-    pub(crate) fn on_segment(&mut self, ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Next {
+    /// `preplaced` says that its payload, this many bytes, was already
+    /// copied to RCV.NXT in the receive buffer while its checksum was
+    /// verified: accepting it then only commits them.
+    pub(crate) fn on_segment(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &Segment<'_>,
+        preplaced: Option<u32>,
+    ) -> Next {
         ctx.out
             .recv(ctx.now, self.tuple, &seg.tcp, seg.payload.len());
         self.last_recv = ctx.now;
@@ -30,7 +38,7 @@ impl Tcb {
                 ctx.out.drop(ctx.now, Some(self.tuple), "connection closed");
                 Next::Stay
             }
-            _ => self.on_synchronized(ctx, seg),
+            _ => self.on_synchronized(ctx, seg, preplaced),
         };
         if next == Next::Stay {
             self.output(ctx);
@@ -143,7 +151,7 @@ impl Tcb {
             ctx.events.push_back(Event::Connected(ctx.id));
             // Data or FIN riding on the SYN-ACK (step 6 onward).
             let data_seq = Seq(t.seq).add(1);
-            self.accept_text(ctx, data_seq, seg.payload, t.flags.fin());
+            self.accept_text(ctx, data_seq, seg.payload, t.flags.fin(), None);
             // §3.10.7.3: "form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT>
             // <CTL=ACK> and send it", at once: the third segment of the
             // handshake stands on its own, whatever the application sends.
@@ -185,7 +193,12 @@ impl Tcb {
     }
 
     /// §3.10.7.4: SYN-RECEIVED and the synchronized states.
-    fn on_synchronized(&mut self, ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Next {
+    fn on_synchronized(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &Segment<'_>,
+        preplaced: Option<u32>,
+    ) -> Next {
         let t = &seg.tcp;
         let rst = t.flags.rst();
         let mut syn = t.flags.syn();
@@ -418,7 +431,7 @@ impl Tcb {
             // Text was refused: tell the peer where we are.
             self.ack_now = true;
         }
-        self.accept_text(ctx, seq, payload, fin);
+        self.accept_text(ctx, seq, payload, fin, preplaced);
         match self.state {
             State::TimeWait => Next::TimeWait,
             State::Closed => Next::Closed,
@@ -489,8 +502,17 @@ impl Tcb {
     }
 
     /// Steps 7 and 8: queue in-window text (already trimmed to start at or
-    /// after RCV.NXT and to fit the window) and process the FIN.
-    pub(crate) fn accept_text(&mut self, ctx: &mut Ctx<'_>, seq: Seq, payload: &[u8], fin: bool) {
+    /// after RCV.NXT and to fit the window) and process the FIN. With
+    /// `preplaced`, the payload was copied in already (see
+    /// [`Tcb::on_segment`]).
+    fn accept_text(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seq: Seq,
+        payload: &[u8],
+        fin: bool,
+        preplaced: Option<u32>,
+    ) {
         if !payload.is_empty() && self.state.accepts_segment_text() && !self.fin_rcvd {
             if self.read_closed {
                 // SHLD-3 / MAY-1: the application will never read this.
@@ -499,7 +521,7 @@ impl Tcb {
             }
             let had_gaps = self.recvq.has_ooo();
             let off = seq.since(self.rcv_nxt) as usize;
-            let n = match self.preplaced.take() {
+            let n = match preplaced {
                 // Already copied in while the checksum was verified.
                 Some(len) if off == 0 && len as usize == payload.len() => {
                     self.recvq.commit(payload.len())

@@ -7,6 +7,18 @@ use super::{Ctx, Tcb, TimerKind};
 use crate::seq::Seq;
 use crate::State;
 
+/// How [`Tcb::output_as`] treats the rules that hold a segment back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OutputMode {
+    /// As the windows, Nagle and SWS avoidance allow.
+    Normal,
+    /// The persist timer (or the SWS override, or a retransmission timeout
+    /// into a zero window) fired: the first segment goes out whatever
+    /// Nagle and SWS avoidance say, and into a zero window it is a
+    /// one-byte probe (RFC 9293 §3.8.6.1, MUST-36).
+    Probe,
+}
+
 /// The sender SWS override timeout (RFC 9293 §3.8.6.2.1: 0.1 to 1 s).
 const SWS_OVERRIDE: core::time::Duration = core::time::Duration::from_millis(200);
 
@@ -234,9 +246,14 @@ impl Tcb {
     /// Sends what the windows, Nagle and the state allow: new data, a
     /// retransmission after a go-back, our FIN, and else a pending ACK.
     pub(crate) fn output(&mut self, ctx: &mut Ctx<'_>) {
+        self.output_as(ctx, OutputMode::Normal);
+    }
+
+    /// [`Tcb::output`], with a forced segment in [`OutputMode::Probe`].
+    pub(crate) fn output_as(&mut self, ctx: &mut Ctx<'_>, mode: OutputMode) {
         let mut sent = false;
         if self.state.can_send_data() {
-            sent = self.output_data(ctx);
+            sent = self.output_data(ctx, mode);
         }
         if !sent && self.ack_owed() {
             // MUST-58, MUST-59: the ACK waits until the driver drains the
@@ -327,7 +344,7 @@ impl Tcb {
         })
     }
 
-    fn output_data(&mut self, ctx: &mut Ctx<'_>) -> bool {
+    fn output_data(&mut self, ctx: &mut Ctx<'_>, mode: OutputMode) -> bool {
         // Nothing queued and no FIN to send (a receiver's every segment):
         // the loop below would stop at once, and with nothing waiting no
         // timer is due either.
@@ -335,6 +352,7 @@ impl Tcb {
             return false;
         }
         let gso_cap = self.gso_cap(ctx);
+        let mut force = mode == OutputMode::Probe;
         let mut sent = false;
         let mut sws_blocked = false;
         loop {
@@ -351,9 +369,9 @@ impl Tcb {
             // A forced send (the persist or SWS override timer fired) goes
             // out whatever Nagle and SWS avoidance say; into a zero window
             // it is a one-byte probe.
-            let probing = self.force_probe && unsent > 0;
+            let probing = force && unsent > 0;
             if probing {
-                self.force_probe = false;
+                force = false;
                 usable = usable.max(1);
             }
             let mut len = unsent.min(usable).min(self.snd_mss);

@@ -1,7 +1,7 @@
 //! Timeouts (RFC 9293 §3.10.8): retransmission (RFC 6298), delayed ACK,
 //! the persist timer for zero windows, and the FIN-WAIT-2 timeout.
 
-use super::{Ctx, Next, Tcb, TimerKind};
+use super::{Ctx, Next, OutputMode, Tcb, TimerKind};
 use crate::cc::CongestionControl;
 use crate::{Error, Event, State};
 
@@ -9,6 +9,7 @@ impl Tcb {
     /// Runs every timer that is due at `ctx.now`, in the order of
     /// [`TimerKind::ALL`], then sends what they made due.
     pub(crate) fn on_timer(&mut self, ctx: &mut Ctx<'_>) -> Next {
+        let mut mode = OutputMode::Normal;
         for kind in TimerKind::ALL {
             // Each is looked at only once those before it ran: a handler
             // may re-arm or clear the timers that follow it.
@@ -24,7 +25,7 @@ impl Tcb {
                         // one byte past the window, later ones back off on
                         // the RTO timer; or the SWS override: send the
                         // short segment now.
-                        self.force_probe = true;
+                        mode = OutputMode::Probe;
                     }
                     Next::Stay
                 }
@@ -38,8 +39,7 @@ impl Tcb {
                 return next;
             }
         }
-        self.output(ctx);
-        self.force_probe = false;
+        self.output_as(ctx, mode);
         Next::Stay
     }
 
@@ -176,11 +176,15 @@ impl Tcb {
                 self.rtt.backoff();
                 // Go back to the earliest unacknowledged byte (RFC 6298 §5.4).
                 self.snd_nxt = self.snd_una;
-                self.force_probe = self.snd_wnd == 0;
                 self.timers
                     .set(TimerKind::Retransmission, self.rto_deadline(ctx.now));
-                self.output(ctx);
-                self.force_probe = false;
+                // Into a zero window the go-back is a window probe.
+                let mode = if self.snd_wnd == 0 {
+                    OutputMode::Probe
+                } else {
+                    OutputMode::Normal
+                };
+                self.output_as(ctx, mode);
                 Next::Stay
             }
         }
