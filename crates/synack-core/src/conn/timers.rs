@@ -1,5 +1,7 @@
 //! Timeouts (RFC 9293 §3.10.8): retransmission (RFC 6298), delayed ACK,
-//! the persist timer for zero windows, and the FIN-WAIT-2 timeout.
+//! the persist timer for zero windows, the FIN-WAIT-2 timeout and
+//! keep-alives (§3.8.4). Their deadlines live in the connection's
+//! [`Timers`](super::Timers) table.
 
 use super::{Ctx, Next, OutputMode, Tcb, TimerKind};
 use crate::cc::CongestionControl;
