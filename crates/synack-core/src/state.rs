@@ -57,7 +57,7 @@ impl State {
     /// known and an ACK `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>` can be formed
     /// (RFC 9293 §3.10.7.3: SYN-RECEIVED and the synchronized states).
     pub const fn can_acknowledge(self) -> bool {
-        matches!(self, State::SynReceived) || self.is_synchronized()
+        !matches!(self, State::Closed | State::Listen | State::SynSent)
     }
 
     /// True where SEND is taken (RFC 9293 §3.10.2): queued for later in
@@ -76,7 +76,16 @@ impl State {
     /// preceding SENDs queued is still segmentized and retransmitted, and
     /// the FIN follows it.
     pub const fn can_send_data(self) -> bool {
-        self.is_synchronized() && !self.fin_acked()
+        // One set test on the output path (the tests pin it to
+        // synchronized and not fin_acked).
+        matches!(
+            self,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
+        )
     }
 
     /// True once our FIN has been acknowledged in a synchronized state:
@@ -187,6 +196,10 @@ mod tests {
             [Established, FinWait1, CloseWait, Closing, LastAck]
         );
         assert_eq!(which(State::fin_acked), [FinWait2, TimeWait]);
+        assert_eq!(
+            which(State::can_send_data),
+            which(|s| s.is_synchronized() && !s.fin_acked())
+        );
     }
 
     #[test]

@@ -527,8 +527,9 @@ impl Tcb {
     /// state"; CLOSING enters TIME-WAIT; in LAST-ACK, "delete the TCB,
     /// enter the CLOSED state, and return".
     fn check_fin_acked(&mut self, ctx: &mut Ctx<'_>) -> ControlFlow<Next> {
-        if !self.fin_acked() {
-            return ControlFlow::Continue(());
+        match self.state {
+            State::FinWait1 | State::Closing | State::LastAck if self.fin_acked() => {}
+            _ => return ControlFlow::Continue(()),
         }
         match self.state {
             State::FinWait1 => {
@@ -710,6 +711,7 @@ impl Tcb {
     /// text ends at `end`: a FIN is taken once RCV.NXT reaches it ("Do not
     /// process the FIN if the state is CLOSED"); one beyond a gap is kept
     /// until the gap fills.
+    #[inline]
     fn check_fin(&mut self, ctx: &mut Ctx<'_>, end: Seq, fin: bool) {
         if fin && self.state != State::Closed && end.ge(self.rcv_nxt) {
             self.peer_fin = Some(end);
