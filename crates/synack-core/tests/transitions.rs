@@ -1202,6 +1202,27 @@ fn shld_3_close_with_unread_data_sends_rst() {
     assert!(p.advance(secs(60)).is_empty());
 }
 
+/// SHLD-3, MAY-1: after a full CLOSE the application reads no more, so
+/// text that still arrives (here in FIN-WAIT-2, with a FIN behind it) is
+/// answered with RST and the connection ends; its FIN is not processed (no
+/// ACK of it, no TIME-WAIT).
+#[test]
+fn shld_3_data_after_close_sends_rst() {
+    let mut p = Peer::new().established();
+    p.stack.close(p.now, p.id()).unwrap();
+    p.expect_segment(FIN_ACK);
+    p.ack();
+    p.expect_nothing();
+    let seq = p.rcv_nxt;
+    p.send(fl(FIN_ACK, PSH), p.snd_nxt, p.rcv_nxt, b"too late");
+    let r = p.expect_segment(RST);
+    assert_eq!(r.tcp.seq, seq);
+    p.expect_nothing();
+    assert_eq!(p.stack.connection_count(), 0);
+    assert_eq!(p.stack.time_wait_count(), 0);
+    assert!(p.advance(secs(60)).is_empty());
+}
+
 // ===========================================================================
 // Retransmission (RFC 6298, §3.8.1, §3.8.3)
 // ===========================================================================

@@ -2,14 +2,44 @@
 //! §3.10.7.4), with the RFC 5961 and RFC 7323 checks folded in where those
 //! RFCs place them.
 
+use core::ops::ControlFlow;
 use core::time::Duration;
 
 use synack_wire::{Segment, TcpFlags, TcpOptions, TcpRepr};
 
-use super::{our_mss, Ctx, Next, Tcb, Timestamps};
+use super::{our_mss, Ctx, Next, Tcb, TimerKind, Timestamps};
 use crate::cc::{CongestionControl, Reno};
 use crate::seq::Seq;
 use crate::{Error, Event, State};
+
+/// A segment as the steps of §3.10.7.4 see it: the header as it arrived,
+/// and the parts that the steps adjust as they go.
+struct Arrival<'a, 'p> {
+    /// The segment as it arrived.
+    seg: &'a Segment<'p>,
+    /// SEG.SEQ; one further when a simultaneous open's SYN-ACK repeats the
+    /// SYN already taken, and RCV.NXT once the text is trimmed to it.
+    seq: Seq,
+    /// The SYN bit, unless that repeated SYN was taken off.
+    syn: bool,
+    /// The FIN bit, unless the text step refused it.
+    fin: bool,
+    /// The segment text, trimmed by the seventh step to the window.
+    text: &'p [u8],
+}
+
+impl<'a, 'p> Arrival<'a, 'p> {
+    /// `seg`, before any step looked at it.
+    fn of(seg: &'a Segment<'p>) -> Self {
+        Arrival {
+            seg,
+            seq: Seq(seg.tcp.seq),
+            syn: seg.tcp.flags.syn(),
+            fin: seg.tcp.flags.fin(),
+            text: seg.payload,
+        }
+    }
+}
 
 /// PAWS treats TS.Recent as invalid after this long idle (RFC 7323 §5.5).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
@@ -19,7 +49,15 @@ const MAX_WSCALE: u8 = 14;
 
 impl Tcb {
     /// Processes one verified segment addressed to this connection.
-    pub(crate) fn on_segment(&mut self, ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Next {
+    /// `preplaced` says that its payload, this many bytes, was already
+    /// copied to RCV.NXT in the receive buffer while its checksum was
+    /// verified: accepting it then only commits them.
+    pub(crate) fn on_segment(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &Segment<'_>,
+        preplaced: Option<u32>,
+    ) -> Next {
         ctx.out
             .recv(ctx.now, self.tuple, &seg.tcp, seg.payload.len());
         self.last_recv = ctx.now;
@@ -30,7 +68,10 @@ impl Tcb {
                 ctx.out.drop(ctx.now, Some(self.tuple), "connection closed");
                 Next::Stay
             }
-            _ => self.on_synchronized(ctx, seg),
+            _ => match self.on_synchronized(ctx, seg, preplaced) {
+                ControlFlow::Break(next) => next,
+                ControlFlow::Continue(()) => self.disposition(),
+            },
         };
         if next == Next::Stay {
             self.output(ctx);
@@ -129,7 +170,7 @@ impl Tcb {
             self.max_snd_wnd = self.snd_wnd;
             self.snd_wl1 = Seq(t.seq);
             self.snd_wl2 = ack;
-            self.rto_at.clear();
+            self.timers.clear(TimerKind::Retransmission);
             self.retries = 0;
             if let Some((_, at)) = self.timing.take() {
                 if !self.syn_retransmitted {
@@ -143,17 +184,16 @@ impl Tcb {
             ctx.events.push_back(Event::Connected(ctx.id));
             // Data or FIN riding on the SYN-ACK (step 6 onward).
             let data_seq = Seq(t.seq).add(1);
-            self.accept_text(ctx, data_seq, seg.payload, t.flags.fin());
+            if let ControlFlow::Break(next) = self.queue_text(ctx, data_seq, seg.payload, None) {
+                return next;
+            }
+            let end = data_seq.add(seg.payload.len() as u32);
+            self.check_fin(ctx, end, t.flags.fin());
             // §3.10.7.3: "form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT>
             // <CTL=ACK> and send it", at once: the third segment of the
             // handshake stands on its own, whatever the application sends.
-            if self.state != State::Closed {
-                self.send_ack(ctx);
-            }
-            match self.state {
-                State::Closed => Next::Closed,
-                _ => Next::Stay,
-            }
+            self.send_ack(ctx);
+            Next::Stay
         } else {
             // Simultaneous open (MUST-10): SYN-RECEIVED, answer with SYN-ACK.
             self.set_state(ctx, State::SynReceived);
@@ -184,172 +224,216 @@ impl Tcb {
         }
     }
 
-    /// §3.10.7.4: SYN-RECEIVED and the synchronized states.
-    fn on_synchronized(&mut self, ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Next {
-        let t = &seg.tcp;
-        let rst = t.flags.rst();
-        let mut syn = t.flags.syn();
-        let mut fin = t.flags.fin();
-        let mut seq0 = Seq(t.seq);
+    /// §3.10.7.4: a segment for SYN-RECEIVED or a synchronized state, taken
+    /// through the RFC's steps in the RFC's order. Each step returns
+    /// `Break` with the disposition when it ends the processing (the
+    /// segment dropped, or the connection ended); `Continue` means every
+    /// step ran.
+    fn on_synchronized(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &Segment<'_>,
+        preplaced: Option<u32>,
+    ) -> ControlFlow<Next> {
+        let a = &mut Arrival::of(seg);
+        self.check_handshake_repeat(ctx, a)?;
+        self.check_sequence_number(ctx, a)?;
+        self.check_rst(ctx, a)?;
+        // Third, check security: the IP security compartment is an IP
+        // option this stack neither sends nor keeps, so there is nothing
+        // to compare (RFC 9293 Appendix A.1: such resets are an attack
+        // vector).
+        self.check_syn(ctx, a)?;
+        self.check_ack(ctx, a)?;
+        self.check_urg(ctx, a);
+        self.process_segment_text(ctx, a, preplaced)?;
+        self.check_fin(ctx, a.seq.add(a.text.len() as u32), a.fin);
+        ControlFlow::Continue(())
+    }
 
-        // Simultaneous open, RFC 9293 §3.5 Figure 8 line 6: the peer's
-        // SYN-ACK repeats the SYN we already took and acknowledges ours. Take
-        // it as the ACK that completes the handshake (as Linux does), not as
-        // an old duplicate.
-        if self.state == State::SynReceived
-            && !self.passive
-            && syn
-            && t.flags.ack()
-            && !rst
-            && seq0 == self.irs
-            && Seq(t.ack) == self.snd_max
-        {
-            syn = false;
-            seq0 = seq0.add(1);
+    /// What the state a segment left the connection in asks of the stack.
+    fn disposition(&self) -> Next {
+        match self.state {
+            State::TimeWait => Next::TimeWait,
+            State::Closed => Next::Closed,
+            _ => Next::Stay,
         }
+    }
 
-        // A retransmitted SYN while our SYN-ACK is unanswered: send it again.
-        if self.state == State::SynReceived && syn && !t.flags.ack() && !rst && seq0 == self.irs {
+    /// Drops the segment, counted under `reason`, and stops processing it.
+    fn drop_segment(&self, ctx: &mut Ctx<'_>, reason: &'static str) -> ControlFlow<Next> {
+        ctx.out.drop(ctx.now, Some(self.tuple), reason);
+        ControlFlow::Break(Next::Stay)
+    }
+
+    /// Before the first step, in SYN-RECEIVED: the SYN of the handshake
+    /// arriving again. A retransmitted SYN (no ACK) gets our SYN-ACK again.
+    /// In a simultaneous open (RFC 9293 §3.5 Figure 8 line 6) the peer's
+    /// SYN-ACK repeats the SYN we already took and acknowledges ours: it is
+    /// taken as the ACK that completes the handshake (as Linux does), not
+    /// as an old duplicate, so its SYN is taken off.
+    fn check_handshake_repeat(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        a: &mut Arrival<'_, '_>,
+    ) -> ControlFlow<Next> {
+        let t = &a.seg.tcp;
+        if self.state != State::SynReceived || !a.syn || t.flags.rst() || a.seq != self.irs {
+            return ControlFlow::Continue(());
+        }
+        if !t.flags.ack() {
             self.send_syn(ctx, true);
-            return Next::Stay;
+            return ControlFlow::Break(Next::Stay);
         }
+        if !self.passive && Seq(t.ack) == self.snd_max {
+            a.syn = false;
+            a.seq = a.seq.add(1);
+        }
+        ControlFlow::Continue(())
+    }
 
-        // RFC 7323 §5.3 R1: PAWS, before the sequence check.
-        if let Some(ts) = self.ts {
-            if !rst {
-                match t.options.timestamps {
-                    None if !syn => {
-                        // RFC 7323 §3.2 (7323-5): drop, never abort.
-                        ctx.out.drop(ctx.now, Some(self.tuple), "missing timestamp");
-                        return Next::Stay;
-                    }
-                    Some((tsval, _))
-                        if (tsval.wrapping_sub(ts.recent) as i32) < 0
-                            && ctx.now - ts.recent_at < PAWS_IDLE =>
-                    {
-                        self.ack_now = true;
-                        ctx.out.drop(ctx.now, Some(self.tuple), "PAWS");
-                        return Next::Stay;
-                    }
-                    _ => {}
-                }
+    /// First, check sequence number (RFC 9293 §3.10.7.4): the segment must
+    /// overlap the receive window by the four cases of Table 6; "If an
+    /// incoming segment is not acceptable, an acknowledgment should be
+    /// sent in reply (unless the RST bit is set, if so drop the segment and
+    /// return)". Folded in: PAWS before the test (RFC 7323 §5.3 R1), a
+    /// challenge ACK for a SYN whatever its sequence number (RFC 5961
+    /// §4.2), and after the test the update of TS.Recent (RFC 7323 §4.3).
+    fn check_sequence_number(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        a: &Arrival<'_, '_>,
+    ) -> ControlFlow<Next> {
+        self.check_paws(ctx, a)?;
+        if !self.in_receive_window(a) {
+            if a.seg.tcp.flags.rst() {
+                return self.drop_segment(ctx, "RST outside the window");
             }
+            if a.syn && self.state != State::SynReceived {
+                self.challenge_ack(ctx);
+                return ControlFlow::Break(Next::Stay);
+            }
+            self.ack_now = true;
+            return self.drop_segment(ctx, "outside the window");
         }
+        self.update_ts_recent(ctx, a);
+        ControlFlow::Continue(())
+    }
 
-        // First: the sequence number (Table 5).
-        let seg_len = seg.payload.len() as u32 + u32::from(syn) + u32::from(fin);
+    /// RFC 7323 §5.3 R1, before the sequence check: with timestamps
+    /// agreed, a segment without one is dropped (§3.2: never an abort),
+    /// and one whose TSval is older than TS.Recent is an old duplicate
+    /// (PAWS, unless TS.Recent aged out after 24 days idle): acknowledged
+    /// and dropped. An RST is exempt.
+    fn check_paws(&mut self, ctx: &mut Ctx<'_>, a: &Arrival<'_, '_>) -> ControlFlow<Next> {
+        let Some(ts) = self.ts else {
+            return ControlFlow::Continue(());
+        };
+        if a.seg.tcp.flags.rst() {
+            return ControlFlow::Continue(());
+        }
+        match a.seg.tcp.options.timestamps {
+            None if !a.syn => self.drop_segment(ctx, "missing timestamp"),
+            Some((tsval, _))
+                if (tsval.wrapping_sub(ts.recent) as i32) < 0
+                    && ctx.now - ts.recent_at < PAWS_IDLE =>
+            {
+                self.ack_now = true;
+                self.drop_segment(ctx, "PAWS")
+            }
+            _ => ControlFlow::Continue(()),
+        }
+    }
+
+    /// The acceptability test of Table 6 (RFC 9293 §3.10.7.4).
+    fn in_receive_window(&self, a: &Arrival<'_, '_>) -> bool {
+        let seg_len = a.text.len() as u32 + u32::from(a.syn) + u32::from(a.fin);
         let wnd = self.rcv_wnd();
         let nxt = self.rcv_nxt;
         let end = nxt.add(wnd);
-        let acceptable = match (seg_len == 0, wnd == 0) {
-            (true, true) => seq0 == nxt,
-            (true, false) => seq0.in_range(nxt, end),
+        let seq = a.seq;
+        match (seg_len == 0, wnd == 0) {
+            (true, true) => seq == nxt,
+            (true, false) => seq.in_range(nxt, end),
             // §3.10.7.4: with a zero window, special allowance is made so
             // that ACK, URG and RST of a segment at RCV.NXT are still
-            // processed (MUST-66); its text is trimmed away below.
-            (false, true) => seq0 == nxt && !syn,
-            (false, false) => seq0.in_range(nxt, end) || seq0.add(seg_len - 1).in_range(nxt, end),
-        };
-        if !acceptable {
-            if rst {
-                ctx.out
-                    .drop(ctx.now, Some(self.tuple), "RST outside the window");
-            } else if syn && self.state != State::SynReceived {
-                // RFC 5961 §4.2: a SYN gets a (rate-limited) challenge ACK
-                // whatever its sequence number.
-                self.challenge_ack(ctx);
-            } else {
-                self.ack_now = true;
-                ctx.out
-                    .drop(ctx.now, Some(self.tuple), "outside the window");
-            }
-            return Next::Stay;
+            // processed (MUST-66); its text is trimmed away in the seventh
+            // step.
+            (false, true) => seq == nxt && !a.syn,
+            (false, false) => seq.in_range(nxt, end) || seq.add(seg_len - 1).in_range(nxt, end),
         }
+    }
 
-        // RFC 7323 §4.3: update TS.Recent from a segment that covers
-        // Last.ACK.sent.
-        if let (Some(ts), Some((tsval, _))) = (self.ts.as_mut(), t.options.timestamps) {
-            if seq0.le(self.last_ack_sent) && (tsval.wrapping_sub(ts.recent) as i32) >= 0 {
+    /// RFC 7323 §4.3: TS.Recent takes the TSval of an acceptable segment
+    /// that covers Last.ACK.sent.
+    fn update_ts_recent(&mut self, ctx: &Ctx<'_>, a: &Arrival<'_, '_>) {
+        if let (Some(ts), Some((tsval, _))) = (self.ts.as_mut(), a.seg.tcp.options.timestamps) {
+            if a.seq.le(self.last_ack_sent) && (tsval.wrapping_sub(ts.recent) as i32) >= 0 {
                 ts.recent = tsval;
                 ts.recent_at = ctx.now;
             }
         }
+    }
 
-        // Second: the RST bit (RFC 5961 §3.2).
-        if rst {
-            if seq0 != nxt {
-                self.challenge_ack(ctx);
-                return Next::Stay;
-            }
-            return match self.state {
-                State::SynReceived if self.passive => {
-                    self.set_state(ctx, State::Closed);
-                    Next::ReturnToListen
-                }
-                State::SynReceived => self.close_with(ctx, Some(Error::Refused)),
-                State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
-                    self.close_with(ctx, Some(Error::Reset))
-                }
-                _ => self.close_with(ctx, None),
-            };
+    /// Second, check the RST bit (RFC 9293 §3.10.7.4, with the checks of
+    /// RFC 5961 §3.2): an RST that "exactly matches the next expected
+    /// sequence number (RCV.NXT)" resets the connection as its state says;
+    /// one elsewhere in the window gets a challenge ACK and is dropped. In
+    /// SYN-RECEIVED from a passive OPEN, "return this connection to LISTEN
+    /// state" (MUST-11); from an active OPEN, "connection refused"; where
+    /// data could still flow, "connection reset"; else just CLOSED.
+    fn check_rst(&mut self, ctx: &mut Ctx<'_>, a: &Arrival<'_, '_>) -> ControlFlow<Next> {
+        if !a.seg.tcp.flags.rst() {
+            return ControlFlow::Continue(());
         }
-
-        // Fourth: the SYN bit (RFC 5961 §4.2).
-        if syn {
-            if self.state == State::SynReceived && self.passive {
-                self.set_state(ctx, State::Closed);
-                return Next::ReturnToListen;
-            }
+        if a.seq != self.rcv_nxt {
             self.challenge_ack(ctx);
-            return Next::Stay;
+            return ControlFlow::Break(Next::Stay);
         }
+        ControlFlow::Break(match self.state {
+            State::SynReceived if self.passive => {
+                self.set_state(ctx, State::Closed);
+                Next::ReturnToListen
+            }
+            State::SynReceived => self.close_with(ctx, Some(Error::Refused)),
+            s if s.is_open() => self.close_with(ctx, Some(Error::Reset)),
+            _ => self.close_with(ctx, None),
+        })
+    }
 
-        // Fifth: the ACK field.
+    /// Fourth, check the SYN bit (RFC 9293 §3.10.7.4, with RFC 5961 §4.2):
+    /// in SYN-RECEIVED from a passive OPEN, "return this connection to the
+    /// LISTEN state and return"; otherwise, "irrespective of the sequence
+    /// number, TCP endpoints MUST send a 'challenge ACK'" and drop the
+    /// segment.
+    fn check_syn(&mut self, ctx: &mut Ctx<'_>, a: &Arrival<'_, '_>) -> ControlFlow<Next> {
+        if !a.syn {
+            return ControlFlow::Continue(());
+        }
+        if self.state == State::SynReceived && self.passive {
+            self.set_state(ctx, State::Closed);
+            return ControlFlow::Break(Next::ReturnToListen);
+        }
+        self.challenge_ack(ctx);
+        ControlFlow::Break(Next::Stay)
+    }
+
+    /// Fifth, check the ACK field (RFC 9293 §3.10.7.4): "if the ACK bit is
+    /// off, drop the segment and return". In SYN-RECEIVED an acceptable ACK
+    /// completes the handshake. Folded in: the range check of RFC 5961
+    /// §5.2, the SACK blocks (RFC 2018) and duplicate ACKs (RFC 5681 §3.2).
+    /// Then the send window is updated, and FIN-WAIT-1, CLOSING and
+    /// LAST-ACK move on once our FIN is acknowledged.
+    fn check_ack(&mut self, ctx: &mut Ctx<'_>, a: &Arrival<'_, '_>) -> ControlFlow<Next> {
+        let t = &a.seg.tcp;
         if !t.flags.ack() {
-            ctx.out.drop(ctx.now, Some(self.tuple), "no ACK");
-            return Next::Stay;
+            return self.drop_segment(ctx, "no ACK");
         }
         let ack = Seq(t.ack);
         if self.state == State::SynReceived {
-            if self.snd_una.lt(ack) && ack.le(self.snd_max) {
-                self.set_state(ctx, State::Established);
-                if self.syn_retransmitted {
-                    // RFC 5681 §3.1: one-segment initial window after a lost
-                    // SYN-ACK; RFC 6298 §5.7: 3 s RTO until a sample.
-                    self.cc = Reno::new(self.snd_mss, true);
-                    if !self.rtt.has_sample() {
-                        self.rtt.reset_for_syn_loss();
-                    }
-                }
-                self.snd_wnd = u32::from(t.window) << self.snd_wscale;
-                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-                self.snd_wl1 = seq0;
-                self.snd_wl2 = ack;
-                if !self.passive {
-                    ctx.events.push_back(Event::Connected(ctx.id));
-                }
-            } else {
-                self.reset_for_ack(ctx, t.ack);
-                ctx.out.drop(
-                    ctx.now,
-                    Some(self.tuple),
-                    "unacceptable ACK in SYN-RECEIVED",
-                );
-                return Next::Stay;
-            }
+            self.ack_syn_received(ctx, a, ack)?;
         }
-        // RFC 5961 §5.2: SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
-        if ack.gt(self.snd_max) {
-            self.ack_now = true;
-            ctx.out
-                .drop(ctx.now, Some(self.tuple), "ACK of unsent data");
-            return Next::Stay;
-        }
-        if ack.lt(self.snd_una.sub(self.max_snd_wnd)) {
-            self.ack_now = true;
-            ctx.out.drop(ctx.now, Some(self.tuple), "ACK too old");
-            return Next::Stay;
-        }
+        self.check_ack_range(ctx, ack)?;
         // With no blocks and an empty scoreboard there is nothing to merge
         // or prune (nearly every segment).
         if self.sack_ok && (t.options.sack_count > 0 || !self.sacked.is_empty()) {
@@ -357,74 +441,155 @@ impl Tcb {
         }
         if ack.gt(self.snd_una) {
             self.on_new_ack(ctx, ack, t.options.timestamps);
-        } else if self.state.is_synchronized() && self.is_dupack(seg) {
+        } else if self.state.is_synchronized() && self.is_dupack(a.seg) {
             self.on_dupack(ctx);
         }
-        if ack.ge(self.snd_una)
-            && (self.snd_wl1.lt(seq0) || (self.snd_wl1 == seq0 && self.snd_wl2.le(ack)))
-        {
-            // Window update (§3.10.7.4, SND.WL1/SND.WL2 rule).
-            let was_zero = self.snd_wnd == 0;
-            self.snd_wnd = u32::from(t.window) << self.snd_wscale;
-            self.snd_wl1 = seq0;
-            self.snd_wl2 = ack;
-            self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-            if self.snd_wnd == 0 {
-                // MUST-37: a peer that keeps answering probes is alive.
-                self.retries = 0;
-                self.una_since.set(ctx.now);
-            } else if was_zero {
-                self.persist_at.clear();
+        self.update_send_window(ctx, a, ack);
+        self.check_fin_acked(ctx)
+    }
+
+    /// The ACK step in SYN-RECEIVED: "If SND.UNA < SEG.ACK =< SND.NXT, then
+    /// enter ESTABLISHED state and continue processing" with SND.WND,
+    /// SND.WL1 and SND.WL2 from the segment; otherwise "form a reset
+    /// segment <SEQ=SEG.ACK><CTL=RST> and send it".
+    fn ack_syn_received(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        a: &Arrival<'_, '_>,
+        ack: Seq,
+    ) -> ControlFlow<Next> {
+        if !(self.snd_una.lt(ack) && ack.le(self.snd_max)) {
+            self.reset_for_ack(ctx, ack.0);
+            return self.drop_segment(ctx, "unacceptable ACK in SYN-RECEIVED");
+        }
+        self.set_state(ctx, State::Established);
+        if self.syn_retransmitted {
+            // RFC 5681 §3.1: one-segment initial window after a lost
+            // SYN-ACK; RFC 6298 §5.7: 3 s RTO until a sample.
+            self.cc = Reno::new(self.snd_mss, true);
+            if !self.rtt.has_sample() {
+                self.rtt.reset_for_syn_loss();
             }
+        }
+        self.snd_wnd = u32::from(a.seg.tcp.window) << self.snd_wscale;
+        self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+        self.snd_wl1 = a.seq;
+        self.snd_wl2 = ack;
+        if !self.passive {
+            ctx.events.push_back(Event::Connected(ctx.id));
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// RFC 5961 §5.2 (MAY-12): an ACK is acceptable only in
+    /// ((SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT); "All incoming
+    /// segments whose ACK value doesn't satisfy the above condition MUST
+    /// be discarded and an ACK sent back".
+    fn check_ack_range(&mut self, ctx: &mut Ctx<'_>, ack: Seq) -> ControlFlow<Next> {
+        if ack.gt(self.snd_max) {
+            self.ack_now = true;
+            return self.drop_segment(ctx, "ACK of unsent data");
+        }
+        if ack.lt(self.snd_una.sub(self.max_snd_wnd)) {
+            self.ack_now = true;
+            return self.drop_segment(ctx, "ACK too old");
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The window update of the ACK step: "If SND.UNA =< SEG.ACK =<
+    /// SND.NXT ... If (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2
+    /// =< SEG.ACK)), set SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and
+    /// set SND.WL2 <- SEG.ACK". A window that opens stops the persist
+    /// timer.
+    fn update_send_window(&mut self, ctx: &Ctx<'_>, a: &Arrival<'_, '_>, ack: Seq) {
+        let seq = a.seq;
+        let newer = self.snd_wl1.lt(seq) || (self.snd_wl1 == seq && self.snd_wl2.le(ack));
+        if !(ack.ge(self.snd_una) && newer) {
+            return;
+        }
+        let was_zero = self.snd_wnd == 0;
+        self.snd_wnd = u32::from(a.seg.tcp.window) << self.snd_wscale;
+        self.snd_wl1 = seq;
+        self.snd_wl2 = ack;
+        self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+        if self.snd_wnd == 0 {
+            // MUST-37: a peer that keeps answering probes is alive.
+            self.retries = 0;
+            self.una_since.set(ctx.now);
+        } else if was_zero {
+            self.timers.clear(TimerKind::Persist);
+        }
+    }
+
+    /// The closing states of the ACK step, once our FIN is acknowledged:
+    /// FIN-WAIT-1 enters FIN-WAIT-2 "and continue processing in that
+    /// state"; CLOSING enters TIME-WAIT; in LAST-ACK, "delete the TCB,
+    /// enter the CLOSED state, and return".
+    fn check_fin_acked(&mut self, ctx: &mut Ctx<'_>) -> ControlFlow<Next> {
+        match self.state {
+            State::FinWait1 | State::Closing | State::LastAck if self.fin_acked() => {}
+            _ => return ControlFlow::Continue(()),
         }
         match self.state {
-            State::FinWait1 if self.fin_acked() => {
+            State::FinWait1 => {
                 self.set_state(ctx, State::FinWait2);
                 if self.read_closed {
-                    self.close_at.set(ctx.now + ctx.cfg.fin_timeout);
+                    // Nobody will read the peer's FIN: do not wait for it
+                    // forever.
+                    self.timers
+                        .set(TimerKind::Close, ctx.now + ctx.cfg.fin_timeout);
                 }
+                ControlFlow::Continue(())
             }
-            State::Closing if self.fin_acked() => {
+            State::Closing => {
                 self.set_state(ctx, State::TimeWait);
-                return Next::TimeWait;
+                ControlFlow::Break(Next::TimeWait)
             }
-            State::LastAck if self.fin_acked() => {
-                return self.close_with(ctx, None);
-            }
-            _ => {}
+            State::LastAck => ControlFlow::Break(self.close_with(ctx, None)),
+            _ => ControlFlow::Continue(()),
         }
+    }
 
-        // Sixth: the URG bit.
-        if t.flags.urg() {
-            self.on_urgent(ctx, seq0, t.urgent);
+    /// Sixth, check the URG bit (RFC 9293 §3.10.7.4): "RCV.UP <-
+    /// max(RCV.UP,SEG.UP), and signal the user" (see [`Tcb::on_urgent`]).
+    fn check_urg(&mut self, ctx: &mut Ctx<'_>, a: &Arrival<'_, '_>) {
+        if a.seg.tcp.flags.urg() {
+            self.on_urgent(ctx, a.seq, a.seg.tcp.urgent);
         }
-        // Seventh and eighth: text and FIN.
-        let mut seq = seq0;
-        let mut payload = seg.payload;
-        if seq.lt(nxt) {
-            let skip = nxt.since(seq) as usize;
-            if skip > payload.len() {
+    }
+
+    /// Seventh, process the segment text (RFC 9293 §3.10.7.4). The text is
+    /// first cut to "the idealized segment that begins at RCV.NXT and does
+    /// not exceed the window" (first step): what precedes RCV.NXT was
+    /// processed before, and what the window refuses is answered with an
+    /// ACK (a FIN behind refused text waits for it). The rest is queued.
+    fn process_segment_text(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        a: &mut Arrival<'_, '_>,
+        preplaced: Option<u32>,
+    ) -> ControlFlow<Next> {
+        let nxt = self.rcv_nxt;
+        if a.seq.lt(nxt) {
+            let skip = nxt.since(a.seq) as usize;
+            if skip > a.text.len() {
                 // Only an old FIN precedes RCV.NXT: already processed.
-                fin = fin && seq.add(payload.len() as u32) == nxt;
-                payload = &[];
+                a.fin = a.fin && a.seq.add(a.text.len() as u32) == nxt;
+                a.text = &[];
             } else {
-                payload = &payload[skip..];
+                a.text = &a.text[skip..];
             }
-            seq = nxt;
+            a.seq = nxt;
         }
         let room = self.rcv_wnd() as usize;
-        if payload.len() > room || (fin && room == 0 && !payload.is_empty()) {
-            payload = &payload[..room.min(payload.len())];
-            fin = false;
+        if a.text.len() > room || (a.fin && room == 0 && !a.text.is_empty()) {
+            a.text = &a.text[..room.min(a.text.len())];
+            a.fin = false;
             // Text was refused: tell the peer where we are.
             self.ack_now = true;
         }
-        self.accept_text(ctx, seq, payload, fin);
-        match self.state {
-            State::TimeWait => Next::TimeWait,
-            State::Closed => Next::Closed,
-            _ => Next::Stay,
-        }
+        self.queue_text(ctx, a.seq, a.text, preplaced)
     }
 
     /// Step 5 for an ACK that acknowledges new data.
@@ -477,10 +642,11 @@ impl Tcb {
         self.soft_error = None;
         self.trouble_reported = false;
         if self.snd_una == self.snd_max {
-            self.rto_at.clear();
+            self.timers.clear(TimerKind::Retransmission);
         } else {
             // RFC 6298 §5.3: restart the timer on an ACK of new data.
-            self.rto_at.set(self.rto_deadline(ctx.now));
+            self.timers
+                .set(TimerKind::Retransmission, self.rto_deadline(ctx.now));
         }
         if self.want_writable && self.sendq.free() > 0 {
             self.want_writable = false;
@@ -488,53 +654,67 @@ impl Tcb {
         }
     }
 
-    /// Steps 7 and 8: queue in-window text (already trimmed to start at or
-    /// after RCV.NXT and to fit the window) and process the FIN.
-    pub(crate) fn accept_text(&mut self, ctx: &mut Ctx<'_>, seq: Seq, payload: &[u8], fin: bool) {
-        let receiving = matches!(
-            self.state,
-            State::Established | State::FinWait1 | State::FinWait2 | State::SynReceived
-        );
-        if !payload.is_empty() && receiving && !self.fin_rcvd {
-            if self.read_closed {
-                // SHLD-3 / MAY-1: the application will never read this.
-                self.send_rst(ctx);
-                return self.finish_abort(ctx);
-            }
-            let had_gaps = self.recvq.has_ooo();
-            let off = seq.since(self.rcv_nxt) as usize;
-            let n = match self.preplaced.take() {
-                // Already copied in while the checksum was verified.
-                Some(len) if off == 0 && len as usize == payload.len() => {
-                    self.recvq.commit(payload.len())
-                }
-                _ => self.recvq.write_at(off, payload),
-            };
-            if off > 0 {
-                self.note_sack_arrival(seq, payload.len());
-            }
-            if off > 0 || had_gaps {
-                // Out of order, or filling a gap: ACK at once (RFC 5681 §4.2).
-                self.ack_now = true;
-            }
-            if n > 0 {
-                self.rcv_nxt = self.rcv_nxt.add(n as u32);
-                self.unacked_bytes = self.unacked_bytes.saturating_add(n as u32);
-                if self.unacked_bytes >= 2 * self.rcv_mss {
-                    // SHLD-19: at least every second full-sized segment.
-                    self.ack_now = true;
-                } else if self.delack_at.is_none() {
-                    // SHLD-18, MUST-40: delay the ACK, under 0.5 s.
-                    self.delack_at.set(ctx.now + ctx.cfg.delayed_ack);
-                }
-                self.signal_readable(ctx);
-            }
+    /// Queues in-window text at `seq` (already trimmed to start at or after
+    /// RCV.NXT and to fit the window) where the seventh step takes it,
+    /// advances RCV.NXT over what became in order and schedules its ACK.
+    /// With `preplaced`, the payload was copied in already (see
+    /// [`Tcb::on_segment`]). Text for an application that stopped reading
+    /// resets the connection (SHLD-3).
+    fn queue_text(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seq: Seq,
+        payload: &[u8],
+        preplaced: Option<u32>,
+    ) -> ControlFlow<Next> {
+        if payload.is_empty() || !self.state.accepts_segment_text() || self.fin_rcvd {
+            return ControlFlow::Continue(());
         }
-        if fin && self.state != State::Closed {
-            let fin_seq = seq.add(payload.len() as u32);
-            if fin_seq.ge(self.rcv_nxt) {
-                self.peer_fin = Some(fin_seq);
+        if self.read_closed {
+            // SHLD-3 / MAY-1: the application will never read this.
+            self.send_rst(ctx);
+            return ControlFlow::Break(self.close_with(ctx, Some(Error::Aborted)));
+        }
+        let had_gaps = self.recvq.has_ooo();
+        let off = seq.since(self.rcv_nxt) as usize;
+        let n = match preplaced {
+            // Already copied in while the checksum was verified.
+            Some(len) if off == 0 && len as usize == payload.len() => {
+                self.recvq.commit(payload.len())
             }
+            _ => self.recvq.write_at(off, payload),
+        };
+        if off > 0 {
+            self.note_sack_arrival(seq, payload.len());
+        }
+        if off > 0 || had_gaps {
+            // Out of order, or filling a gap: ACK at once (RFC 5681 §4.2).
+            self.ack_now = true;
+        }
+        if n > 0 {
+            self.rcv_nxt = self.rcv_nxt.add(n as u32);
+            self.unacked_bytes = self.unacked_bytes.saturating_add(n as u32);
+            if self.unacked_bytes >= 2 * self.rcv_mss {
+                // SHLD-19: at least every second full-sized segment.
+                self.ack_now = true;
+            } else if !self.timers.is_armed(TimerKind::DelayedAck) {
+                // SHLD-18, MUST-40: delay the ACK, under 0.5 s.
+                let at = ctx.now + ctx.cfg.delayed_ack;
+                self.timers.set(TimerKind::DelayedAck, at);
+            }
+            self.signal_readable(ctx);
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Eighth, check the FIN bit (RFC 9293 §3.10.7.4), for a segment whose
+    /// text ends at `end`: a FIN is taken once RCV.NXT reaches it ("Do not
+    /// process the FIN if the state is CLOSED"); one beyond a gap is kept
+    /// until the gap fills.
+    #[inline]
+    fn check_fin(&mut self, ctx: &mut Ctx<'_>, end: Seq, fin: bool) {
+        if fin && self.state != State::Closed && end.ge(self.rcv_nxt) {
+            self.peer_fin = Some(end);
         }
         if let Some(f) = self.peer_fin {
             if f == self.rcv_nxt && !self.fin_rcvd {
@@ -575,10 +755,5 @@ impl Tcb {
             self.readable_signalled = true;
             ctx.events.push_back(Event::Readable(ctx.id));
         }
-    }
-
-    /// Ends the connection after we sent an RST.
-    fn finish_abort(&mut self, ctx: &mut Ctx<'_>) {
-        self.close_with(ctx, Some(Error::Aborted));
     }
 }

@@ -3,9 +3,21 @@
 
 use synack_wire::{TcpFlags, TcpRepr};
 
-use super::{Ctx, Tcb};
+use super::{Ctx, Tcb, TimerKind};
 use crate::seq::Seq;
 use crate::State;
+
+/// How [`Tcb::output_as`] treats the rules that hold a segment back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OutputMode {
+    /// As the windows, Nagle and SWS avoidance allow.
+    Normal,
+    /// The persist timer (or the SWS override, or a retransmission timeout
+    /// into a zero window) fired: the first segment goes out whatever
+    /// Nagle and SWS avoidance say, and into a zero window it is a
+    /// one-byte probe (RFC 9293 §3.8.6.1, MUST-36).
+    Probe,
+}
 
 /// The sender SWS override timeout (RFC 9293 §3.8.6.2.1: 0.1 to 1 s).
 const SWS_OVERRIDE: core::time::Duration = core::time::Duration::from_millis(200);
@@ -111,7 +123,7 @@ impl Tcb {
             self.last_ack_sent = self.rcv_nxt;
             self.ack_now = false;
             self.unacked_bytes = 0;
-            self.delack_at.clear();
+            self.timers.clear(TimerKind::DelayedAck);
         }
     }
 
@@ -181,8 +193,9 @@ impl Tcb {
         self.emit(ctx, &repr, &[], rtx);
         self.snd_nxt = self.iss.add(1);
         self.snd_max = self.snd_max.max(self.snd_nxt);
-        if self.rto_at.is_none() || rtx {
-            self.rto_at.set(self.rto_deadline(ctx.now));
+        if !self.timers.is_armed(TimerKind::Retransmission) || rtx {
+            let at = self.rto_deadline(ctx.now);
+            self.timers.set(TimerKind::Retransmission, at);
         }
     }
 
@@ -233,19 +246,16 @@ impl Tcb {
     /// Sends what the windows, Nagle and the state allow: new data, a
     /// retransmission after a go-back, our FIN, and else a pending ACK.
     pub(crate) fn output(&mut self, ctx: &mut Ctx<'_>) {
-        let can_send = matches!(
-            self.state,
-            State::Established
-                | State::CloseWait
-                | State::FinWait1
-                | State::Closing
-                | State::LastAck
-        );
+        self.output_as(ctx, OutputMode::Normal);
+    }
+
+    /// [`Tcb::output`], with a forced segment in [`OutputMode::Probe`].
+    pub(crate) fn output_as(&mut self, ctx: &mut Ctx<'_>, mode: OutputMode) {
         let mut sent = false;
-        if can_send {
-            sent = self.output_data(ctx);
+        if self.state.can_send_data() {
+            sent = self.output_data(ctx, mode);
         }
-        if !sent && self.ack_now && self.state != State::Closed && self.state != State::SynSent {
+        if !sent && self.ack_owed() {
             // MUST-58, MUST-59: the ACK waits until the driver drains the
             // output, so that every segment of the batch it is handing in
             // is processed first and one cumulative ACK covers them all.
@@ -258,7 +268,7 @@ impl Tcb {
 
     /// Whether an ACK is still owed: [`Tcb::flush_ack`] would send one.
     pub(crate) fn ack_owed(&self) -> bool {
-        self.ack_now && self.state != State::Closed && self.state != State::SynSent
+        self.ack_now && self.state.can_acknowledge()
     }
 
     /// Sends the ACK queued by [`Tcb::output`], if one is still owed.
@@ -334,7 +344,11 @@ impl Tcb {
         })
     }
 
-    fn output_data(&mut self, ctx: &mut Ctx<'_>) -> bool {
+    /// Sends data and FIN as the windows allow (RFC 9293 §3.8.6), one
+    /// segment (or super-segment) at a time from SND.NXT, then arms the
+    /// persist timer if something is left waiting. Returns whether anything
+    /// went out.
+    fn output_data(&mut self, ctx: &mut Ctx<'_>, mode: OutputMode) -> bool {
         // Nothing queued and no FIN to send (a receiver's every segment):
         // the loop below would stop at once, and with nothing waiting no
         // timer is due either.
@@ -342,6 +356,7 @@ impl Tcb {
             return false;
         }
         let gso_cap = self.gso_cap(ctx);
+        let mut force = mode == OutputMode::Probe;
         let mut sent = false;
         let mut sws_blocked = false;
         loop {
@@ -358,9 +373,9 @@ impl Tcb {
             // A forced send (the persist or SWS override timer fired) goes
             // out whatever Nagle and SWS avoidance say; into a zero window
             // it is a one-byte probe.
-            let probing = self.force_probe && unsent > 0;
+            let probing = force && unsent > 0;
             if probing {
-                self.force_probe = false;
+                force = false;
                 usable = usable.max(1);
             }
             let mut len = unsent.min(usable).min(self.snd_mss);
@@ -375,64 +390,90 @@ impl Tcb {
                 break;
             }
             if len > 0 && len < self.snd_mss && !fin_now && !probing {
-                // Nagle (SHLD-7, MUST-17) and sender SWS avoidance (MUST-38):
-                // a short segment goes only when it empties the queue and
-                // nothing is in flight (or Nagle is off), or it fills at
-                // least half the largest window the peer offered.
-                let empties = len == unsent;
-                let nagle_ok = self.nodelay || in_flight == 0;
-                let half_window = len >= self.max_snd_wnd / 2;
-                let retransmitting = self.snd_nxt.lt(self.snd_max);
-                if !((empties && nagle_ok) || half_window || retransmitting) {
-                    sws_blocked = !empties || nagle_ok;
+                if let Some(sws) = self.holds_short_segment(len, unsent, in_flight) {
+                    sws_blocked = sws;
                     break;
                 }
             }
-            let seq = self.snd_nxt;
-            let mut flags = TcpFlags::ACK;
-            if len > 0 && seq.add(len) == data_end {
-                // MUST-61: PSH on the segment that empties the queue.
-                flags |= TcpFlags::PSH;
-            }
-            if fin_now {
-                flags |= TcpFlags::FIN;
-                self.fin_seq = Some(data_end);
-            }
-            let rtx = seq.lt(self.snd_max);
-            let snd_max = self.snd_max;
-            self.note_sending(ctx.now);
-            let got = self.send_from_queue(ctx, flags, seq, len, rtx);
-            let adv = got + u32::from(fin_now);
-            self.snd_nxt = seq.add(adv);
-            if self.timing.is_none() && self.ts.is_none() {
-                // Time one segment per RTT; Karn's rule clears it on a
-                // retransmission (RFC 6298 §3, MUST-18). Of a super-segment,
-                // the segment that would have been timed if sent alone.
-                if let Some(end) = self.timed_end(seq, got, self.snd_nxt, snd_max) {
-                    self.timing.set(end, ctx.now);
-                }
-            }
-            self.snd_max = self.snd_max.max(self.snd_nxt);
-            if self.rto_at.is_none() {
-                self.rto_at.set(self.rto_deadline(ctx.now));
-            }
-            self.persist_at.clear();
+            let got = self.send_data_segment(ctx, len, fin_now, data_end);
             sent = true;
             if fin_now || got == 0 {
                 break;
             }
         }
-        // Zero window with data waiting and nothing in flight: the persist
-        // timer sends the first probe after one RTO (SHLD-29, MUST-36).
-        let waiting = self.snd_nxt.lt(self.data_end());
-        if waiting && self.snd_wnd == 0 && self.in_flight() == 0 && self.persist_at.is_none() {
-            self.persist_at.set(ctx.now + self.rto());
-        }
-        // RFC 9293 §3.8.6.2.1: SWS avoidance holds a short segment back only
-        // until an override timeout (0.1 to 1 s) when nothing is in flight.
-        if sws_blocked && self.in_flight() == 0 && self.persist_at.is_none() {
-            self.persist_at.set(ctx.now + SWS_OVERRIDE);
-        }
+        self.arm_persist(ctx, sws_blocked);
         sent
+    }
+
+    /// Nagle (SHLD-7, MUST-17) and sender SWS avoidance (MUST-38) for a
+    /// short segment of `len` bytes: it goes only when it empties the queue
+    /// and nothing is in flight (or Nagle is off), or it fills at least half
+    /// the largest window the peer offered, or it is a retransmission.
+    /// `Some` when it is held back, with whether SWS avoidance (rather than
+    /// Nagle alone) held it, so that the override timer applies.
+    fn holds_short_segment(&self, len: u32, unsent: u32, in_flight: u32) -> Option<bool> {
+        let empties = len == unsent;
+        let nagle_ok = self.nodelay || in_flight == 0;
+        let half_window = len >= self.max_snd_wnd / 2;
+        let retransmitting = self.snd_nxt.lt(self.snd_max);
+        if (empties && nagle_ok) || half_window || retransmitting {
+            None
+        } else {
+            Some(!empties || nagle_ok)
+        }
+    }
+
+    /// Sends `len` bytes at SND.NXT, with our FIN after them when `fin`
+    /// (`data_end` is where the queued data ends), and does the sender's
+    /// bookkeeping: SND.NXT and SND.MAX, the RTT sample, the retransmission
+    /// timer. Returns how many bytes went.
+    fn send_data_segment(&mut self, ctx: &mut Ctx<'_>, len: u32, fin: bool, data_end: Seq) -> u32 {
+        let seq = self.snd_nxt;
+        let mut flags = TcpFlags::ACK;
+        if len > 0 && seq.add(len) == data_end {
+            // MUST-61: PSH on the segment that empties the queue.
+            flags |= TcpFlags::PSH;
+        }
+        if fin {
+            flags |= TcpFlags::FIN;
+            self.fin_seq = Some(data_end);
+        }
+        let rtx = seq.lt(self.snd_max);
+        let snd_max = self.snd_max;
+        self.note_sending(ctx.now);
+        let got = self.send_from_queue(ctx, flags, seq, len, rtx);
+        let adv = got + u32::from(fin);
+        self.snd_nxt = seq.add(adv);
+        if self.timing.is_none() && self.ts.is_none() {
+            // Time one segment per RTT; Karn's rule clears it on a
+            // retransmission (RFC 6298 §3, MUST-18). Of a super-segment,
+            // the segment that would have been timed if sent alone.
+            if let Some(end) = self.timed_end(seq, got, self.snd_nxt, snd_max) {
+                self.timing.set(end, ctx.now);
+            }
+        }
+        self.snd_max = self.snd_max.max(self.snd_nxt);
+        if !self.timers.is_armed(TimerKind::Retransmission) {
+            let at = self.rto_deadline(ctx.now);
+            self.timers.set(TimerKind::Retransmission, at);
+        }
+        self.timers.clear(TimerKind::Persist);
+        got
+    }
+
+    /// After sending: a zero window with data waiting and nothing in
+    /// flight arms the persist timer, whose first probe goes after one RTO
+    /// (SHLD-29, MUST-36); a short segment held back by SWS avoidance with
+    /// nothing in flight arms the override timeout (RFC 9293 §3.8.6.2.1:
+    /// 0.1 to 1 s).
+    fn arm_persist(&mut self, ctx: &Ctx<'_>, sws_blocked: bool) {
+        let waiting = self.snd_nxt.lt(self.data_end());
+        let persist_off = !self.timers.is_armed(TimerKind::Persist);
+        if waiting && self.snd_wnd == 0 && self.in_flight() == 0 && persist_off {
+            self.timers.set(TimerKind::Persist, ctx.now + self.rto());
+        }
+        if sws_blocked && self.in_flight() == 0 && !self.timers.is_armed(TimerKind::Persist) {
+            self.timers.set(TimerKind::Persist, ctx.now + SWS_OVERRIDE);
+        }
     }
 }

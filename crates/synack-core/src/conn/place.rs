@@ -7,7 +7,6 @@ use synack_wire::Segment;
 
 use super::Tcb;
 use crate::seq::Seq;
-use crate::State;
 
 impl Tcb {
     /// Copies `seg`'s payload to RCV.NXT in the receive buffer (not yet
@@ -18,11 +17,7 @@ impl Tcb {
     #[inline]
     pub(crate) fn place_in_order(&mut self, seg: &Segment<'_>) -> Option<u64> {
         let f = seg.tcp.flags;
-        let open = matches!(
-            self.state,
-            State::Established | State::FinWait1 | State::FinWait2
-        );
-        let qualifies = open
+        let qualifies = self.state.accepts_segment_text()
             && !f.syn()
             && !f.rst()
             && !seg.payload.is_empty()

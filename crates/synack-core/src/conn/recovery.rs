@@ -4,7 +4,7 @@
 
 use synack_wire::{Segment, TcpFlags};
 
-use super::{Ctx, Tcb};
+use super::{Ctx, Tcb, TimerKind};
 use crate::cc::CongestionControl;
 use crate::seq::Seq;
 
@@ -134,6 +134,7 @@ impl Tcb {
             flags |= TcpFlags::PSH;
         }
         self.send_from_queue(ctx, flags, start, got, true);
-        self.rto_at.set(self.rto_deadline(ctx.now));
+        self.timers
+            .set(TimerKind::Retransmission, self.rto_deadline(ctx.now));
     }
 }

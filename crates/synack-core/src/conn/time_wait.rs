@@ -22,10 +22,7 @@ impl Tcb {
             window: (self.recvq.window() as u32 >> self.rcv_wscale).min(0xFFFF) as u16,
             has_ts: self.ts.is_some(),
         };
-        self.rto_at.clear();
-        self.delack_at.clear();
-        self.persist_at.clear();
-        self.close_at.clear();
+        self.timers.stop_all();
         entry
     }
 

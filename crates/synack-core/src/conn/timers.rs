@@ -1,49 +1,56 @@
 //! Timeouts (RFC 9293 §3.10.8): retransmission (RFC 6298), delayed ACK,
-//! the persist timer for zero windows, and the FIN-WAIT-2 timeout.
+//! the persist timer for zero windows, the FIN-WAIT-2 timeout and
+//! keep-alives (§3.8.4). Their deadlines live in the connection's
+//! [`Timers`](super::Timers) table.
 
-use super::{Ctx, Next, Tcb};
+use super::{Ctx, Next, OutputMode, Tcb, TimerKind};
 use crate::cc::CongestionControl;
 use crate::{Error, Event, State};
 
 impl Tcb {
-    /// Runs every timer that is due at `ctx.now`.
+    /// Runs every timer that is due at `ctx.now`, in the order of
+    /// [`TimerKind::ALL`], then sends what they made due.
     pub(crate) fn on_timer(&mut self, ctx: &mut Ctx<'_>) -> Next {
-        let now = ctx.now;
-        if self.close_at.is_some_and(|t| t <= now) {
-            self.close_at.clear();
-            if matches!(self.state, State::FinWait2 | State::TimeWait) {
-                return self.close_with(ctx, None);
+        let mut mode = OutputMode::Normal;
+        for kind in TimerKind::ALL {
+            // Each is looked at only once those before it ran: a handler
+            // may re-arm or clear the timers that follow it.
+            if !self.timers.take_due(kind, ctx.now) {
+                continue;
             }
-        }
-        if self.rto_at.is_some_and(|t| t <= now) {
-            self.rto_at.clear();
-            let next = self.on_rto(ctx);
+            let next = match kind {
+                TimerKind::Close => self.on_close_timeout(ctx),
+                TimerKind::Retransmission => self.on_rto(ctx),
+                TimerKind::Persist => {
+                    if self.in_flight() == 0 {
+                        // The first zero-window probe (MUST-36, SHLD-29):
+                        // one byte past the window, later ones back off on
+                        // the RTO timer; or the SWS override: send the
+                        // short segment now.
+                        mode = OutputMode::Probe;
+                    }
+                    Next::Stay
+                }
+                TimerKind::DelayedAck => {
+                    self.ack_now = true;
+                    Next::Stay
+                }
+                TimerKind::KeepAlive => self.on_keepalive(ctx),
+            };
             if next != Next::Stay {
                 return next;
             }
         }
-        if self.persist_at.is_some_and(|t| t <= now) {
-            self.persist_at.clear();
-            if self.in_flight() == 0 {
-                // The first zero-window probe (MUST-36, SHLD-29): one byte
-                // past the window, later ones back off on the RTO timer; or
-                // the SWS override: send the short segment now.
-                self.force_probe = true;
-            }
+        self.output_as(ctx, mode);
+        Next::Stay
+    }
+
+    /// The FIN-WAIT-2 timeout or the TIME-WAIT timeout (RFC 9293 §3.10.8):
+    /// CLOSED. In any other state the timer is left over and does nothing.
+    fn on_close_timeout(&mut self, ctx: &mut Ctx<'_>) -> Next {
+        if self.state.fin_acked() {
+            return self.close_with(ctx, None);
         }
-        if self.delack_at.is_some_and(|t| t <= now) {
-            self.delack_at.clear();
-            self.ack_now = true;
-        }
-        if self.keepalive_at.is_some_and(|t| t <= now) {
-            self.keepalive_at.clear();
-            let next = self.on_keepalive(ctx);
-            if next != Next::Stay {
-                return next;
-            }
-        }
-        self.output(ctx);
-        self.force_probe = false;
         Next::Stay
     }
 
@@ -84,14 +91,23 @@ impl Tcb {
 
     /// Sets the keep-alive deadline from the last time the peer was heard.
     pub(crate) fn rearm_keepalive(&mut self, ctx: &Ctx<'_>) {
-        let live = matches!(self.state, State::Established | State::CloseWait);
-        self.keepalive_at
-            .assign((self.keepalive && live).then(|| self.last_recv + ctx.cfg.keepalive_idle));
+        let at = self
+            .keepalive_applies()
+            .then(|| self.last_recv + ctx.cfg.keepalive_idle);
+        self.timers.assign(TimerKind::KeepAlive, at);
+    }
+
+    /// Whether keep-alives are on and the connection is one they watch:
+    /// synchronized with SEND still open (ESTABLISHED, CLOSE-WAIT). In the
+    /// closing states the FIN's retransmissions and the FIN-WAIT-2 and
+    /// TIME-WAIT timeouts watch the peer instead.
+    fn keepalive_applies(&self) -> bool {
+        self.keepalive && self.state.is_synchronized() && self.state.accepts_send()
     }
 
     /// The keep-alive timer expired (RFC 9293 §3.8.4).
     fn on_keepalive(&mut self, ctx: &mut Ctx<'_>) -> Next {
-        if !self.keepalive || !matches!(self.state, State::Established | State::CloseWait) {
+        if !self.keepalive_applies() {
             return Next::Stay;
         }
         if self.snd_una != self.snd_max {
@@ -109,7 +125,8 @@ impl Tcb {
         // SHLD-12: no data, SEQ = SND.NXT - 1, so the peer must answer.
         self.keepalive_sent += 1;
         self.send_keepalive_probe(ctx);
-        self.keepalive_at.set(ctx.now + ctx.cfg.keepalive_interval);
+        let at = ctx.now + ctx.cfg.keepalive_interval;
+        self.timers.set(TimerKind::KeepAlive, at);
         Next::Stay
     }
 
@@ -161,10 +178,15 @@ impl Tcb {
                 self.rtt.backoff();
                 // Go back to the earliest unacknowledged byte (RFC 6298 §5.4).
                 self.snd_nxt = self.snd_una;
-                self.force_probe = self.snd_wnd == 0;
-                self.rto_at.set(self.rto_deadline(ctx.now));
-                self.output(ctx);
-                self.force_probe = false;
+                self.timers
+                    .set(TimerKind::Retransmission, self.rto_deadline(ctx.now));
+                // Into a zero window the go-back is a window probe.
+                let mode = if self.snd_wnd == 0 {
+                    OutputMode::Probe
+                } else {
+                    OutputMode::Normal
+                };
+                self.output_as(ctx, mode);
                 Next::Stay
             }
         }

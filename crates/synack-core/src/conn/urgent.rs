@@ -6,7 +6,7 @@ use synack_wire::TcpFlags;
 
 use super::{Ctx, Tcb};
 use crate::seq::Seq;
-use crate::{Error, Event, State};
+use crate::{Error, Event};
 
 impl Tcb {
     /// SEND with the urgent flag: queue `data` and mark its end urgent.
@@ -37,10 +37,7 @@ impl Tcb {
 
     /// Step 6 of §3.10.7.4: a segment with URG at `seq` with `pointer`.
     pub(crate) fn on_urgent(&mut self, ctx: &mut Ctx<'_>, seq: Seq, pointer: u16) {
-        if !matches!(
-            self.state,
-            State::Established | State::FinWait1 | State::FinWait2
-        ) {
+        if !self.state.accepts_segment_text() {
             return;
         }
         let up = seq.add(u32::from(pointer));

@@ -1,7 +1,7 @@
 //! The user calls on an open connection: SEND, RECEIVE, CLOSE (and its
 //! half, shutdown of writing), ABORT (RFC 9293 §3.10.2–§3.10.5).
 
-use super::{Ctx, Next, Tcb};
+use super::{Ctx, Next, Tcb, TimerKind};
 use crate::send_buf::SendBuffer;
 use crate::{Error, State};
 
@@ -40,7 +40,7 @@ impl Tcb {
         put: impl FnOnce(&mut SendBuffer) -> (usize, bool),
     ) -> Result<usize, Error> {
         match self.state {
-            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
+            s if s.accepts_send() => {}
             State::Closed => return Err(self.error.unwrap_or(Error::InvalidState)),
             _ => return Err(Error::Closing),
         }
@@ -100,10 +100,11 @@ impl Tcb {
         if n > 0 {
             // A read can open the window; update the peer when it grows by
             // enough to be worth it (MUST-39).
-            if self.window_update_due() && self.delack_at.is_none_or(|t| t > ctx.now) {
+            let delack = self.timers.get(TimerKind::DelayedAck);
+            if self.window_update_due() && delack.is_none_or(|t| t > ctx.now) {
                 // Deferred to the end of this instant, so that data the
                 // application sends next can carry the update instead.
-                self.delack_at.set(ctx.now);
+                self.timers.set(TimerKind::DelayedAck, ctx.now);
             }
             return Ok(n);
         }
@@ -152,8 +153,9 @@ impl Tcb {
                 self.fin_queued = true;
                 self.set_state(ctx, State::LastAck);
             }
-            State::FinWait2 if full && self.close_at.is_none() => {
-                self.close_at.set(ctx.now + ctx.cfg.fin_timeout);
+            State::FinWait2 if full && !self.timers.is_armed(TimerKind::Close) => {
+                self.timers
+                    .set(TimerKind::Close, ctx.now + ctx.cfg.fin_timeout);
             }
             State::Closed => return Ok(Next::Closed),
             _ => {}
@@ -166,11 +168,8 @@ impl Tcb {
     pub(crate) fn abort(&mut self, ctx: &mut Ctx<'_>) -> Next {
         self.read_closed = true;
         match self.state {
-            State::SynReceived
-            | State::Established
-            | State::FinWait1
-            | State::FinWait2
-            | State::CloseWait => self.send_rst(ctx),
+            // §3.10.5: the states where the peer holds a connection.
+            s if s == State::SynReceived || s.is_open() => self.send_rst(ctx),
             State::Closed => return Next::Closed,
             _ => {}
         }

@@ -255,12 +255,7 @@ impl Stack {
         if let Some(id) = conn {
             self.last = Some((tuple, id));
             let preplaced = placed.map(|_| seg.payload.len() as u32);
-            self.with_conn(now, id, |t, ctx| {
-                t.preplaced = preplaced;
-                let next = t.on_segment(ctx, &seg);
-                t.preplaced = None;
-                next
-            });
+            self.with_conn(now, id, |t, ctx| t.on_segment(ctx, &seg, preplaced));
             return;
         }
         let hash = hash.unwrap_or_else(|| self.hasher.hash_one(tuple));
