@@ -26,6 +26,7 @@ mod event;
 mod isn;
 mod outbox;
 mod recv_buf;
+mod ring;
 mod rtt;
 mod send_buf;
 mod seq;
