@@ -38,16 +38,12 @@ mod trace;
 mod tuple_index;
 mod wheel;
 
-pub use cc::{CongestionControl, Reno};
 pub use config::Config;
 pub use error::Error;
 pub use event::{ConnId, Event, ListenerId};
-pub use isn::IsnGenerator;
 pub use outbox::{Stats, Transmit};
-pub use rtt::RttEstimator;
 pub use seq::Seq;
 pub use stack::{RxChecksum, Stack, PREFETCH_AHEAD};
 pub use state::State;
 pub use time::Instant;
 pub use trace::{ConnTuple, SegmentInfo, TraceEvent, TraceKind};
-pub use wheel::TimerWheel;

@@ -668,6 +668,9 @@ impl Inner {
             // Nobody waits for these: a reader of urgent data is woken by
             // `Readable`, and delivery trouble is advice to the IP layer.
             Event::Urgent(_) | Event::DeliveryTrouble(_) => return,
+            // A kind of event added to the core later wakes nobody until
+            // the driver learns what it means.
+            _ => return,
         };
         if let Some(c) = self.conns.get_mut(&conn) {
             c.wake();
@@ -855,7 +858,6 @@ fn wait(shared: &Shared, timeout: Option<Duration>) -> (bool, bool) {
 /// Maps a core error to the `std::io::Error` a socket user expects.
 pub fn io_error(e: Error) -> io::Error {
     use io::ErrorKind as K;
-    #[allow(unreachable_patterns)]
     let kind = match e {
         Error::WouldBlock => K::WouldBlock,
         Error::Refused => K::ConnectionRefused,
@@ -869,6 +871,7 @@ pub fn io_error(e: Error) -> io::Error {
         Error::Aborted => K::ConnectionAborted,
         Error::NetworkUnreachable => K::NetworkUnreachable,
         Error::HostUnreachable => K::HostUnreachable,
+        // An error added to the core later: `Other` until it gets a kind.
         _ => K::Other,
     };
     io::Error::new(kind, e.as_str())
