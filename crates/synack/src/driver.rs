@@ -44,7 +44,7 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::task::{Poll, Waker};
+use std::task::Waker;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant as StdInstant};
 
@@ -478,9 +478,14 @@ impl<'a> Locked<'a> {
     /// what it waits for and returns `Pending`, or an error when the driver
     /// has stopped (nothing would ever wake it). Under the lock, so no
     /// wake-up is lost between the failed attempt and the registration.
-    pub(crate) fn register_waker<T>(&mut self, on: Wait, waker: &Waker) -> Poll<io::Result<T>> {
+    #[cfg(feature = "tokio")]
+    pub(crate) fn register_waker<T>(
+        &mut self,
+        on: Wait,
+        waker: &Waker,
+    ) -> std::task::Poll<io::Result<T>> {
         if self.shared.stopped() {
-            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+            return std::task::Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
         }
         let slot = match on {
             Wait::Read(id) => self.g.conns.get_mut(&id).map(|c| &mut c.read),
@@ -490,7 +495,7 @@ impl<'a> Locked<'a> {
         if let Some(slot) = slot {
             *slot = Some(waker.clone());
         }
-        Poll::Pending
+        std::task::Poll::Pending
     }
 
     /// For a blocking call that cannot finish yet: sleeps (releasing the
