@@ -411,7 +411,7 @@ struct Inner {
 
 /// What a socket waits for: the condition a blocking caller sleeps on
 /// ([`Locked::wait`]) and the slot an async caller's waker goes in
-/// ([`Locked::register_waker`]).
+/// (`Locked::register_waker`, with the `tokio` feature).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Wait {
     /// Data (or end of stream) to read on the connection.
