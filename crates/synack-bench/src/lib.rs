@@ -7,8 +7,10 @@
 //! real time (or CPU time) is measured; virtual time only drives the stacks'
 //! timers, so a 10 s TIME-WAIT costs nothing to wait out.
 //!
-//! The benchmarks (`synack bench` runs them, `cargo bench -p synack-bench`
-//! has criterion targets for the same workloads at small sizes):
+//! The benchmarks (`synack bench` runs them when the `synack` binary is
+//! built with its `bench` feature: `cargo run --release --features bench --
+//! bench`; `cargo bench -p synack-bench` has criterion targets for the same
+//! workloads at small sizes):
 //! [`churn`], [`bulk`], [`memory`], [`scaling`], [`tun`].
 
 pub mod bulk;
@@ -149,8 +151,9 @@ pub fn case_count(bench: &str, sizes: &Sizes) -> usize {
     }
 }
 
-/// Runs one benchmark by name. `exe` is the `synack` binary, re-executed
-/// for each memory measurement (`None`: measure in this process).
+/// Runs one benchmark by name. `exe` is the `synack` binary (built with the
+/// `bench` feature), re-executed for each memory measurement (`None`:
+/// measure in this process).
 pub fn run_bench(
     bench: &str,
     sizes: &Sizes,

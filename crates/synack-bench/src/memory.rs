@@ -2,7 +2,8 @@
 //! data buffer exists) and per TIME-WAIT connection, as the growth of the
 //! process's peak RSS (`VmHWM`) over its RSS before the connections existed,
 //! divided by their count. Each measurement runs in a fresh process (the
-//! bench binary re-executed with a hidden flag), so that peaks do not mix.
+//! bench binary re-executed with [`CHILD_ENV`] set), so that peaks do not
+//! mix.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -233,7 +234,23 @@ impl smoltcp_side::App for SmoltcpMemServer {
     }
 }
 
-/// The hidden child entry point: `STACK:KIND:N`, for example
+/// The environment variable that makes a re-executed bench binary one
+/// memory measurement: its value is the measurement's spec (see [`child`]).
+/// An environment variable rather than a flag, so that no command line
+/// carries an option that is not for its users.
+pub const CHILD_ENV: &str = "SYNACK_BENCH_MEMORY_CHILD";
+
+/// In a process started by [`measure`] ([`CHILD_ENV`] set): runs the one
+/// measurement it was started for. `None` in any other process.
+pub fn child_from_env() -> Option<Result<f64, String>> {
+    let spec = std::env::var_os(CHILD_ENV)?;
+    Some(match spec.to_str() {
+        Some(spec) => child(spec),
+        None => Err(format!("{CHILD_ENV} is not UTF-8")),
+    })
+}
+
+/// One measurement in this process, by spec `STACK:KIND:N`, for example
 /// `synack:time-wait:1000000`. Returns bytes per connection.
 pub fn child(spec: &str) -> Result<f64, String> {
     let parts: Vec<&str> = spec.split(':').collect();
@@ -253,15 +270,17 @@ pub fn child(spec: &str) -> Result<f64, String> {
     }
 }
 
-/// Runs one measurement in a fresh process: `exe bench --memory-child SPEC`
-/// (or in this process when `exe` is `None`).
+/// Runs one measurement in a fresh process: `exe bench` with [`CHILD_ENV`]
+/// set to the spec, which prints bytes per connection on stdout (see
+/// [`child_from_env`]); or in this process when `exe` is `None`.
 pub fn measure(exe: Option<&Path>, stack: &str, kind: Kind, n: u64) -> Result<f64, String> {
     let spec = format!("{stack}:{}:{n}", kind.name());
     let Some(exe) = exe else {
         return child(&spec);
     };
     let out = Command::new(exe)
-        .args(["bench", "--memory-child", &spec])
+        .arg("bench")
+        .env(CHILD_ENV, &spec)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
     if !out.status.success() {
@@ -274,7 +293,8 @@ pub fn measure(exe: Option<&Path>, stack: &str, kind: Kind, n: u64) -> Result<f6
 }
 
 /// Every memory case: synack and smoltcp, ESTABLISHED and TIME-WAIT. `exe`
-/// is the `synack` binary to re-execute (`None`: measure in this process).
+/// is the `synack` binary (built with the `bench` feature) to re-execute
+/// (`None`: measure in this process).
 pub fn run(sizes: &Sizes, progress: &mut dyn Progress, exe: Option<&Path>) -> Vec<Figure> {
     let mut out = Vec::new();
     for (stack, n) in [

@@ -1,14 +1,25 @@
 //! `synack bench`: the benchmarks of `synack-bench` behind a progress bar
 //! (stderr), with a table (or JSON Lines, `--json`) on stdout at the end.
+//!
+//! Only in a binary built with the `bench` feature (`cargo run --release
+//! --features bench -- bench`): the benchmarks build smoltcp, which a user
+//! of the command line should not have to compile. Without the feature the
+//! command says, in one line, how to get it.
 
+#[cfg(feature = "bench")]
 use std::io::IsTerminal;
 
 use clap::Args;
+#[cfg(feature = "bench")]
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+#[cfg(feature = "bench")]
 use synack_bench::{Figure, Progress, Sizes, BENCHES};
 
 /// Flags of `synack bench`.
 #[derive(Args, Debug)]
+// Without the feature the flags are parsed (so that `--help` shows them)
+// but not read.
+#[cfg_attr(not(feature = "bench"), allow(dead_code))]
 pub struct BenchArgs {
     /// Benchmarks to run: churn, bulk, memory, scaling, tun (all when none
     /// is named).
@@ -20,18 +31,28 @@ pub struct BenchArgs {
     /// One JSON object per figure and line on stdout instead of the table.
     #[arg(long)]
     json: bool,
-    /// Internal: one memory measurement in this fresh process.
-    #[arg(long, hide = true, value_name = "SPEC")]
-    memory_child: Option<String>,
+}
+
+/// Runs `synack bench` in a binary built without the benchmarks: says how
+/// to run them.
+#[cfg(not(feature = "bench"))]
+pub fn run(_args: BenchArgs) -> Result<(), String> {
+    Err(
+        "this synack is built without the benchmarks (they compile smoltcp): \
+         run them with `cargo run --release --features bench -- bench`"
+            .to_string(),
+    )
 }
 
 /// The progress bar: one bar for the whole run, a message per case.
+#[cfg(feature = "bench")]
 struct Bar {
     bar: ProgressBar,
     started: bool,
     done: u64,
 }
 
+#[cfg(feature = "bench")]
 impl Progress for Bar {
     fn case(&mut self, label: &str) {
         if self.started {
@@ -53,10 +74,11 @@ impl Progress for Bar {
 }
 
 /// Runs `synack bench`.
+#[cfg(feature = "bench")]
 pub fn run(args: BenchArgs) -> Result<(), String> {
-    if let Some(spec) = &args.memory_child {
-        let v = synack_bench::memory::child(spec)?;
-        println!("{v}");
+    // Re-executed by the memory benchmark for one measurement.
+    if let Some(v) = synack_bench::memory::child_from_env() {
+        println!("{}", v?);
         return Ok(());
     }
     for n in &args.names {

@@ -30,7 +30,8 @@ enum Command {
     /// happens, segment by segment and state by state.
     Demo(demo::DemoArgs),
     /// Run the benchmarks (churn, bulk, memory, scaling, tun) for synack and
-    /// the stacks it is compared with; a table at the end, or --json.
+    /// the stacks it is compared with; a table at the end, or --json (in a
+    /// synack built with `--features bench`).
     Bench(bench::BenchArgs),
     /// A TCP echo service on the user-space stack, over a Linux TUN device.
     #[cfg(target_os = "linux")]

@@ -4,7 +4,7 @@
 //! the connection (`conn/recovery.rs`); this trait is where CUBIC plugs in.
 
 /// What a congestion controller must answer. One per connection.
-pub trait CongestionControl {
+pub(crate) trait CongestionControl {
     /// Congestion window, bytes.
     fn cwnd(&self) -> u32;
     /// New data was cumulatively acknowledged.
@@ -25,7 +25,7 @@ pub trait CongestionControl {
 
 /// RFC 5681 slow start and congestion avoidance with NewReno fast recovery.
 #[derive(Clone, Debug)]
-pub struct Reno {
+pub(crate) struct Reno {
     cwnd: u32,
     ssthresh: u32,
     /// Bytes acknowledged toward the next +1 MSS in congestion avoidance.

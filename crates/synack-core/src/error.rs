@@ -2,6 +2,7 @@
 
 /// Why a user call failed or a connection ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Error {
     /// Nothing to read or no room to write now; try again after an event.
     WouldBlock,

@@ -16,6 +16,7 @@ pub struct ListenerId(pub(crate) u32);
 
 /// An application-visible event, drained with [`crate::Stack::poll_event`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A connection is waiting in the listener's accept queue.
     Incoming(ListenerId),

@@ -33,7 +33,7 @@ const DOMAIN_TS: u8 = 3;
 /// the same for the life of the stack (a new key makes ISNs jump, which RFC
 /// 6528 allows only with care across reboots).
 #[derive(Clone)]
-pub struct IsnGenerator {
+pub(crate) struct IsnGenerator {
     /// The 128-bit SipHash key.
     key: [u8; 16],
 }

@@ -18,14 +18,10 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use crate::send_buf::REUSE_MAX;
+use crate::ring::{adopt_ring, grow_ring, retire_ring};
 
 /// The most separate out-of-order ranges a [`RecvBuffer`] tracks.
 pub const MAX_RANGES: usize = 64;
-
-/// The smallest allocation of a ring (or of a send buffer), in bytes: from
-/// there it doubles as data needs room, up to the buffer's capacity.
-pub(crate) const MIN_ALLOC: usize = 64;
 
 /// A bounded receive buffer with reassembly of out-of-order data.
 ///
@@ -246,7 +242,7 @@ impl RecvBuffer {
 
     /// Frees the ring if it holds nothing (no readable and no out-of-order
     /// data), so an idle connection costs no buffer memory (a small ring,
-    /// [`REUSE_MAX`] bytes or less, is only emptied: it is kept for the
+    /// [`REUSE_MAX`](crate::ring::REUSE_MAX) bytes or less, is only emptied: it is kept for the
     /// next connection, see [`RecvBuffer::reuse`]). Returns whether the ring
     /// was given up. The next write allocates again, or reuses.
     pub fn release_if_empty(&mut self) -> bool {
@@ -259,7 +255,7 @@ impl RecvBuffer {
     }
 
     /// Empties the buffer for good (its connection is gone), keeping the
-    /// ring's allocation only when small ([`REUSE_MAX`] bytes or less).
+    /// ring's allocation only when small ([`REUSE_MAX`](crate::ring::REUSE_MAX) bytes or less).
     pub fn retire(&mut self) {
         retire_ring(&mut self.buf);
         self.head = 0;
@@ -281,7 +277,7 @@ impl RecvBuffer {
     /// The ring is only as long as it was written (a write that wraps has
     /// reached the end, so the ring is whole by then): no up-front zeroing
     /// of `capacity` bytes per connection. Its allocation grows with it,
-    /// doubling from [`MIN_ALLOC`] bytes and never past the capacity, so
+    /// doubling from [`MIN_ALLOC`](crate::ring::MIN_ALLOC) bytes and never past the capacity, so
     /// that a connection that only ever holds a few bytes (a short request
     /// or reply) costs a few bytes of memory, not the whole ring.
     fn grow_to(&mut self, need: usize) {
@@ -300,44 +296,6 @@ impl RecvBuffer {
     }
 }
 
-/// Empties a retired ring, keeping its allocation only when small
-/// ([`REUSE_MAX`] bytes or less) for [`adopt_ring`].
-pub(crate) fn retire_ring(buf: &mut Vec<u8>) {
-    buf.clear();
-    if buf.capacity() > REUSE_MAX {
-        *buf = Vec::new();
-    }
-}
-
-/// Takes over the allocation of `old` (a retired ring) when `buf` has none
-/// yet and it fits `capacity`: a new connection starts with the memory of
-/// one that ended, without a trip through the allocator.
-pub(crate) fn adopt_ring(buf: &mut Vec<u8>, old: &mut Vec<u8>, capacity: usize) {
-    if buf.capacity() == 0 && old.capacity() <= capacity {
-        *buf = core::mem::take(old);
-        buf.clear();
-    }
-}
-
-/// Makes indices below `need` (clamped to `capacity`) of a ring that is only
-/// as long as it has been written exist: the allocation doubles from
-/// [`MIN_ALLOC`] bytes and never goes past `capacity`; new bytes are zero.
-/// Shared by the receive ring and the send ring.
-pub(crate) fn grow_ring(buf: &mut Vec<u8>, need: usize, capacity: usize) {
-    let need = need.min(capacity);
-    if buf.len() >= need {
-        return;
-    }
-    if buf.capacity() < need {
-        let target = need
-            .max(buf.capacity().saturating_mul(2))
-            .max(MIN_ALLOC)
-            .min(capacity);
-        buf.reserve_exact(target.saturating_sub(buf.len()));
-    }
-    buf.resize(need, 0);
-}
-
 /// Copies `data` into `ring` from index `pos`, wrapping round the end.
 /// `data` must fit in the ring; anything that would not is dropped.
 fn copy_into_ring(ring: &mut [u8], capacity: usize, pos: usize, data: &[u8]) {
@@ -354,6 +312,7 @@ fn copy_into_ring(ring: &mut [u8], capacity: usize, pos: usize, data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ring::{MIN_ALLOC, REUSE_MAX};
     use alloc::vec;
     use proptest::prelude::*;
 

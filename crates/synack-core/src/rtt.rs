@@ -28,7 +28,7 @@ const NO_SAMPLE: u64 = u64::MAX;
 /// is at least 60 s; the caller chooses both (tests and simulations may want
 /// other values).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RttEstimator {
+pub(crate) struct RttEstimator {
     /// Lower clamp for the RTO, µs.
     min_rto: u64,
     /// Upper clamp for the RTO (also caps the backoff), µs.
@@ -115,16 +115,19 @@ impl RttEstimator {
     }
 
     /// How many times the RTO has been doubled since the last sample.
+    #[cfg(test)] // Read by the tests; the TCB needs only the RTO.
     pub fn backoffs(&self) -> u32 {
         self.backoffs
     }
 
     /// The smoothed RTT, or `None` before the first sample.
+    #[cfg(test)] // Read by the tests; the TCB needs only the RTO.
     pub fn srtt(&self) -> Option<Duration> {
         (self.srtt != NO_SAMPLE).then(|| Duration::from_micros(self.srtt))
     }
 
     /// The RTT variation, or `None` before the first sample.
+    #[cfg(test)] // Read by the tests; the TCB needs only the RTO.
     pub fn rttvar(&self) -> Option<Duration> {
         (self.srtt != NO_SAMPLE).then(|| Duration::from_micros(self.rttvar))
     }

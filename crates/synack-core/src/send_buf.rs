@@ -12,11 +12,7 @@
 
 use alloc::vec::Vec;
 
-use crate::recv_buf::{adopt_ring, grow_ring, retire_ring};
-
-/// The largest allocation a retired buffer keeps for the next connection
-/// (send or receive buffer), bytes.
-pub(crate) const REUSE_MAX: usize = 512;
+use crate::ring::{adopt_ring, grow_ring, retire_ring};
 
 /// A bounded byte ring holding the data from SND.UNA onward.
 #[derive(Clone, Debug, Default)]
@@ -125,7 +121,7 @@ impl SendBuffer {
     }
 
     /// Empties the buffer for good (its connection is gone), keeping its
-    /// allocation only when small ([`REUSE_MAX`] bytes or less), for
+    /// allocation only when small ([`REUSE_MAX`](crate::ring::REUSE_MAX) bytes or less), for
     /// [`SendBuffer::reuse`].
     pub fn retire(&mut self) {
         retire_ring(&mut self.buf);
@@ -211,6 +207,7 @@ impl SendBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ring::REUSE_MAX;
     use alloc::vec;
     use alloc::vec::Vec;
     use proptest::prelude::*;

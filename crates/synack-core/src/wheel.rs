@@ -87,7 +87,7 @@ impl<T> Level<T> {
 /// [`next_deadline`]: TimerWheel::next_deadline
 /// [`poll_expired`]: TimerWheel::poll_expired
 #[derive(Debug)]
-pub struct TimerWheel<T> {
+pub(crate) struct TimerWheel<T> {
     /// The wheel's current time in µs: everything at or before it was polled.
     now: u64,
     /// The levels, boxed to keep the wheel itself small to move.
@@ -125,17 +125,20 @@ impl<T> TimerWheel<T> {
     }
 
     /// Number of items waiting in the wheel.
+    #[cfg(test)] // Read by the tests; the stack asks only for deadlines.
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether no item is waiting.
+    #[cfg(test)] // Read by the tests; the stack asks only for deadlines.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The wheel's current time: the latest `now` passed to
     /// [`poll_expired`](TimerWheel::poll_expired) (initially zero).
+    #[cfg(test)] // Read by the tests; the stack asks only for deadlines.
     pub fn now(&self) -> Instant {
         Instant(self.now)
     }

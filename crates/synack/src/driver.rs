@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant as StdInstant};
 
 use synack_core::{Config, ConnId, Error, Event, Instant, ListenerId, RxChecksum, Stack, Transmit};
 
@@ -240,7 +240,7 @@ impl NetBuilder {
 /// last socket made from it are dropped (or at [`Net::shutdown`]).
 #[derive(Clone)]
 pub struct Net {
-    pub(crate) shared: Arc<Shared>,
+    shared: Arc<Shared>,
     owner: Arc<Owner>,
 }
 
@@ -300,6 +300,14 @@ impl Net {
     pub fn now(&self) -> Instant {
         self.shared.now()
     }
+
+    /// Takes the stack's lock for a socket call.
+    pub(crate) fn lock(&self) -> Locked<'_> {
+        Locked {
+            shared: &self.shared,
+            g: self.shared.lock(),
+        }
+    }
 }
 
 /// Stops the thread when the last handle goes.
@@ -333,7 +341,7 @@ impl Drop for Owner {
 }
 
 /// What application threads share with the driver thread.
-pub(crate) struct Shared {
+struct Shared {
     inner: Mutex<Inner>,
     tun: TunDevice,
     wake: OwnedFd,
@@ -343,31 +351,57 @@ pub(crate) struct Shared {
 
 /// Wake-ups of one connection.
 #[derive(Default)]
-pub(crate) struct ConnWaiters {
+struct ConnWaiters {
     /// Blocking callers wait here (with the `Inner` lock).
-    pub cond: Arc<Condvar>,
-    /// An async reader (or connector) to wake.
-    pub read: Option<Waker>,
+    cond: Arc<Condvar>,
+    /// An async reader to wake.
+    read: Option<Waker>,
     /// An async writer (or connector) to wake.
-    pub write: Option<Waker>,
+    write: Option<Waker>,
     /// Set once the connection reached CLOSED: why, when not orderly.
-    pub closed: Option<Option<Error>>,
+    closed: Option<Option<Error>>,
     /// The last ICMP soft error reported for it.
-    pub soft_error: Option<Error>,
+    soft_error: Option<Error>,
+}
+
+impl ConnWaiters {
+    /// Wakes everyone waiting on the connection, blocking or async (each
+    /// looks again at what it waits for; a wake-up too many costs a look).
+    fn wake(&mut self) {
+        self.cond.notify_all();
+        if let Some(w) = self.read.take() {
+            w.wake();
+        }
+        if let Some(w) = self.write.take() {
+            w.wake();
+        }
+    }
 }
 
 /// Wake-ups of one listener.
 #[derive(Default)]
-pub(crate) struct ListenerWaiters {
-    pub cond: Arc<Condvar>,
-    pub accept: Option<Waker>,
+struct ListenerWaiters {
+    /// Blocking acceptors wait here (with the `Inner` lock).
+    cond: Arc<Condvar>,
+    /// An async acceptor to wake.
+    accept: Option<Waker>,
+}
+
+impl ListenerWaiters {
+    /// Wakes everyone waiting to accept.
+    fn wake(&mut self) {
+        self.cond.notify_all();
+        if let Some(w) = self.accept.take() {
+            w.wake();
+        }
+    }
 }
 
 /// Everything behind the lock.
-pub(crate) struct Inner {
-    pub stack: Stack,
-    pub conns: HashMap<ConnId, ConnWaiters>,
-    pub listeners: HashMap<ListenerId, ListenerWaiters>,
+struct Inner {
+    stack: Stack,
+    conns: HashMap<ConnId, ConnWaiters>,
+    listeners: HashMap<ListenerId, ListenerWaiters>,
     trace: Option<TraceWriter<Sink>>,
     pcap: Option<PcapWriter<Sink>>,
     stats: DriverStats,
@@ -375,17 +409,146 @@ pub(crate) struct Inner {
     armed: Option<Instant>,
 }
 
+/// What a socket waits for: the condition a blocking caller sleeps on
+/// ([`Locked::wait`]) and the slot an async caller's waker goes in
+/// (`Locked::register_waker`, with the `tokio` feature).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Wait {
+    /// Data (or end of stream) to read on the connection.
+    Read(ConnId),
+    /// Room in the send buffer, or the end of the handshake.
+    Write(ConnId),
+    /// A connection to accept on the listener.
+    Accept(ListenerId),
+}
+
+/// The stack's lock held by a socket call: the stack, and the driver's
+/// wake-up book-keeping that goes with it. Whatever the call made the
+/// stack queue is sent by [`Locked::settle`] on the caller's thread.
+pub(crate) struct Locked<'a> {
+    shared: &'a Shared,
+    g: MutexGuard<'a, Inner>,
+}
+
+impl<'a> Locked<'a> {
+    /// The stack.
+    pub(crate) fn stack(&mut self) -> &mut Stack {
+        &mut self.g.stack
+    }
+
+    /// The stack's clock now.
+    pub(crate) fn now(&self) -> Instant {
+        self.shared.now()
+    }
+
+    /// Sends what the stack queued and wakes whom its events concern
+    /// (see [`Shared::settle`]).
+    pub(crate) fn settle(&mut self) {
+        self.shared.settle(&mut self.g);
+    }
+
+    /// Starts keeping wake-ups for a connection a socket now wraps.
+    pub(crate) fn add_conn(&mut self, id: ConnId) {
+        self.g.conns.insert(id, ConnWaiters::default());
+    }
+
+    /// Forgets the wake-ups of a connection whose socket is gone.
+    pub(crate) fn remove_conn(&mut self, id: ConnId) {
+        self.g.conns.remove(&id);
+    }
+
+    /// Starts keeping wake-ups for a listener a socket now wraps.
+    pub(crate) fn add_listener(&mut self, id: ListenerId) {
+        self.g.listeners.insert(id, ListenerWaiters::default());
+    }
+
+    /// Forgets the wake-ups of a listener whose socket is gone.
+    pub(crate) fn remove_listener(&mut self, id: ListenerId) {
+        self.g.listeners.remove(&id);
+    }
+
+    /// Wakes every caller waiting on the connection.
+    pub(crate) fn wake_conn(&mut self, id: ConnId) {
+        if let Some(c) = self.g.conns.get_mut(&id) {
+            c.wake();
+        }
+    }
+
+    /// For an async call that cannot finish yet: registers `waker` for
+    /// what it waits for and returns `Pending`, or an error when the driver
+    /// has stopped (nothing would ever wake it). Under the lock, so no
+    /// wake-up is lost between the failed attempt and the registration.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn register_waker<T>(
+        &mut self,
+        on: Wait,
+        waker: &Waker,
+    ) -> std::task::Poll<io::Result<T>> {
+        if self.shared.stopped() {
+            return std::task::Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        }
+        let slot = match on {
+            Wait::Read(id) => self.g.conns.get_mut(&id).map(|c| &mut c.read),
+            Wait::Write(id) => self.g.conns.get_mut(&id).map(|c| &mut c.write),
+            Wait::Accept(id) => self.g.listeners.get_mut(&id).map(|l| &mut l.accept),
+        };
+        if let Some(slot) = slot {
+            *slot = Some(waker.clone());
+        }
+        std::task::Poll::Pending
+    }
+
+    /// For a blocking call that cannot finish yet: sleeps (releasing the
+    /// lock) until woken for what it waits for, or until `deadline`.
+    /// `Err(on_timeout)` once the deadline has passed; `NotConnected` when
+    /// the driver has stopped or the socket is unknown.
+    pub(crate) fn wait(
+        self,
+        on: Wait,
+        deadline: Option<StdInstant>,
+        on_timeout: io::ErrorKind,
+    ) -> io::Result<Locked<'a>> {
+        let Locked { shared, g } = self;
+        let cond = match on {
+            Wait::Read(id) | Wait::Write(id) => g.conns.get(&id).map(|c| c.cond.clone()),
+            Wait::Accept(id) => g.listeners.get(&id).map(|l| l.cond.clone()),
+        };
+        let Some(cond) = cond else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        if shared.stopped() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the stack's driver has stopped",
+            ));
+        }
+        let g = match deadline {
+            None => cond.wait(g).unwrap_or_else(|p| p.into_inner()),
+            Some(d) => {
+                let left = d.saturating_duration_since(StdInstant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(on_timeout, "timed out"));
+                }
+                cond.wait_timeout(g, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
+            }
+        };
+        Ok(Locked { shared, g })
+    }
+}
+
 impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The stack's clock: microseconds since the driver started.
-    pub(crate) fn now(&self) -> Instant {
+    fn now(&self) -> Instant {
         Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
     }
 
-    pub(crate) fn stopped(&self) -> bool {
+    fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
 
@@ -399,7 +562,7 @@ impl Shared {
     /// After the stack ran: sends what it queued, writes its trace, turns
     /// its events into wake-ups, and wakes the driver thread when the next
     /// deadline moved earlier than the one it sleeps towards.
-    pub(crate) fn settle(&self, g: &mut Inner) {
+    fn settle(&self, g: &mut Inner) {
         let now = self.now();
         if self.tun.offload() {
             while let Some(t) = g.stack.poll_transmit_meta() {
@@ -485,14 +648,12 @@ fn finished(packet: &[u8], partial_from: Option<usize>) -> std::borrow::Cow<'_, 
 }
 
 impl Inner {
+    /// Turns one of the stack's events into wake-ups.
     fn dispatch(&mut self, ev: Event) {
         let conn = match ev {
             Event::Incoming(lid) => {
                 if let Some(l) = self.listeners.get_mut(&lid) {
-                    l.cond.notify_all();
-                    if let Some(w) = l.accept.take() {
-                        w.wake();
-                    }
+                    l.wake();
                 }
                 return;
             }
@@ -509,37 +670,25 @@ impl Inner {
                 }
                 return;
             }
-            Event::DeliveryTrouble(_) => return,
-            #[allow(unreachable_patterns)]
+            // Nobody waits for these: a reader of urgent data is woken by
+            // `Readable`, and delivery trouble is advice to the IP layer.
+            Event::Urgent(_) | Event::DeliveryTrouble(_) => return,
+            // A kind of event added to the core later wakes nobody until
+            // the driver learns what it means.
             _ => return,
         };
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.cond.notify_all();
-            if let Some(w) = c.read.take() {
-                w.wake();
-            }
-            if let Some(w) = c.write.take() {
-                w.wake();
-            }
+            c.wake();
         }
     }
 
     /// Wakes every waiter (the driver is stopping).
     fn wake_all(&mut self) {
         for c in self.conns.values_mut() {
-            c.cond.notify_all();
-            if let Some(w) = c.read.take() {
-                w.wake();
-            }
-            if let Some(w) = c.write.take() {
-                w.wake();
-            }
+            c.wake();
         }
         for l in self.listeners.values_mut() {
-            l.cond.notify_all();
-            if let Some(w) = l.accept.take() {
-                w.wake();
-            }
+            l.wake();
         }
     }
 }
@@ -714,7 +863,6 @@ fn wait(shared: &Shared, timeout: Option<Duration>) -> (bool, bool) {
 /// Maps a core error to the `std::io::Error` a socket user expects.
 pub fn io_error(e: Error) -> io::Error {
     use io::ErrorKind as K;
-    #[allow(unreachable_patterns)]
     let kind = match e {
         Error::WouldBlock => K::WouldBlock,
         Error::Refused => K::ConnectionRefused,
@@ -728,6 +876,7 @@ pub fn io_error(e: Error) -> io::Error {
         Error::Aborted => K::ConnectionAborted,
         Error::NetworkUnreachable => K::NetworkUnreachable,
         Error::HostUnreachable => K::HostUnreachable,
+        // An error added to the core later: `Other` until it gets a kind.
         _ => K::Other,
     };
     io::Error::new(kind, e.as_str())

@@ -6,6 +6,11 @@
 //! ([`net`]) and, behind the `tokio` feature, async ones (`tokio`).
 //! The TCP engine itself is `synack-core`, re-exported as [`core`].
 #![warn(missing_docs)]
+// `unsafe` only where the crate calls the kernel through `libc`: the TUN
+// device (`tun`), the host side's addresses (`ifconfig`) and the driver's
+// wake-up and wait (`driver`). Each of those modules is let off below, and
+// each `unsafe` block in them says why it is sound.
+#![deny(unsafe_code)]
 
 pub use synack_core as core;
 pub use synack_wire as wire;
@@ -17,14 +22,24 @@ pub mod scenarios;
 pub mod sim;
 pub mod trace_json;
 
+// SAFETY: `eventfd`, `read`/`write` of 8 bytes on it and `ppoll`, each on
+// descriptors the driver owns and buffers that outlive the call.
+#[allow(unsafe_code)]
 #[cfg(target_os = "linux")]
 pub mod driver;
+// SAFETY: `socket` and address `ioctl`s, each passing a `repr(C)` struct of
+// the layout the request expects, live for the call.
+#[allow(unsafe_code)]
 #[cfg(target_os = "linux")]
 pub mod ifconfig;
 #[cfg(target_os = "linux")]
 pub mod net;
 #[cfg(all(target_os = "linux", feature = "tokio"))]
 pub mod tokio;
+// SAFETY: the TUN `ioctl`s (`TUNSETIFF` and the offload ones) on the
+// device's open descriptor, with live `repr(C)` arguments, and the name the
+// kernel writes back NUL-terminated.
+#[allow(unsafe_code)]
 #[cfg(target_os = "linux")]
 pub mod tun;
 

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use synack_core::Error;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::driver::{io_error, Net};
+use crate::driver::{io_error, Net, Wait};
 use crate::net;
 
 /// An async listening socket.
@@ -57,18 +57,10 @@ impl TcpStream {
     pub async fn connect(net: &Net, addr: SocketAddr) -> io::Result<TcpStream> {
         let inner = net::TcpStream::start_connect(net, None, addr)?;
         poll_fn(|cx| {
-            let mut g = inner.net().shared.lock();
+            let mut g = inner.net().lock();
             match inner.connect_status(&mut g) {
                 Some(r) => Poll::Ready(r),
-                None => {
-                    if inner.net().shared.stopped() {
-                        return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
-                    }
-                    if let Some(c) = g.conns.get_mut(&inner.id()) {
-                        c.write = Some(cx.waker().clone());
-                    }
-                    Poll::Pending
-                }
+                None => g.register_waker(Wait::Write(inner.id()), cx.waker()),
             }
         })
         .await?;
@@ -108,23 +100,14 @@ impl AsyncRead for TcpStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let s = &self.inner;
-        let shared = &s.net().shared;
-        let mut g = shared.lock();
+        let mut g = s.net().lock();
         match s.try_read(&mut g, buf.initialize_unfilled()) {
             Ok(n) => {
                 buf.advance(n);
-                shared.settle(&mut g);
+                g.settle();
                 Poll::Ready(Ok(()))
             }
-            Err(Error::WouldBlock) => {
-                if shared.stopped() {
-                    return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
-                }
-                if let Some(c) = g.conns.get_mut(&s.id()) {
-                    c.read = Some(cx.waker().clone());
-                }
-                Poll::Pending
-            }
+            Err(Error::WouldBlock) => g.register_waker(Wait::Read(s.id()), cx.waker()),
             Err(e) => Poll::Ready(Err(io_error(e))),
         }
     }
@@ -137,21 +120,12 @@ impl AsyncWrite for TcpStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let s = &self.inner;
-        let shared = &s.net().shared;
-        let mut g = shared.lock();
+        let mut g = s.net().lock();
         let r = s.try_write(&mut g, buf);
-        shared.settle(&mut g);
+        g.settle();
         match r {
             Ok(n) => Poll::Ready(Ok(n)),
-            Err(Error::WouldBlock) => {
-                if shared.stopped() {
-                    return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
-                }
-                if let Some(c) = g.conns.get_mut(&s.id()) {
-                    c.write = Some(cx.waker().clone());
-                }
-                Poll::Pending
-            }
+            Err(Error::WouldBlock) => g.register_waker(Wait::Write(s.id()), cx.waker()),
             Err(e) => Poll::Ready(Err(io_error(e))),
         }
     }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant as StdInstant};
 
 use synack_core::{Error, ListenerId};
 
-use super::{wait_on, TcpStream};
-use crate::driver::{io_error, ListenerWaiters, Net};
+use super::TcpStream;
+use crate::driver::{io_error, Net, Wait};
 
 /// A listening socket (passive OPEN) on a [`Net`].
 #[derive(Debug)]
@@ -22,11 +22,10 @@ impl TcpListener {
     /// stack). A port already listened on is `AddrInUse`; an address that
     /// is not the stack's is `AddrNotAvailable`.
     pub fn bind(net: &Net, addr: SocketAddr) -> io::Result<TcpListener> {
-        let shared = &net.shared;
-        let mut g = shared.lock();
-        let backlog = g.stack.config().default_backlog;
-        let id = g.stack.listen(addr, backlog).map_err(io_error)?;
-        g.listeners.insert(id, ListenerWaiters::default());
+        let mut g = net.lock();
+        let backlog = g.stack().config().default_backlog;
+        let id = g.stack().listen(addr, backlog).map_err(io_error)?;
+        g.add_listener(id);
         Ok(TcpListener {
             net: net.clone(),
             id,
@@ -55,21 +54,16 @@ impl TcpListener {
     }
 
     fn accept_until(&self, deadline: Option<StdInstant>) -> io::Result<(TcpStream, SocketAddr)> {
-        let shared = &self.net.shared;
-        let mut g = shared.lock();
+        let mut g = self.net.lock();
         loop {
-            match g.stack.accept(self.id) {
+            match g.stack().accept(self.id) {
                 Ok(id) => {
                     let stream = TcpStream::adopt(&self.net, &mut g, id)?;
                     let peer = stream.peer_addr()?;
                     return Ok((stream, peer));
                 }
                 Err(Error::WouldBlock) => {
-                    let cond = match g.listeners.get(&self.id) {
-                        Some(l) => l.cond.clone(),
-                        None => return Err(io::ErrorKind::NotConnected.into()),
-                    };
-                    g = wait_on(shared, g, &cond, deadline, io::ErrorKind::TimedOut)?;
+                    g = g.wait(Wait::Accept(self.id), deadline, io::ErrorKind::TimedOut)?;
                 }
                 Err(e) => return Err(io_error(e)),
             }
@@ -84,22 +78,14 @@ impl TcpListener {
         waker: &std::task::Waker,
     ) -> std::task::Poll<io::Result<(TcpStream, SocketAddr)>> {
         use std::task::Poll;
-        let mut g = self.net.shared.lock();
-        match g.stack.accept(self.id) {
+        let mut g = self.net.lock();
+        match g.stack().accept(self.id) {
             Ok(id) => {
                 let stream = TcpStream::adopt(&self.net, &mut g, id)?;
                 let peer = stream.peer_addr()?;
                 Poll::Ready(Ok((stream, peer)))
             }
-            Err(Error::WouldBlock) => {
-                if self.net.shared.stopped() {
-                    return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
-                }
-                if let Some(l) = g.listeners.get_mut(&self.id) {
-                    l.accept = Some(waker.clone());
-                }
-                Poll::Pending
-            }
+            Err(Error::WouldBlock) => g.register_waker(Wait::Accept(self.id), waker),
             Err(e) => Poll::Ready(Err(io_error(e))),
         }
     }
@@ -107,12 +93,11 @@ impl TcpListener {
 
 impl Drop for TcpListener {
     fn drop(&mut self) {
-        let shared = &self.net.shared;
-        let mut g = shared.lock();
-        let now = shared.now();
-        let _ = g.stack.close_listener(now, self.id);
-        g.listeners.remove(&self.id);
-        shared.settle(&mut g);
+        let mut g = self.net.lock();
+        let now = g.now();
+        let _ = g.stack().close_listener(now, self.id);
+        g.remove_listener(self.id);
+        g.settle();
     }
 }
 

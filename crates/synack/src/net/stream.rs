@@ -7,8 +7,7 @@ use std::time::{Duration, Instant as StdInstant};
 
 use synack_core::{ConnId, Error, State};
 
-use super::wait_conn;
-use crate::driver::{io_error, ConnWaiters, Inner, Net};
+use crate::driver::{io_error, Locked, Net, Wait};
 
 /// A TCP connection on a [`Net`]. Dropping the last handle (see
 /// [`TcpStream::try_clone`]) closes it gracefully (FIN; the stack finishes
@@ -73,16 +72,15 @@ impl TcpStream {
         deadline: Option<StdInstant>,
     ) -> io::Result<TcpStream> {
         let stream = Self::start_connect(net, local, addr)?;
-        let shared = &net.shared;
         let id = stream.inner.id;
-        let mut g = shared.lock();
+        let mut g = net.lock();
         loop {
             match stream.connect_status(&mut g) {
                 Some(Ok(())) => break,
                 Some(Err(e)) => return Err(e),
                 None => {}
             }
-            g = match wait_conn(shared, g, id, deadline, io::ErrorKind::TimedOut) {
+            g = match g.wait(Wait::Write(id), deadline, io::ErrorKind::TimedOut) {
                 Ok(g) => g,
                 Err(e) => {
                     // Drop aborts the half-open connection.
@@ -101,23 +99,22 @@ impl TcpStream {
         local: Option<SocketAddr>,
         addr: SocketAddr,
     ) -> io::Result<TcpStream> {
-        let shared = &net.shared;
-        let mut g = shared.lock();
-        let now = shared.now();
-        let id = g.stack.connect(now, local, addr).map_err(io_error)?;
+        let mut g = net.lock();
+        let now = g.now();
+        let id = g.stack().connect(now, local, addr).map_err(io_error)?;
         let stream = TcpStream::adopt(net, &mut g, id)?;
-        shared.settle(&mut g);
+        g.settle();
         Ok(stream)
     }
 
     /// `Some(Ok)` once established, `Some(Err)` once failed, `None` while
     /// the handshake goes on.
-    pub(crate) fn connect_status(&self, g: &mut Inner) -> Option<io::Result<()>> {
+    pub(crate) fn connect_status(&self, g: &mut Locked<'_>) -> Option<io::Result<()>> {
         let id = self.inner.id;
-        match g.stack.state(id) {
+        match g.stack().state(id) {
             Ok(State::SynSent) | Ok(State::SynReceived) => None,
             Ok(State::Closed) => {
-                let err = g.stack.error(id).ok().flatten().unwrap_or(Error::Refused);
+                let err = g.stack().error(id).ok().flatten().unwrap_or(Error::Refused);
                 Some(Err(io_error(err)))
             }
             Ok(_) => Some(Ok(())),
@@ -126,9 +123,9 @@ impl TcpStream {
     }
 
     /// Wraps a connection the stack already has (accepted or connecting).
-    pub(crate) fn adopt(net: &Net, g: &mut Inner, id: ConnId) -> io::Result<TcpStream> {
-        let tuple = g.stack.tuple(id).map_err(io_error)?;
-        g.conns.insert(id, ConnWaiters::default());
+    pub(crate) fn adopt(net: &Net, g: &mut Locked<'_>, id: ConnId) -> io::Result<TcpStream> {
+        let tuple = g.stack().tuple(id).map_err(io_error)?;
+        g.add_conn(id);
         Ok(TcpStream {
             inner: Arc::new(StreamInner {
                 net: net.clone(),
@@ -156,16 +153,16 @@ impl TcpStream {
 
     /// The connection's state now (RFC 9293 names).
     pub fn state(&self) -> State {
-        let g = self.inner.net.shared.lock();
-        g.stack.state(self.inner.id).unwrap_or(State::Closed)
+        let mut g = self.inner.net.lock();
+        g.stack().state(self.inner.id).unwrap_or(State::Closed)
     }
 
     /// Why the connection ended, when it ended in a way other than an
     /// orderly close (a reset, a timeout), as `std`'s `take_error` (the
     /// error stays readable: the connection cannot fail twice).
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        let g = self.inner.net.shared.lock();
-        let e = g.stack.error(self.inner.id).map_err(io_error)?;
+        let mut g = self.inner.net.lock();
+        let e = g.stack().error(self.inner.id).map_err(io_error)?;
         Ok(e.map(io_error))
     }
 
@@ -182,20 +179,13 @@ impl TcpStream {
         if matches!(how, Shutdown::Read | Shutdown::Both) {
             self.opts().read_shut = true;
             // A reader blocked now returns end of stream.
-            let mut g = self.inner.net.shared.lock();
-            if let Some(c) = g.conns.get_mut(&self.inner.id) {
-                c.cond.notify_all();
-                if let Some(w) = c.read.take() {
-                    w.wake();
-                }
-            }
+            self.inner.net.lock().wake_conn(self.inner.id);
         }
         if matches!(how, Shutdown::Write | Shutdown::Both) {
-            let shared = &self.inner.net.shared;
-            let mut g = shared.lock();
-            let now = shared.now();
-            let r = g.stack.shutdown_write(now, self.inner.id);
-            shared.settle(&mut g);
+            let mut g = self.inner.net.lock();
+            let now = g.now();
+            let r = g.stack().shutdown_write(now, self.inner.id);
+            g.settle();
             match r {
                 Ok(()) | Err(Error::Closing) => {}
                 Err(e) => return Err(io_error(e)),
@@ -206,9 +196,8 @@ impl TcpStream {
 
     /// Turns Nagle's algorithm off (`true`) or on.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        let shared = &self.inner.net.shared;
-        let mut g = shared.lock();
-        g.stack
+        let mut g = self.inner.net.lock();
+        g.stack()
             .set_nodelay(self.inner.id, nodelay)
             .map_err(io_error)?;
         self.opts().nodelay = nodelay;
@@ -257,18 +246,18 @@ impl TcpStream {
     }
 
     /// One read attempt: `Err(WouldBlock)` when nothing is there yet.
-    pub(crate) fn try_read(&self, g: &mut Inner, buf: &mut [u8]) -> Result<usize, Error> {
+    pub(crate) fn try_read(&self, g: &mut Locked<'_>, buf: &mut [u8]) -> Result<usize, Error> {
         if self.opts().read_shut {
             return Ok(0);
         }
-        let now = self.inner.net.shared.now();
-        g.stack.recv(now, self.inner.id, buf)
+        let now = g.now();
+        g.stack().recv(now, self.inner.id, buf)
     }
 
     /// One write attempt: `Err(WouldBlock)` when the send buffer is full.
-    pub(crate) fn try_write(&self, g: &mut Inner, buf: &[u8]) -> Result<usize, Error> {
-        let now = self.inner.net.shared.now();
-        g.stack.send(now, self.inner.id, buf)
+    pub(crate) fn try_write(&self, g: &mut Locked<'_>, buf: &[u8]) -> Result<usize, Error> {
+        let now = g.now();
+        g.stack().send(now, self.inner.id, buf)
     }
 
     /// The connection's id in the stack.
@@ -285,22 +274,16 @@ impl TcpStream {
 
     fn read_blocking(&self, buf: &mut [u8]) -> io::Result<usize> {
         let deadline = self.opts().read_timeout.map(|d| StdInstant::now() + d);
-        let shared = &self.inner.net.shared;
-        let mut g = shared.lock();
+        let mut g = self.inner.net.lock();
         loop {
             match self.try_read(&mut g, buf) {
                 Ok(n) => {
-                    shared.settle(&mut g);
+                    g.settle();
                     return Ok(n);
                 }
                 Err(Error::WouldBlock) => {
-                    g = wait_conn(
-                        shared,
-                        g,
-                        self.inner.id,
-                        deadline,
-                        io::ErrorKind::WouldBlock,
-                    )?;
+                    let on = Wait::Read(self.inner.id);
+                    g = g.wait(on, deadline, io::ErrorKind::WouldBlock)?;
                 }
                 Err(e) => return Err(io_error(e)),
             }
@@ -309,23 +292,17 @@ impl TcpStream {
 
     fn write_blocking(&self, buf: &[u8]) -> io::Result<usize> {
         let deadline = self.opts().write_timeout.map(|d| StdInstant::now() + d);
-        let shared = &self.inner.net.shared;
-        let mut g = shared.lock();
+        let mut g = self.inner.net.lock();
         loop {
             match self.try_write(&mut g, buf) {
                 Ok(n) => {
-                    shared.settle(&mut g);
+                    g.settle();
                     return Ok(n);
                 }
                 Err(Error::WouldBlock) => {
-                    shared.settle(&mut g);
-                    g = wait_conn(
-                        shared,
-                        g,
-                        self.inner.id,
-                        deadline,
-                        io::ErrorKind::WouldBlock,
-                    )?;
+                    g.settle();
+                    let on = Wait::Write(self.inner.id);
+                    g = g.wait(on, deadline, io::ErrorKind::WouldBlock)?;
                 }
                 Err(e) => return Err(io_error(e)),
             }
@@ -375,16 +352,15 @@ impl Write for &TcpStream {
 
 impl Drop for StreamInner {
     fn drop(&mut self) {
-        let shared = &self.net.shared;
         let linger = self.opts.lock().map(|o| o.linger).unwrap_or(None);
-        let mut g = shared.lock();
-        let now = shared.now();
+        let mut g = self.net.lock();
+        let now = g.now();
         if linger == Some(Duration::ZERO) {
-            let _ = g.stack.abort(now, self.id);
+            let _ = g.stack().abort(now, self.id);
         } else {
-            let _ = g.stack.close(now, self.id);
+            let _ = g.stack().close(now, self.id);
         }
-        g.conns.remove(&self.id);
-        shared.settle(&mut g);
+        g.remove_conn(self.id);
+        g.settle();
     }
 }
