@@ -15,7 +15,11 @@ fn segments_for(p: &mut Peer, data: &[u8]) -> Vec<Seg> {
     p.stack.send(p.now, p.id(), data).unwrap();
     let mut segs = Vec::new();
     for _ in 0..100 {
-        segs.extend(p.transmitted().into_iter().filter(|s| !s.payload.is_empty()));
+        segs.extend(
+            p.transmitted()
+                .into_iter()
+                .filter(|s| !s.payload.is_empty()),
+        );
         if p.received.len() - start >= data.len() {
             break;
         }
@@ -37,7 +41,10 @@ fn must_61_psh_on_the_segment_that_empties_the_queue() {
     assert!(segs.len() >= 4, "{segs:?}");
     let (last, rest) = segs.split_last().unwrap();
     assert!(last.tcp.flags.psh(), "the last segment: {last:?}");
-    assert!(rest.iter().all(|s| !s.tcp.flags.psh()), "PSH only at the end: {rest:?}");
+    assert!(
+        rest.iter().all(|s| !s.tcp.flags.psh()),
+        "PSH only at the end: {rest:?}"
+    );
     // The same for a second write, after the queue has emptied once.
     let segs = segments_for(&mut p, &bytes(3000));
     let (last, rest) = segs.split_last().unwrap();
@@ -69,7 +76,9 @@ fn must_60_small_writes_are_never_held_indefinitely() {
     // retransmission (the first segment of the go-back carries both).
     p.stack.send(p.now, p.id(), b"def").unwrap();
     p.expect_nothing();
-    let r = p.next_timed_segment(p.now + secs(5)).expect("a retransmission");
+    let r = p
+        .next_timed_segment(p.now + secs(5))
+        .expect("a retransmission");
     assert_eq!(r.payload, b"abcdef");
     assert!(r.tcp.flags.psh());
 }
