@@ -141,3 +141,70 @@ fn rfc5961_5_ack_range_lower_bound_is_exact() {
         assert_eq!(p.state(), State::Established);
     }
 }
+
+/// MAY-1 (RFC 9293 §3.6.1): `Stack::close` is a full close: afterwards
+/// the application cannot read (InvalidState), and data the peer sends
+/// after it would be lost, so it is answered by an RST (SHLD-3).
+/// `Stack::shutdown_write` is the half-duplex close.
+#[test]
+fn may_1_no_reading_after_close_and_data_after_close_resets() {
+    let mut p = Peer::new().established();
+    p.stack.close(p.now, p.id()).unwrap();
+    p.expect_segment(FIN_ACK);
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        p.stack.recv(p.now, p.id(), &mut buf),
+        Err(Error::InvalidState)
+    );
+    p.data(b"too late");
+    let rst = p.expect_segment(RST);
+    assert_eq!(rst.tcp.seq, p.stack_nxt());
+    assert_eq!(p.stack.connection_count(), 0, "the connection is gone");
+}
+
+/// MAY-2 (RFC 9293 §3.6.1) without timestamps: a SYN in TIME-WAIT at or
+/// below the old RCV.NXT is an old duplicate: it is answered by an ACK and
+/// TIME-WAIT stays (one above it reopens: `transitions.rs:
+/// may_2_syn_in_time_wait_reopens`).
+#[test]
+fn may_2_old_duplicate_syn_in_time_wait_gets_an_ack() {
+    for rel in [0u32, 1, 100_000] {
+        let mut p = Peer::new().time_wait();
+        let mut syn = p.repr(SYN, p.snd_nxt.wrapping_sub(rel), 0);
+        syn.options.mss = Some(1460);
+        p.inject(&syn, &[]);
+        let (seq, ack) = (p.rcv_nxt, p.snd_nxt);
+        p.expect_ack(seq, ack);
+        assert_eq!(p.stack.time_wait_count(), 1, "RCV.NXT-{rel}");
+        assert_eq!(p.state(), State::TimeWait);
+    }
+}
+
+/// MAY-8 (RFC 9293 §3.8.6.1): the receiver may keep its window closed
+/// indefinitely. The application never reads a full 4 KB buffer; for an
+/// hour the peer's one-byte probes are refused and answered with window 0,
+/// the connection stays, and the data stays readable.
+#[test]
+fn may_8_window_kept_closed_for_an_hour() {
+    let mut p = Peer::with(Config {
+        recv_buffer: 4096,
+        ..Config::default()
+    })
+    .established();
+    let mut sent = 0;
+    while sent < 4096 {
+        p.data(&bytes(1024));
+        sent += 1024;
+    }
+    let _ = p.advance(ms(500));
+    let t = p.now;
+    while p.now - t < secs(3600) {
+        p.now += secs(60);
+        p.send(PSH_ACK, p.snd_nxt, p.rcv_nxt, b"?");
+        let (s, a) = (p.rcv_nxt, p.snd_nxt);
+        let ack = p.expect_ack(s, a);
+        assert_eq!(ack.tcp.window, 0);
+    }
+    assert_eq!(p.state(), State::Established);
+    assert_eq!(p.stack.readable(p.id()), Ok(4096));
+}
