@@ -50,7 +50,8 @@ pub struct Config {
     pub default_backlog: usize,
     /// Maximum number of connections (all states but TIME-WAIT).
     pub max_connections: usize,
-    /// Maximum number of TIME-WAIT entries; past it the oldest is recycled.
+    /// Maximum number of TIME-WAIT entries; past it a closing connection
+    /// skips TIME-WAIT (and is freed at once) rather than grow the table.
     pub max_time_wait: usize,
     /// First ephemeral port.
     pub ephemeral_low: u16,
