@@ -84,7 +84,7 @@ fn must_49_ttl_configurable_on_every_packet() {
 /// no IP options.
 fn with_ip_options(packet: &[u8], options: &[u8]) -> Vec<u8> {
     let mut opts = options.to_vec();
-    while opts.len() % 4 != 0 {
+    while !opts.len().is_multiple_of(4) {
         opts.push(0);
     }
     let mut p = packet[..20].to_vec();

@@ -23,10 +23,7 @@ fn must_20_shld_10_r1_at_the_third_data_retransmission_then_r2() {
     p.stack.send(p.now, p.id(), &bytes(100)).unwrap();
     let first = p.expect_segment(PSH_ACK);
     let mut rtx = 0;
-    loop {
-        let Some(s) = p.next_timed_segment(p.now + secs(600)) else {
-            break;
-        };
+    while let Some(s) = p.next_timed_segment(p.now + secs(600)) {
         if s.tcp.flags.rst() {
             break;
         }
