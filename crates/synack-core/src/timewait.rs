@@ -58,13 +58,7 @@ impl TimeWaitEntry {
             return TwAction::Drop("RST in TIME-WAIT (RFC 1337)");
         }
         if t.flags.syn() && !t.flags.ack() {
-            // MAY-2: a new incarnation must start above the old sequence
-            // space; with timestamps, a newer TSval also proves it (SHLD-4).
-            let newer_ts = match (self.ts(), t.options.timestamps) {
-                (Some((_, recent)), Some((tsval, _))) => (tsval.wrapping_sub(recent) as i32) > 0,
-                _ => false,
-            };
-            if seq.gt(self.rcv_nxt) || newer_ts {
+            if self.syn_is_new(seq, t.options.timestamps) {
                 return TwAction::Reopen;
             }
             return TwAction::Ack { restart: false };
@@ -79,6 +73,23 @@ impl TimeWaitEntry {
             return TwAction::Drop("in TIME-WAIT");
         }
         TwAction::Ack { restart: false }
+    }
+
+    /// Whether a SYN at `seq` belongs to a new incarnation (SHLD-4, RFC 6191
+    /// §2; MAY-2). With timestamps on the old incarnation and in the SYN,
+    /// the TSval decides: newer reopens, older never does (whatever the
+    /// sequence number: it may be an old duplicate with a wrapped one),
+    /// and only on a tie does the sequence number decide. Without
+    /// timestamps on either, the SYN must start above the old sequence
+    /// space (RFC 9293 §3.6.1, MAY-2).
+    fn syn_is_new(&self, seq: Seq, ts: Option<(u32, u32)>) -> bool {
+        match (self.ts(), ts) {
+            (Some((_, recent)), Some((tsval, _))) => {
+                let newer = tsval.wrapping_sub(recent) as i32;
+                newer > 0 || (newer == 0 && seq.gt(self.rcv_nxt))
+            }
+            _ => seq.gt(self.rcv_nxt),
+        }
     }
 
     /// The ACK we send from TIME-WAIT: `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`.
@@ -422,6 +433,46 @@ mod tests {
             window: 0,
             has_ts: false,
         }
+    }
+
+    /// SHLD-4 (RFC 6191 §2) and MAY-2: which SYNs reopen a TIME-WAIT
+    /// connection whose peer's last TSval was 1000 and whose RCV.NXT is 5000.
+    #[test]
+    fn shld_4_rfc6191_timestamps_decide_then_the_sequence_number() {
+        let with_ts = TimeWaitEntry {
+            rcv_nxt: Seq(5000),
+            ts_recent: 1000,
+            has_ts: true,
+            ..entry(0)
+        };
+        let cases = [
+            // (SYN's seq, SYN's TSval, new incarnation?)
+            (4000, Some(1001), true), // newer TSval, whatever the seq
+            (9000, Some(999), false), // older TSval: never, even above
+            (5001, Some(1000), true), // a tie: the seq decides
+            (5000, Some(1000), false),
+            (4999, Some(1000), false),
+            (5001, None, true), // no TSopt in the SYN: the seq
+            (4000, None, false),
+        ];
+        for (seq, tsval, new) in cases {
+            let ts = tsval.map(|v| (v, 0));
+            assert_eq!(with_ts.syn_is_new(Seq(seq), ts), new, "{seq} {tsval:?}");
+        }
+        // The TSval comparison wraps (RFC 7323 §5.2).
+        let wrapped = TimeWaitEntry {
+            ts_recent: 0xFFFF_FFF0,
+            ..with_ts
+        };
+        assert!(wrapped.syn_is_new(Seq(1), Some((5, 0))));
+        assert!(!wrapped.syn_is_new(Seq(9000), Some((0xFFFF_FF00, 0))));
+        // Without timestamps on the old incarnation the seq alone decides.
+        let no_ts = TimeWaitEntry {
+            rcv_nxt: Seq(5000),
+            ..entry(0)
+        };
+        assert!(!no_ts.syn_is_new(Seq(4000), Some((1 << 30, 0))));
+        assert!(no_ts.syn_is_new(Seq(6000), Some((1, 0))));
     }
 
     #[test]

@@ -48,13 +48,25 @@ impl Tcb {
                 self.rcv_adv = edge;
                 f
             } else {
-                old.since(self.rcv_nxt).div_ceil(1 << shift).min(0xFFFF)
+                self.keep_edge(old, shift)
             }
         } else {
-            // Keep the old edge; round up so that it never appears to shrink.
-            old.since(self.rcv_nxt).div_ceil(1 << shift).min(0xFFFF)
+            self.keep_edge(old, shift)
         };
         field as u16
+    }
+
+    /// The window field that keeps the right edge at `old`: rounded up to
+    /// the scale, so that it never appears to shrink (SHLD-14). The edge
+    /// the peer then sees may lie a few bytes (less than `1 << shift`) past
+    /// `old`; it becomes RCV.ADV, or a later segment would advertise `old`
+    /// again and move the peer's edge left. As Linux does
+    /// (`tcp_select_window`), the few bytes may exceed the buffer: they are
+    /// trimmed on arrival and sent again.
+    fn keep_edge(&mut self, old: Seq, shift: u8) -> u32 {
+        let field = old.since(self.rcv_nxt).div_ceil(1 << shift).min(0xFFFF);
+        self.rcv_adv = self.rcv_adv.max(self.rcv_nxt.add(field << shift));
+        field
     }
 
     /// The receive window as last advertised (RCV.WND of §3.3.1).

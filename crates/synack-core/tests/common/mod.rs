@@ -90,6 +90,20 @@ pub struct Peer {
     pub ts: Option<u32>,
     /// The last TSval seen from the stack (the peer's TSecr).
     pub ts_ecr: u32,
+    /// What the SYNs of the two ends offered, for the option checks of
+    /// [`Peer::transmitted`] (MUST-65, RFC 7323, RFC 2018).
+    pub offers: SynOffers,
+}
+
+/// The options the last SYN (or SYN-ACK) of each end carried.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SynOffers {
+    /// The peer's SYN carried timestamps.
+    pub peer_ts: bool,
+    /// The peer's SYN carried SACK-Permitted.
+    pub peer_sack: bool,
+    /// The stack's SYN or SYN-ACK carried timestamps.
+    pub stack_ts: bool,
 }
 
 impl Default for Peer {
@@ -143,6 +157,7 @@ impl Peer {
             received: Vec::new(),
             ts: None,
             ts_ecr: 0,
+            offers: SynOffers::default(),
         }
     }
 
@@ -229,6 +244,12 @@ impl Peer {
 
     /// Injects a raw packet at `now`.
     pub fn inject_raw(&mut self, packet: &[u8]) {
+        if let Ok(s) = parse_packet(packet) {
+            if s.tcp.flags.syn() && s.src == self.remote.ip() {
+                self.offers.peer_ts = s.tcp.options.timestamps.is_some();
+                self.offers.peer_sack = s.tcp.options.sack_permitted;
+            }
+        }
         self.stack.handle_packet(self.now, packet);
     }
 
@@ -303,10 +324,47 @@ impl Peer {
                 tcp: s.tcp,
                 payload: s.payload.to_vec(),
             };
+            self.check_options(&seg);
             self.absorb(&seg);
             out.push(seg);
         }
         out
+    }
+
+    /// The option rules every segment the stack sends must keep:
+    /// - MUST-65 (RFC 9293 §3.2), RFC 7323 §2.2, RFC 2018 §2: MSS, Window
+    ///   Scale and SACK-Permitted only on a SYN;
+    /// - RFC 7323 §3.2: once both SYNs carried timestamps, TSopt on every
+    ///   segment but an RST;
+    /// - RFC 2018 §2: no SACK blocks unless the peer's SYN permitted them.
+    #[track_caller]
+    pub fn check_options(&mut self, seg: &Seg) {
+        let (t, o) = (&seg.tcp, &seg.tcp.options);
+        if t.flags.syn() {
+            self.offers.stack_ts = o.timestamps.is_some();
+            return;
+        }
+        assert_eq!(o.mss, None, "MUST-65: MSS option without SYN: {seg:#?}");
+        assert_eq!(
+            o.window_scale, None,
+            "RFC 7323 §2.2: WS without SYN: {seg:#?}"
+        );
+        assert!(
+            !o.sack_permitted,
+            "RFC 2018 §2: SACK-Permitted without SYN: {seg:#?}"
+        );
+        if self.offers.stack_ts && self.offers.peer_ts && !t.flags.rst() {
+            assert!(
+                o.timestamps.is_some(),
+                "RFC 7323 §3.2: no TSopt on {seg:#?}"
+            );
+        }
+        if !self.offers.peer_sack {
+            assert_eq!(
+                o.sack_count, 0,
+                "RFC 2018 §2: SACK blocks not permitted: {seg:#?}"
+            );
+        }
     }
 
     /// Takes what `seg` carries into the peer's receive state.
@@ -551,4 +609,19 @@ impl Peer {
         assert_eq!(self.state(), State::LastAck);
         self
     }
+}
+
+/// `s` seconds.
+pub fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// `m` milliseconds.
+pub fn ms(m: u64) -> Duration {
+    Duration::from_millis(m)
+}
+
+/// `n` recognisable bytes.
+pub fn bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
 }
