@@ -24,8 +24,8 @@ use std::str::FromStr;
 use std::time::Duration;
 use synack::core::{Config, Instant, TraceKind};
 use synack::record::Record;
-use synack::sim::{CLIENT_IP, SERVER_IP};
 use synack::sim::{Client, ClientMode, EchoServer, LinkConfig, ServerMode, Sim};
+use synack::sim::{CLIENT_IP, SERVER_IP};
 
 /// The command line, as the module documentation gives it.
 const USAGE: &str =
@@ -147,6 +147,9 @@ fn main() -> ExitCode {
             },
             Record::Link { at, from, fate } => {
                 println!("{:>10.3} h{} link {:?}", at.secs_f64(), from.0, fate)
+            }
+            Record::Note { at, host, text } => {
+                println!("{:>10.3} h{} note {text}", at.secs_f64(), host.0)
             }
         }
     }

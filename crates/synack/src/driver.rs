@@ -286,7 +286,7 @@ impl Net {
     pub fn with_stack<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> R {
         let mut g = self.shared.lock();
         let r = f(&mut g.stack);
-        self.shared.settle(&mut g);
+        self.shared.drain(&mut g);
         r
     }
 
@@ -424,7 +424,7 @@ pub(crate) enum Wait {
 
 /// The stack's lock held by a socket call: the stack, and the driver's
 /// wake-up book-keeping that goes with it. Whatever the call made the
-/// stack queue is sent by [`Locked::settle`] on the caller's thread.
+/// stack queue is sent by [`Locked::drain`] on the caller's thread.
 pub(crate) struct Locked<'a> {
     shared: &'a Shared,
     g: MutexGuard<'a, Inner>,
@@ -442,9 +442,9 @@ impl<'a> Locked<'a> {
     }
 
     /// Sends what the stack queued and wakes whom its events concern
-    /// (see [`Shared::settle`]).
-    pub(crate) fn settle(&mut self) {
-        self.shared.settle(&mut self.g);
+    /// (see [`Shared::drain`]).
+    pub(crate) fn drain(&mut self) {
+        self.shared.drain(&mut self.g);
     }
 
     /// Starts keeping wake-ups for a connection a socket now wraps.
@@ -562,7 +562,7 @@ impl Shared {
     /// After the stack ran: sends what it queued, writes its trace, turns
     /// its events into wake-ups, and wakes the driver thread when the next
     /// deadline moved earlier than the one it sleeps towards.
-    fn settle(&self, g: &mut Inner) {
+    fn drain(&self, g: &mut Inner) {
         let now = self.now();
         if self.tun.offload() {
             while let Some(t) = g.stack.poll_transmit_meta() {
@@ -777,7 +777,7 @@ fn run(shared: &Shared) {
         if g.stack.poll_timeout().is_some_and(|d| d <= now) {
             g.stack.handle_timeout(now);
         }
-        shared.settle(&mut g);
+        shared.drain(&mut g);
         if last_flush.elapsed() >= Duration::from_secs(1) {
             last_flush = std::time::Instant::now();
             if let Some(w) = g.trace.as_mut() {

@@ -104,7 +104,7 @@ impl AsyncRead for TcpStream {
         match s.try_read(&mut g, buf.initialize_unfilled()) {
             Ok(n) => {
                 buf.advance(n);
-                g.settle();
+                g.drain();
                 Poll::Ready(Ok(()))
             }
             Err(Error::WouldBlock) => g.register_waker(Wait::Read(s.id()), cx.waker()),
@@ -122,7 +122,7 @@ impl AsyncWrite for TcpStream {
         let s = &self.inner;
         let mut g = s.net().lock();
         let r = s.try_write(&mut g, buf);
-        g.settle();
+        g.drain();
         match r {
             Ok(n) => Poll::Ready(Ok(n)),
             Err(Error::WouldBlock) => g.register_waker(Wait::Write(s.id()), cx.waker()),

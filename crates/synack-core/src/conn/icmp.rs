@@ -3,7 +3,7 @@
 
 use synack_wire::{IcmpError, IcmpKind};
 
-use super::{our_mss, Ctx, Next, Tcb};
+use super::{our_mss, Ctx, Disposition, Tcb};
 use crate::seq::Seq;
 use crate::{Error, Event, State};
 
@@ -41,20 +41,20 @@ pub(crate) fn effect(e: &IcmpError) -> IcmpEffect {
 
 impl Tcb {
     /// An ICMP error quoting one of this connection's segments.
-    pub(crate) fn on_icmp(&mut self, ctx: &mut Ctx<'_>, e: &IcmpError) -> Next {
+    pub(crate) fn on_icmp(&mut self, ctx: &mut Ctx<'_>, e: &IcmpError) -> Disposition {
         // MUST-54 with RFC 5927 §4.1: act only when the quoted sequence
         // number is one we sent and is not yet acknowledged.
         let seq = Seq(e.seq);
         if !(seq.ge(self.snd_una) && seq.lt(self.snd_max.max(self.snd_una.add(1)))) {
             ctx.out
                 .drop(ctx.now, Some(self.tuple), "ICMP outside the window");
-            return Next::Stay;
+            return Disposition::Stay;
         }
         match effect(e) {
             IcmpEffect::Ignore => {
                 ctx.out
                     .drop(ctx.now, Some(self.tuple), "ICMP source quench");
-                Next::Stay
+                Disposition::Stay
             }
             IcmpEffect::Hard(err) => {
                 // SHLD-26: hard errors abort; before ESTABLISHED a port
@@ -69,7 +69,7 @@ impl Tcb {
                         error: err,
                     });
                 }
-                Next::Stay
+                Disposition::Stay
             }
             IcmpEffect::Mtu(mtu) => {
                 let v6 = self.tuple.local.is_ipv6();
@@ -89,7 +89,7 @@ impl Tcb {
                 if self.state == State::SynSent {
                     self.snd_mss = self.snd_mss.min(mss);
                 }
-                Next::Stay
+                Disposition::Stay
             }
         }
     }

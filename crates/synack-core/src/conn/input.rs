@@ -7,7 +7,7 @@ use core::time::Duration;
 
 use synack_wire::{Segment, TcpFlags, TcpOptions, TcpRepr};
 
-use super::{our_mss, Ctx, Next, Tcb, TimerKind, Timestamps};
+use super::{our_mss, Ctx, Disposition, Tcb, TimerKind, Timestamps};
 use crate::cc::{CongestionControl, Reno};
 use crate::seq::Seq;
 use crate::{Error, Event, State};
@@ -57,7 +57,7 @@ impl Tcb {
         ctx: &mut Ctx<'_>,
         seg: &Segment<'_>,
         preplaced: Option<u32>,
-    ) -> Next {
+    ) -> Disposition {
         ctx.out
             .recv(ctx.now, self.tuple, &seg.tcp, seg.payload.len());
         self.last_recv = ctx.now;
@@ -66,14 +66,14 @@ impl Tcb {
             State::SynSent => self.on_syn_sent(ctx, seg),
             State::Closed | State::Listen | State::TimeWait => {
                 ctx.out.drop(ctx.now, Some(self.tuple), "connection closed");
-                Next::Stay
+                Disposition::Stay
             }
             _ => match self.on_synchronized(ctx, seg, preplaced) {
                 ControlFlow::Break(next) => next,
                 ControlFlow::Continue(()) => self.disposition(),
             },
         };
-        if next == Next::Stay {
+        if next == Disposition::Stay {
             self.output(ctx);
             if self.keepalive {
                 self.rearm_keepalive(ctx);
@@ -129,7 +129,7 @@ impl Tcb {
     }
 
     /// §3.10.7.3 SYN-SENT.
-    fn on_syn_sent(&mut self, ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Next {
+    fn on_syn_sent(&mut self, ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Disposition {
         let t = &seg.tcp;
         let ack = Seq(t.ack);
         // First: check the ACK bit.
@@ -139,7 +139,7 @@ impl Tcb {
             }
             ctx.out
                 .drop(ctx.now, Some(self.tuple), "unacceptable ACK in SYN-SENT");
-            return Next::Stay;
+            return Disposition::Stay;
         }
         // Second: the RST bit. Only an RST that acknowledges our SYN counts.
         if t.flags.rst() {
@@ -148,13 +148,13 @@ impl Tcb {
             }
             ctx.out
                 .drop(ctx.now, Some(self.tuple), "RST without ACK in SYN-SENT");
-            return Next::Stay;
+            return Disposition::Stay;
         }
         // Fourth: the SYN bit.
         if !t.flags.syn() {
             ctx.out
                 .drop(ctx.now, Some(self.tuple), "no SYN in SYN-SENT");
-            return Next::Stay;
+            return Disposition::Stay;
         }
         self.irs = Seq(t.seq);
         self.rcv_nxt = self.irs.add(1);
@@ -193,7 +193,7 @@ impl Tcb {
             // <CTL=ACK> and send it", at once: the third segment of the
             // handshake stands on its own, whatever the application sends.
             self.send_ack(ctx);
-            Next::Stay
+            Disposition::Stay
         } else {
             // Simultaneous open (MUST-10): SYN-RECEIVED, answer with SYN-ACK.
             self.set_state(ctx, State::SynReceived);
@@ -202,7 +202,7 @@ impl Tcb {
             self.snd_wl1 = Seq(t.seq);
             self.retries = 0;
             self.send_syn(ctx, true);
-            Next::Stay
+            Disposition::Stay
         }
     }
 
@@ -234,7 +234,7 @@ impl Tcb {
         ctx: &mut Ctx<'_>,
         seg: &Segment<'_>,
         preplaced: Option<u32>,
-    ) -> ControlFlow<Next> {
+    ) -> ControlFlow<Disposition> {
         let a = &mut Arrival::of(seg);
         self.check_handshake_repeat(ctx, a)?;
         self.check_sequence_number(ctx, a)?;
@@ -252,18 +252,18 @@ impl Tcb {
     }
 
     /// What the state a segment left the connection in asks of the stack.
-    fn disposition(&self) -> Next {
+    fn disposition(&self) -> Disposition {
         match self.state {
-            State::TimeWait => Next::TimeWait,
-            State::Closed => Next::Closed,
-            _ => Next::Stay,
+            State::TimeWait => Disposition::TimeWait,
+            State::Closed => Disposition::Closed,
+            _ => Disposition::Stay,
         }
     }
 
     /// Drops the segment, counted under `reason`, and stops processing it.
-    fn drop_segment(&self, ctx: &mut Ctx<'_>, reason: &'static str) -> ControlFlow<Next> {
+    fn drop_segment(&self, ctx: &mut Ctx<'_>, reason: &'static str) -> ControlFlow<Disposition> {
         ctx.out.drop(ctx.now, Some(self.tuple), reason);
-        ControlFlow::Break(Next::Stay)
+        ControlFlow::Break(Disposition::Stay)
     }
 
     /// Before the first step, in SYN-RECEIVED: the SYN of the handshake
@@ -276,14 +276,14 @@ impl Tcb {
         &mut self,
         ctx: &mut Ctx<'_>,
         a: &mut Arrival<'_, '_>,
-    ) -> ControlFlow<Next> {
+    ) -> ControlFlow<Disposition> {
         let t = &a.seg.tcp;
         if self.state != State::SynReceived || !a.syn || t.flags.rst() || a.seq != self.irs {
             return ControlFlow::Continue(());
         }
         if !t.flags.ack() {
             self.send_syn(ctx, true);
-            return ControlFlow::Break(Next::Stay);
+            return ControlFlow::Break(Disposition::Stay);
         }
         if !self.passive && Seq(t.ack) == self.snd_max {
             a.syn = false;
@@ -303,7 +303,7 @@ impl Tcb {
         &mut self,
         ctx: &mut Ctx<'_>,
         a: &Arrival<'_, '_>,
-    ) -> ControlFlow<Next> {
+    ) -> ControlFlow<Disposition> {
         self.check_paws(ctx, a)?;
         if !self.in_receive_window(a) {
             if a.seg.tcp.flags.rst() {
@@ -311,7 +311,7 @@ impl Tcb {
             }
             if a.syn && self.state != State::SynReceived {
                 self.challenge_ack(ctx);
-                return ControlFlow::Break(Next::Stay);
+                return ControlFlow::Break(Disposition::Stay);
             }
             self.ack_now = true;
             return self.drop_segment(ctx, "outside the window");
@@ -325,7 +325,7 @@ impl Tcb {
     /// and one whose TSval is older than TS.Recent is an old duplicate
     /// (PAWS, unless TS.Recent aged out after 24 days idle): acknowledged
     /// and dropped. An RST is exempt.
-    fn check_paws(&mut self, ctx: &mut Ctx<'_>, a: &Arrival<'_, '_>) -> ControlFlow<Next> {
+    fn check_paws(&mut self, ctx: &mut Ctx<'_>, a: &Arrival<'_, '_>) -> ControlFlow<Disposition> {
         let Some(ts) = self.ts else {
             return ControlFlow::Continue(());
         };
@@ -382,18 +382,18 @@ impl Tcb {
     /// SYN-RECEIVED from a passive OPEN, "return this connection to LISTEN
     /// state" (MUST-11); from an active OPEN, "connection refused"; where
     /// data could still flow, "connection reset"; else just CLOSED.
-    fn check_rst(&mut self, ctx: &mut Ctx<'_>, a: &Arrival<'_, '_>) -> ControlFlow<Next> {
+    fn check_rst(&mut self, ctx: &mut Ctx<'_>, a: &Arrival<'_, '_>) -> ControlFlow<Disposition> {
         if !a.seg.tcp.flags.rst() {
             return ControlFlow::Continue(());
         }
         if a.seq != self.rcv_nxt {
             self.challenge_ack(ctx);
-            return ControlFlow::Break(Next::Stay);
+            return ControlFlow::Break(Disposition::Stay);
         }
         ControlFlow::Break(match self.state {
             State::SynReceived if self.passive => {
                 self.set_state(ctx, State::Closed);
-                Next::ReturnToListen
+                Disposition::ReturnToListen
             }
             State::SynReceived => self.close_with(ctx, Some(Error::Refused)),
             s if s.is_open() => self.close_with(ctx, Some(Error::Reset)),
@@ -406,16 +406,16 @@ impl Tcb {
     /// LISTEN state and return"; otherwise, "irrespective of the sequence
     /// number, TCP endpoints MUST send a 'challenge ACK'" and drop the
     /// segment.
-    fn check_syn(&mut self, ctx: &mut Ctx<'_>, a: &Arrival<'_, '_>) -> ControlFlow<Next> {
+    fn check_syn(&mut self, ctx: &mut Ctx<'_>, a: &Arrival<'_, '_>) -> ControlFlow<Disposition> {
         if !a.syn {
             return ControlFlow::Continue(());
         }
         if self.state == State::SynReceived && self.passive {
             self.set_state(ctx, State::Closed);
-            return ControlFlow::Break(Next::ReturnToListen);
+            return ControlFlow::Break(Disposition::ReturnToListen);
         }
         self.challenge_ack(ctx);
-        ControlFlow::Break(Next::Stay)
+        ControlFlow::Break(Disposition::Stay)
     }
 
     /// Fifth, check the ACK field (RFC 9293 §3.10.7.4): "if the ACK bit is
@@ -424,7 +424,7 @@ impl Tcb {
     /// §5.2, the SACK blocks (RFC 2018) and duplicate ACKs (RFC 5681 §3.2).
     /// Then the send window is updated, and FIN-WAIT-1, CLOSING and
     /// LAST-ACK move on once our FIN is acknowledged.
-    fn check_ack(&mut self, ctx: &mut Ctx<'_>, a: &Arrival<'_, '_>) -> ControlFlow<Next> {
+    fn check_ack(&mut self, ctx: &mut Ctx<'_>, a: &Arrival<'_, '_>) -> ControlFlow<Disposition> {
         let t = &a.seg.tcp;
         if !t.flags.ack() {
             return self.drop_segment(ctx, "no ACK");
@@ -457,7 +457,7 @@ impl Tcb {
         ctx: &mut Ctx<'_>,
         a: &Arrival<'_, '_>,
         ack: Seq,
-    ) -> ControlFlow<Next> {
+    ) -> ControlFlow<Disposition> {
         if !(self.snd_una.lt(ack) && ack.le(self.snd_max)) {
             self.reset_for_ack(ctx, ack.0);
             return self.drop_segment(ctx, "unacceptable ACK in SYN-RECEIVED");
@@ -485,7 +485,7 @@ impl Tcb {
     /// ((SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT); "All incoming
     /// segments whose ACK value doesn't satisfy the above condition MUST
     /// be discarded and an ACK sent back".
-    fn check_ack_range(&mut self, ctx: &mut Ctx<'_>, ack: Seq) -> ControlFlow<Next> {
+    fn check_ack_range(&mut self, ctx: &mut Ctx<'_>, ack: Seq) -> ControlFlow<Disposition> {
         if ack.gt(self.snd_max) {
             self.ack_now = true;
             return self.drop_segment(ctx, "ACK of unsent data");
@@ -526,7 +526,7 @@ impl Tcb {
     /// FIN-WAIT-1 enters FIN-WAIT-2 "and continue processing in that
     /// state"; CLOSING enters TIME-WAIT; in LAST-ACK, "delete the TCB,
     /// enter the CLOSED state, and return".
-    fn check_fin_acked(&mut self, ctx: &mut Ctx<'_>) -> ControlFlow<Next> {
+    fn check_fin_acked(&mut self, ctx: &mut Ctx<'_>) -> ControlFlow<Disposition> {
         match self.state {
             State::FinWait1 | State::Closing | State::LastAck if self.fin_acked() => {}
             _ => return ControlFlow::Continue(()),
@@ -544,7 +544,7 @@ impl Tcb {
             }
             State::Closing => {
                 self.set_state(ctx, State::TimeWait);
-                ControlFlow::Break(Next::TimeWait)
+                ControlFlow::Break(Disposition::TimeWait)
             }
             State::LastAck => ControlFlow::Break(self.close_with(ctx, None)),
             _ => ControlFlow::Continue(()),
@@ -569,7 +569,7 @@ impl Tcb {
         ctx: &mut Ctx<'_>,
         a: &mut Arrival<'_, '_>,
         preplaced: Option<u32>,
-    ) -> ControlFlow<Next> {
+    ) -> ControlFlow<Disposition> {
         let nxt = self.rcv_nxt;
         if a.seq.lt(nxt) {
             let skip = nxt.since(a.seq) as usize;
@@ -666,7 +666,7 @@ impl Tcb {
         seq: Seq,
         payload: &[u8],
         preplaced: Option<u32>,
-    ) -> ControlFlow<Next> {
+    ) -> ControlFlow<Disposition> {
         if payload.is_empty() || !self.state.accepts_segment_text() || self.fin_rcvd {
             return ControlFlow::Continue(());
         }

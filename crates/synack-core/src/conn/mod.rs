@@ -58,7 +58,7 @@ pub(crate) struct Ctx<'a> {
 
 /// What the stack must do with a connection after a handler ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Next {
+pub(crate) enum Disposition {
     /// Nothing: the connection lives on.
     Stay,
     /// It reached CLOSED: unlink it (and free it once the application let go).
@@ -373,7 +373,7 @@ impl Tcb {
     }
 
     /// Ends the connection in CLOSED with `error`, telling the application.
-    pub fn close_with(&mut self, ctx: &mut Ctx<'_>, error: Option<Error>) -> Next {
+    pub fn close_with(&mut self, ctx: &mut Ctx<'_>, error: Option<Error>) -> Disposition {
         self.set_state(ctx, State::Closed);
         if self.error.is_none() {
             self.error = error;
@@ -385,7 +385,7 @@ impl Tcb {
                 error: self.error,
             });
         }
-        Next::Closed
+        Disposition::Closed
     }
 
     /// The earliest instant any timer of this connection wants service.

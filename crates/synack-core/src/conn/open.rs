@@ -5,7 +5,7 @@
 
 use synack_wire::Segment;
 
-use super::{Ctx, Next, Tcb};
+use super::{Ctx, Disposition, Tcb};
 use crate::seq::Seq;
 use crate::{Config, ConnTuple, ListenerId, State};
 
@@ -49,18 +49,18 @@ impl Tcb {
     /// RFC 9293 §3.10.1, OPEN call in CLOSED, active: send
     /// `<SEQ=ISS><CTL=SYN>`, enter SYN-SENT, and time the SYN for the
     /// first RTT sample.
-    pub(crate) fn open_active(&mut self, ctx: &mut Ctx<'_>) -> Next {
+    pub(crate) fn open_active(&mut self, ctx: &mut Ctx<'_>) -> Disposition {
         self.set_state(ctx, State::SynSent);
         self.send_syn(ctx, false);
         self.timing.set(self.iss.add(1), ctx.now);
-        Next::Stay
+        Disposition::Stay
     }
 
     /// RFC 9293 §3.10.7.2, SEGMENT ARRIVES in LISTEN, third (a SYN; the
     /// listener has already dropped RSTs and answered ACKs): RCV.NXT =
     /// SEG.SEQ+1, IRS = SEG.SEQ, take the SYN's options and window, send
     /// `<SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>` and enter SYN-RECEIVED.
-    pub(crate) fn on_listen_syn(&mut self, ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Next {
+    pub(crate) fn on_listen_syn(&mut self, ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Disposition {
         let t = &seg.tcp;
         ctx.out.recv(ctx.now, self.tuple, t, seg.payload.len());
         self.set_state(ctx, State::SynReceived);
@@ -74,7 +74,7 @@ impl Tcb {
         self.snd_wl1 = Seq(t.seq);
         self.send_syn(ctx, false);
         self.timing.set(self.iss.add(1), ctx.now);
-        Next::Stay
+        Disposition::Stay
     }
 }
 

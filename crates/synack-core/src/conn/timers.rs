@@ -3,14 +3,14 @@
 //! keep-alives (§3.8.4). Their deadlines live in the connection's
 //! [`Timers`](super::Timers) table.
 
-use super::{Ctx, Next, OutputMode, Tcb, TimerKind};
+use super::{Ctx, Disposition, OutputMode, Tcb, TimerKind};
 use crate::cc::CongestionControl;
 use crate::{Error, Event, State};
 
 impl Tcb {
     /// Runs every timer that is due at `ctx.now`, in the order of
     /// [`TimerKind::ALL`], then sends what they made due.
-    pub(crate) fn on_timer(&mut self, ctx: &mut Ctx<'_>) -> Next {
+    pub(crate) fn on_timer(&mut self, ctx: &mut Ctx<'_>) -> Disposition {
         let mut mode = OutputMode::Normal;
         for kind in TimerKind::ALL {
             // Each is looked at only once those before it ran: a handler
@@ -29,29 +29,29 @@ impl Tcb {
                         // short segment now.
                         mode = OutputMode::Probe;
                     }
-                    Next::Stay
+                    Disposition::Stay
                 }
                 TimerKind::DelayedAck => {
                     self.ack_now = true;
-                    Next::Stay
+                    Disposition::Stay
                 }
                 TimerKind::KeepAlive => self.on_keepalive(ctx),
             };
-            if next != Next::Stay {
+            if next != Disposition::Stay {
                 return next;
             }
         }
         self.output_as(ctx, mode);
-        Next::Stay
+        Disposition::Stay
     }
 
     /// The FIN-WAIT-2 timeout or the TIME-WAIT timeout (RFC 9293 §3.10.8):
     /// CLOSED. In any other state the timer is left over and does nothing.
-    fn on_close_timeout(&mut self, ctx: &mut Ctx<'_>) -> Next {
+    fn on_close_timeout(&mut self, ctx: &mut Ctx<'_>) -> Disposition {
         if self.state.fin_acked() {
             return self.close_with(ctx, None);
         }
-        Next::Stay
+        Disposition::Stay
     }
 
     /// What a timeout reports: the last ICMP soft error when there was one
@@ -106,16 +106,16 @@ impl Tcb {
     }
 
     /// The keep-alive timer expired (RFC 9293 §3.8.4).
-    fn on_keepalive(&mut self, ctx: &mut Ctx<'_>) -> Next {
+    fn on_keepalive(&mut self, ctx: &mut Ctx<'_>) -> Disposition {
         if !self.keepalive_applies() {
-            return Next::Stay;
+            return Disposition::Stay;
         }
         if self.snd_una != self.snd_max {
             // MUST-26: not while data is outstanding; the RTO watches it.
             self.keepalive_sent = 0;
             self.last_recv = ctx.now;
             self.rearm_keepalive(ctx);
-            return Next::Stay;
+            return Disposition::Stay;
         }
         if self.keepalive_sent >= ctx.cfg.keepalive_probes {
             // MUST-29: only many unanswered probes mean a dead peer.
@@ -127,11 +127,11 @@ impl Tcb {
         self.send_keepalive_probe(ctx);
         let at = ctx.now + ctx.cfg.keepalive_interval;
         self.timers.set(TimerKind::KeepAlive, at);
-        Next::Stay
+        Disposition::Stay
     }
 
     /// The retransmission timer expired (RFC 6298 §5.4–§5.6).
-    fn on_rto(&mut self, ctx: &mut Ctx<'_>) -> Next {
+    fn on_rto(&mut self, ctx: &mut Ctx<'_>) -> Disposition {
         self.retries += 1;
         self.timing.clear();
         match self.state {
@@ -145,7 +145,7 @@ impl Tcb {
                 if self.retries > limit || expired {
                     if self.passive && self.state == State::SynReceived {
                         self.set_state(ctx, State::Closed);
-                        return Next::ReturnToListen;
+                        return Disposition::ReturnToListen;
                     }
                     let err = self.timeout_error();
                     return self.close_with(ctx, Some(err));
@@ -154,11 +154,11 @@ impl Tcb {
                 self.syn_retransmitted = true;
                 self.rtt.backoff();
                 self.send_syn(ctx, true);
-                Next::Stay
+                Disposition::Stay
             }
             _ => {
                 if self.snd_una == self.snd_max {
-                    return Next::Stay;
+                    return Disposition::Stay;
                 }
                 let give_up = match self.user_timeout.get() {
                     // MUST-21: the application's R2, as a time.
@@ -187,7 +187,7 @@ impl Tcb {
                     OutputMode::Normal
                 };
                 self.output_as(ctx, mode);
-                Next::Stay
+                Disposition::Stay
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The user calls on an open connection: SEND, RECEIVE, CLOSE (and its
 //! half, shutdown of writing), ABORT (RFC 9293 §3.10.2–§3.10.5).
 
-use super::{Ctx, Next, Tcb, TimerKind};
+use super::{Ctx, Disposition, Tcb, TimerKind};
 use crate::send_buf::SendBuffer;
 use crate::{Error, State};
 
@@ -134,7 +134,7 @@ impl Tcb {
     /// CLOSE of the sending half (§3.10.4): queue a FIN after the data.
     /// With `full`, the application also stops reading (MAY-1); unread data
     /// then turns the close into a reset (SHLD-3).
-    pub(crate) fn close(&mut self, ctx: &mut Ctx<'_>, full: bool) -> Result<Next, Error> {
+    pub(crate) fn close(&mut self, ctx: &mut Ctx<'_>, full: bool) -> Result<Disposition, Error> {
         if full {
             self.read_closed = true;
             if self.recvq.readable() > 0 && self.state.is_synchronized() {
@@ -157,20 +157,20 @@ impl Tcb {
                 self.timers
                     .set(TimerKind::Close, ctx.now + ctx.cfg.fin_timeout);
             }
-            State::Closed => return Ok(Next::Closed),
+            State::Closed => return Ok(Disposition::Closed),
             _ => {}
         }
         self.output(ctx);
-        Ok(Next::Stay)
+        Ok(Disposition::Stay)
     }
 
     /// ABORT (§3.10.5): RST in the states where the peer knows of us.
-    pub(crate) fn abort(&mut self, ctx: &mut Ctx<'_>) -> Next {
+    pub(crate) fn abort(&mut self, ctx: &mut Ctx<'_>) -> Disposition {
         self.read_closed = true;
         match self.state {
             // §3.10.5: the states where the peer holds a connection.
             s if s == State::SynReceived || s.is_open() => self.send_rst(ctx),
-            State::Closed => return Next::Closed,
+            State::Closed => return Disposition::Closed,
             _ => {}
         }
         self.close_with(ctx, Some(Error::Aborted))

@@ -7,7 +7,7 @@ use core::hash::BuildHasher;
 use core::net::SocketAddr;
 
 use super::{valid_remote, Stack};
-use crate::conn::{Ctx, Next, Tcb};
+use crate::conn::{Ctx, Disposition, Tcb};
 use crate::seq::Seq;
 use crate::{ConnId, ConnTuple, Error, Instant, State};
 
@@ -133,7 +133,7 @@ impl Stack {
             Ok(next) => next,
             Err(e) => {
                 res = Err(e);
-                Next::Stay
+                Disposition::Stay
             }
         });
         res
@@ -148,7 +148,9 @@ impl Stack {
             self.free_if_unlinked(id);
             return Ok(());
         }
-        self.with_conn(now, id, |t, ctx| t.close(ctx, true).unwrap_or(Next::Stay));
+        self.with_conn(now, id, |t, ctx| {
+            t.close(ctx, true).unwrap_or(Disposition::Stay)
+        });
         Ok(())
     }
 
@@ -241,7 +243,7 @@ impl Stack {
         let mut res = Err(Error::InvalidHandle);
         self.with_conn(now, id, |t, ctx| {
             res = f(t, ctx);
-            Next::Stay
+            Disposition::Stay
         });
         res
     }

@@ -7,7 +7,7 @@ use core::hash::BuildHasher;
 
 use super::timers::TimerItem;
 use super::Stack;
-use crate::conn::{Ctx, Next, Tcb};
+use crate::conn::{Ctx, Disposition, Tcb};
 use crate::{ConnId, Instant, State};
 
 impl Stack {
@@ -46,7 +46,7 @@ impl Stack {
         &mut self,
         now: Instant,
         id: ConnId,
-        f: impl FnOnce(&mut Tcb, &mut Ctx<'_>) -> Next,
+        f: impl FnOnce(&mut Tcb, &mut Ctx<'_>) -> Disposition,
     ) {
         self.now = self.now.max(now);
         let Some(tcb) = self.conns.get_mut(id) else {
@@ -60,8 +60,8 @@ impl Stack {
             events: &mut self.events,
             id,
         };
-        let next = f(tcb, &mut ctx);
-        self.apply(now, id, before, next);
+        let disposition = f(tcb, &mut ctx);
+        self.apply(now, id, before, disposition);
     }
 
     /// Abort a connection whose application is gone.
@@ -76,7 +76,7 @@ impl Stack {
     /// connection was in `before` it ran: the accept queue (a passive child
     /// now ESTABLISHED), unlinking, TIME-WAIT, freeing, or re-arming the
     /// timer of a connection that lives on.
-    fn apply(&mut self, now: Instant, id: ConnId, before: State, next: Next) {
+    fn apply(&mut self, now: Instant, id: ConnId, before: State, disposition: Disposition) {
         let Some(tcb) = self.tcb(id) else { return };
         let after = tcb.state;
         let (passive, listener) = (tcb.passive, tcb.listener);
@@ -89,18 +89,18 @@ impl Stack {
                 }
             }
         }
-        match next {
-            Next::Stay => self.schedule(id),
-            Next::Closed | Next::ReturnToListen => {
+        match disposition {
+            Disposition::Stay => self.schedule(id),
+            Disposition::Closed | Disposition::ReturnToListen => {
                 self.unlink(id, before == State::SynReceived);
                 let released = self
                     .tcb(id)
-                    .is_none_or(|t| t.released || next == Next::ReturnToListen);
+                    .is_none_or(|t| t.released || disposition == Disposition::ReturnToListen);
                 if released {
                     self.free_if_unlinked(id);
                 }
             }
-            Next::TimeWait => self.enter_time_wait(now, id),
+            Disposition::TimeWait => self.enter_time_wait(now, id),
         }
     }
 

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use synack_wire::{complete_checksum, gso_segment, gso_segment_count};
 
 use super::Stack;
-use crate::conn::{Next, Tcb};
+use crate::conn::{Disposition, Tcb};
 use crate::outbox::Transmit;
 
 impl Stack {
@@ -104,7 +104,7 @@ impl Stack {
             if self.conns.get_mut(id).is_some_and(Tcb::queued_ack_owed) {
                 self.with_conn(now, id, |t, ctx| {
                     t.flush_ack(ctx);
-                    Next::Stay
+                    Disposition::Stay
                 });
             }
         }

@@ -97,7 +97,7 @@ impl Drop for TcpListener {
         let now = g.now();
         let _ = g.stack().close_listener(now, self.id);
         g.remove_listener(self.id);
-        g.settle();
+        g.drain();
     }
 }
 

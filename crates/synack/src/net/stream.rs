@@ -103,7 +103,7 @@ impl TcpStream {
         let now = g.now();
         let id = g.stack().connect(now, local, addr).map_err(io_error)?;
         let stream = TcpStream::adopt(net, &mut g, id)?;
-        g.settle();
+        g.drain();
         Ok(stream)
     }
 
@@ -185,7 +185,7 @@ impl TcpStream {
             let mut g = self.inner.net.lock();
             let now = g.now();
             let r = g.stack().shutdown_write(now, self.inner.id);
-            g.settle();
+            g.drain();
             match r {
                 Ok(()) | Err(Error::Closing) => {}
                 Err(e) => return Err(io_error(e)),
@@ -278,7 +278,7 @@ impl TcpStream {
         loop {
             match self.try_read(&mut g, buf) {
                 Ok(n) => {
-                    g.settle();
+                    g.drain();
                     return Ok(n);
                 }
                 Err(Error::WouldBlock) => {
@@ -296,11 +296,11 @@ impl TcpStream {
         loop {
             match self.try_write(&mut g, buf) {
                 Ok(n) => {
-                    g.settle();
+                    g.drain();
                     return Ok(n);
                 }
                 Err(Error::WouldBlock) => {
-                    g.settle();
+                    g.drain();
                     let on = Wait::Write(self.inner.id);
                     g = g.wait(on, deadline, io::ErrorKind::WouldBlock)?;
                 }
@@ -361,6 +361,6 @@ impl Drop for StreamInner {
             let _ = g.stack().close(now, self.id);
         }
         g.remove_conn(self.id);
-        g.settle();
+        g.drain();
     }
 }

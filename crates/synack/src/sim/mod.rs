@@ -207,7 +207,7 @@ impl Sim {
                 text: "restarted: the stack remembers no connection".into(),
             });
         }
-        self.settle(h);
+        self.drain(h);
     }
 
     /// The current virtual time.
@@ -253,7 +253,7 @@ impl Sim {
             for h in 0..self.hosts.len() {
                 let host = &mut self.hosts[h];
                 host.app.start(self.now, &mut host.stack);
-                self.settle(HostId(h));
+                self.drain(HostId(h));
             }
         }
         loop {
@@ -305,7 +305,7 @@ impl Sim {
                 let host = &mut self.hosts[p.to.0];
                 host.stack.handle_packet(now, &p.packet);
                 host.stack.recycle(p.packet);
-                self.settle(p.to);
+                self.drain(p.to);
             }
         }
         for h in 0..self.hosts.len() {
@@ -316,13 +316,13 @@ impl Sim {
             if host.app.poll_timeout().is_some_and(|t| t <= now) {
                 host.app.on_timeout(now, &mut host.stack);
             }
-            self.settle(HostId(h));
+            self.drain(HostId(h));
         }
     }
 
     /// Drains a host: events to its application, packets onto the link,
     /// trace events into the records, until nothing more comes out.
-    fn settle(&mut self, h: HostId) {
+    fn drain(&mut self, h: HostId) {
         loop {
             let mut progressed = false;
             while let Some(ev) = self.hosts[h.0].stack.poll_event() {
