@@ -36,6 +36,7 @@ impl Tcb {
             // RFC 6582 §3.2 step 2: no new recovery before SND.UNA passes
             // the point of the last one.
             self.recover = Some(self.snd_max);
+            ctx.out.stats.fast_recoveries += 1;
             self.cc.on_enter_recovery(flight, self.snd_mss);
             self.timing.clear();
             self.rtx_hole = self.snd_una;
@@ -77,7 +78,8 @@ impl Tcb {
 
     /// Leaves recovery on a timeout (RFC 6582 §3.2 step 4 leaves "recover" set
     /// so duplicate ACKs for old data do not start another one).
-    pub(crate) fn recovery_on_rto(&mut self) {
+    pub(crate) fn recovery_on_rto(&mut self, ctx: &mut Ctx<'_>) {
+        ctx.out.stats.retransmission_timeouts += 1;
         self.dupacks = 0;
         self.recover = None;
         self.recover_floor = Some(self.snd_max);
