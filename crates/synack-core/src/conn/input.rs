@@ -352,12 +352,16 @@ impl Tcb {
         }
         // With no blocks and an empty scoreboard there is nothing to merge
         // or prune (nearly every segment).
-        if self.sack_ok && (t.options.sack_count > 0 || !self.sacked.is_empty()) {
-            self.take_sack_blocks(t.options.sack());
-        }
+        let sacked_new = self.sack_ok
+            && (t.options.sack_count > 0 || !self.sacked.is_empty())
+            && self.take_sack_blocks(t.options.sack());
+        // Judged before the ACK moves SND.UNA: with SACK an ACK can be both
+        // cumulative and a duplicate (RFC 6675 §2).
+        let dupack = self.state.is_synchronized() && self.is_dupack(seg, sacked_new);
         if ack.gt(self.snd_una) {
             self.on_new_ack(ctx, ack, t.options.timestamps);
-        } else if self.state.is_synchronized() && self.is_dupack(seg) {
+        }
+        if dupack {
             self.on_dupack(ctx);
         }
         if ack.ge(self.snd_una)

@@ -6,6 +6,7 @@ use synack_wire::{SackBlock, TcpOptions, MAX_SACK_BLOCKS};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+use super::recovery::DUP_THRESH;
 use super::Tcb;
 use crate::seq::Seq;
 
@@ -121,19 +122,29 @@ impl Tcb {
 
     /// Sender: merges the peer's SACK blocks into the scoreboard, keeping
     /// only what lies in (SND.UNA, SND.MAX] (RFC 2018 §8: a block outside
-    /// is ignored).
-    pub(crate) fn take_sack_blocks(&mut self, blocks: &[SackBlock]) {
+    /// is ignored). Returns whether they reported bytes it did not hold
+    /// (what makes an ACK a duplicate, RFC 6675 §2).
+    pub(crate) fn take_sack_blocks(&mut self, blocks: &[SackBlock]) -> bool {
+        let mut new = false;
         for b in blocks {
             let (l, r) = (Seq(b.left), Seq(b.right));
             if !(l.lt(r) && l.gt(self.snd_una) && r.le(self.snd_max)) {
                 continue;
             }
-            self.insert_sacked(l, r);
+            new |= self.insert_sacked(l, r);
         }
         self.prune_sacked();
+        new
     }
 
-    fn insert_sacked(&mut self, mut l: Seq, mut r: Seq) {
+    /// Adds `[l, r)` to the scoreboard; returns whether it held bytes the
+    /// scoreboard did not (and had room for).
+    fn insert_sacked(&mut self, mut l: Seq, mut r: Seq) -> bool {
+        // The ranges are disjoint and never adjacent: a block that adds
+        // nothing lies inside one of them.
+        if self.sacked.iter().any(|&(a, b)| a.le(l) && r.le(b)) {
+            return false;
+        }
         let mut i = 0;
         while i < self.sacked.len() {
             let (a, b) = self.sacked[i];
@@ -151,7 +162,9 @@ impl Tcb {
         }
         if self.sacked.len() < MAX_SACKED {
             self.sacked.insert(i, (l, r));
+            return true;
         }
+        false
     }
 
     /// Drops scoreboard ranges the cumulative ACK has passed.
@@ -163,6 +176,24 @@ impl Tcb {
                 first.0 = una;
             }
         }
+    }
+
+    /// IsLost (SeqNum) (RFC 6675 §4): `seq` is not SACKed, and above it
+    /// lie DupThresh discontiguous SACKed ranges, or more than
+    /// (DupThresh - 1) * SMSS SACKed bytes. False with an empty scoreboard.
+    pub(crate) fn is_lost(&self, seq: Seq) -> bool {
+        let (mut ranges, mut bytes) = (0, 0u32);
+        for &(a, b) in self.sacked.iter() {
+            if b.le(seq) {
+                continue;
+            }
+            if a.le(seq) {
+                return false;
+            }
+            ranges += 1;
+            bytes = bytes.saturating_add(b.since(a));
+        }
+        ranges >= DUP_THRESH || bytes > (DUP_THRESH - 1) * self.snd_mss
     }
 
     /// The next un-SACKed piece at or after `from`: (start, length up to the

@@ -10,7 +10,7 @@ mod link;
 mod rng;
 
 pub use apps::{pattern, ChurnClient, Client, ClientMode, EchoServer, ServerMode};
-pub use link::{DropRule, LinkConfig};
+pub use link::{DropRule, LinkConfig, WindowRule};
 pub use rng::Rng;
 
 use std::cmp::Reverse;
@@ -63,6 +63,7 @@ pub struct Sim {
     next_slot: usize,
     order: u64,
     drop_rule: Option<DropRule>,
+    window_rule: Option<WindowRule>,
     record: bool,
     records: Vec<Record>,
     capture: Option<Vec<(Instant, Vec<u8>)>>,
@@ -84,6 +85,7 @@ impl Sim {
             next_slot: 0,
             order: 0,
             drop_rule: None,
+            window_rule: None,
             record: false,
             records: Vec::new(),
             capture: None,
@@ -107,6 +109,11 @@ impl Sim {
     /// Installs a scripted drop rule.
     pub fn set_drop_rule(&mut self, rule: DropRule) {
         self.drop_rule = Some(rule);
+    }
+
+    /// Installs a scripted rewrite of the window field.
+    pub fn set_window_rule(&mut self, rule: WindowRule) {
+        self.window_rule = Some(rule);
     }
 
     /// Adds a host with its addresses, stack configuration and application.
@@ -270,13 +277,15 @@ impl Sim {
         if let Some(c) = self.capture.as_mut() {
             c.push((now, packet.clone()));
         }
-        let to = if let Some(rule) = self.drop_rule.as_mut() {
+        let mut window = None;
+        let to = if self.drop_rule.is_some() || self.window_rule.is_some() {
             match parse_packet(&packet) {
                 Ok(seg) => {
-                    if rule(from, &seg) {
+                    if self.drop_rule.as_mut().is_some_and(|rule| rule(from, &seg)) {
                         self.note(from, LinkFate::Lost);
                         return;
                     }
+                    window = self.window_rule.as_mut().and_then(|rule| rule(from, &seg));
                     self.routes.get(&seg.dst).copied()
                 }
                 Err(_) => None,
@@ -296,6 +305,9 @@ impl Sim {
             return;
         }
         let mut packet = packet;
+        if let Some(w) = window {
+            link::rewrite_window(&mut packet, w);
+        }
         if self.rng.chance(self.link.corrupt) && !packet.is_empty() {
             let bit = self.rng.below(packet.len() as u64 * 8);
             packet[(bit / 8) as usize] ^= 1 << (bit % 8);
