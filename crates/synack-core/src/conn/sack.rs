@@ -178,22 +178,9 @@ impl Tcb {
         }
     }
 
-    /// IsLost (SeqNum) (RFC 6675 §4): `seq` is not SACKed, and above it
-    /// lie DupThresh discontiguous SACKed ranges, or more than
-    /// (DupThresh - 1) * SMSS SACKed bytes. False with an empty scoreboard.
+    /// IsLost (SeqNum) (RFC 6675 §4) on this connection's scoreboard.
     pub(crate) fn is_lost(&self, seq: Seq) -> bool {
-        let (mut ranges, mut bytes) = (0, 0u32);
-        for &(a, b) in self.sacked.iter() {
-            if b.le(seq) {
-                continue;
-            }
-            if a.le(seq) {
-                return false;
-            }
-            ranges += 1;
-            bytes = bytes.saturating_add(b.since(a));
-        }
-        ranges >= DUP_THRESH || bytes > (DUP_THRESH - 1) * self.snd_mss
+        is_lost(&self.sacked, seq, self.snd_mss)
     }
 
     /// The next un-SACKed piece at or after `from`: (start, length up to the
@@ -211,5 +198,73 @@ impl Tcb {
             at = at.max(b);
         }
         None
+    }
+}
+
+/// IsLost (SeqNum) (RFC 6675 §4): `seq` is not SACKed, and above it lie
+/// DupThresh discontiguous SACKed ranges ("sequences"), or more than
+/// (DupThresh - 1) * SMSS SACKed bytes. `sacked` is a scoreboard: sorted,
+/// disjoint ranges. False with an empty scoreboard.
+fn is_lost(sacked: &[(Seq, Seq)], seq: Seq, smss: u32) -> bool {
+    let (mut ranges, mut bytes) = (0, 0u32);
+    for &(a, b) in sacked {
+        if b.le(seq) {
+            continue;
+        }
+        if a.le(seq) {
+            return false;
+        }
+        ranges += 1;
+        bytes = bytes.saturating_add(b.since(a));
+    }
+    ranges >= DUP_THRESH || bytes > (DUP_THRESH - 1).saturating_mul(smss)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_lost;
+    use crate::seq::Seq;
+
+    const MSS: u32 = 1000;
+
+    fn board(ranges: &[(u32, u32)]) -> alloc::vec::Vec<(Seq, Seq)> {
+        ranges.iter().map(|&(a, b)| (Seq(a), Seq(b))).collect()
+    }
+
+    /// 6675-1: DupThresh (3) discontiguous SACKed ranges above a sequence
+    /// number make it lost, two do not, however small they are.
+    #[test]
+    fn rfc6675_1_is_lost_at_three_ranges_above() {
+        let two = board(&[(2000, 2100), (3000, 3100)]);
+        assert!(!is_lost(&two, Seq(1000), MSS));
+        let three = board(&[(2000, 2100), (3000, 3100), (4000, 4100)]);
+        assert!(is_lost(&three, Seq(1000), MSS));
+        // Only what lies above counts.
+        assert!(!is_lost(&three, Seq(2500), MSS));
+    }
+
+    /// 6675-1: more than (DupThresh - 1) * SMSS SACKed bytes above make it
+    /// lost: 2 * SMSS exactly does not, one byte more does.
+    #[test]
+    fn rfc6675_1_is_lost_past_two_segments_of_bytes_above() {
+        assert!(!is_lost(&board(&[(2000, 4000)]), Seq(1000), MSS));
+        assert!(is_lost(&board(&[(2000, 4001)]), Seq(1000), MSS));
+        assert!(is_lost(
+            &board(&[(2000, 3000), (3500, 4501)]),
+            Seq(1000),
+            MSS
+        ));
+    }
+
+    /// A SACKed sequence number is never lost; an empty scoreboard says
+    /// nothing is; the comparisons hold across the wrap of sequence space.
+    #[test]
+    fn rfc6675_1_is_lost_edge_cases() {
+        let b = board(&[(2000, 9000)]);
+        assert!(!is_lost(&b, Seq(2000), MSS));
+        assert!(!is_lost(&b, Seq(5000), MSS));
+        assert!(!is_lost(&[], Seq(1000), MSS));
+        let wrapped = board(&[(u32::MAX - 500, 100), (1000, 1100), (2000, 2100)]);
+        assert!(is_lost(&wrapped, Seq(u32::MAX - 1000), MSS));
     }
 }
