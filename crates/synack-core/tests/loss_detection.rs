@@ -199,3 +199,40 @@ fn rfc6675_4_no_recovery_after_a_timeout_until_high_data_is_acked() {
     assert!(resent(&mut p, lost), "a recovery past HighData");
     assert_eq!(p.stack.stats().fast_recoveries, 2);
 }
+
+/// Data segments the stack sent that start at or after `from` (new data
+/// past what was in flight), from what it just transmitted.
+fn new_data_from(segs: &[Seg], from: u32) -> usize {
+    segs.iter()
+        .filter(|s| !s.payload.is_empty() && s.tcp.seq.wrapping_sub(from) < 1 << 31)
+        .count()
+}
+
+/// 6675-3: a duplicate that SACKs many segments (Linux compresses its
+/// SACKs) stands for as many segments gone from the network, not one: at
+/// the start of recovery and within it, each lets one segment out (RFC
+/// 6675 §5 step (C): pipe shrinks by what is SACKed).
+#[test]
+fn rfc6675_3_a_duplicate_sacking_many_segments_frees_as_many() {
+    let mut p = Peer::new().established_sack();
+    let f = in_flight(&mut p, 12);
+    assert_eq!(f.len(), 12);
+    let (una, high) = (f[0].tcp.seq, end(&f[11]));
+    // One ACK SACKs nine segments: recovery, the hole resent, and the
+    // window (6 + 9 segments) lets three new ones out past the twelve.
+    sack_ack(&mut p, una, 65535, &[(f[1].tcp.seq, end(&f[9]))]);
+    let segs = p.transmitted();
+    assert!(segs.iter().any(|s| s.tcp.seq == una), "{segs:?}");
+    assert_eq!(new_data_from(&segs, high), 3, "{segs:?}");
+    // In recovery, one more ACK SACKs the last two of the flight and
+    // two of the new ones: four more go out.
+    let newest = end(segs.last().unwrap());
+    sack_ack(
+        &mut p,
+        una,
+        65535,
+        &[(f[1].tcp.seq, end(&f[11]) + 2 * 1460)],
+    );
+    let segs = p.transmitted();
+    assert_eq!(new_data_from(&segs, newest), 4, "{segs:?}");
+}

@@ -352,9 +352,11 @@ impl Tcb {
         }
         // With no blocks and an empty scoreboard there is nothing to merge
         // or prune (nearly every segment).
-        let sacked_new = self.sack_ok
-            && (t.options.sack_count > 0 || !self.sacked.is_empty())
-            && self.take_sack_blocks(t.options.sack());
+        let sacked_new = if self.sack_ok && (t.options.sack_count > 0 || !self.sacked.is_empty()) {
+            self.take_sack_blocks(t.options.sack())
+        } else {
+            0
+        };
         // Judged before the ACK moves SND.UNA: with SACK an ACK can be both
         // cumulative and a duplicate (RFC 6675 §2).
         let dupack = self.state.is_synchronized() && self.is_dupack(seg, sacked_new);
@@ -362,7 +364,7 @@ impl Tcb {
             self.on_new_ack(ctx, ack, t.options.timestamps);
         }
         if dupack {
-            self.on_dupack(ctx);
+            self.on_dupack(ctx, sacked_new);
         }
         if ack.ge(self.snd_una)
             && (self.snd_wl1.lt(seq0) || (self.snd_wl1 == seq0 && self.snd_wl2.le(ack)))

@@ -15,9 +15,9 @@ use crate::seq::Seq;
 pub(super) const DUP_THRESH: u32 = 3;
 
 impl Tcb {
-    /// Is `seg` a duplicate ACK? `sacked_new`: its SACK blocks reported
-    /// bytes the scoreboard did not hold. Call before the ACK and its
-    /// window are processed.
+    /// Is `seg` a duplicate ACK? `sacked_new`: how many bytes its SACK
+    /// blocks reported that the scoreboard did not hold. Call before the
+    /// ACK and its window are processed.
     ///
     /// With SACK (RFC 6675 §2), an ACK whose SACK blocks report octets
     /// between HighACK and HighData not SACKed before, "even if it carries
@@ -29,11 +29,11 @@ impl Tcb {
     /// recovery). An ACK with no SACK block at all is judged as RFC 5681
     /// does, so that a peer that agreed to SACK but sends no blocks still
     /// gets fast retransmit.
-    pub(crate) fn is_dupack(&self, seg: &Segment<'_>, sacked_new: bool) -> bool {
+    pub(crate) fn is_dupack(&self, seg: &Segment<'_>, sacked_new: u32) -> bool {
         let outstanding = self.snd_max != self.snd_una;
         if self.sack_ok && seg.tcp.options.sack_count > 0 {
             let cumulative = Seq(seg.tcp.ack).gt(self.snd_una);
-            return sacked_new && outstanding && !(cumulative && self.recover.is_some());
+            return sacked_new > 0 && outstanding && !(cumulative && self.recover.is_some());
         }
         self.is_rfc5681_dupack(seg)
     }
@@ -51,19 +51,36 @@ impl Tcb {
     }
 
     /// A duplicate ACK arrived (after the scoreboard took its blocks and
-    /// any cumulative part of it was processed, before the window update).
-    pub(crate) fn on_dupack(&mut self, ctx: &mut Ctx<'_>) {
+    /// any cumulative part of it was processed, before the window update);
+    /// its blocks SACKed `sacked_new` bytes not SACKed before.
+    pub(crate) fn on_dupack(&mut self, ctx: &mut Ctx<'_>, sacked_new: u32) {
         self.dupacks += 1;
         if self.recover.is_some() {
-            // RFC 5681 §3.2 step 4: a segment left the network.
-            self.cc.on_recovery_dupack(self.snd_mss);
-            if self.sack_ok && self.next_hole_is_lost() {
-                // RFC 6675 §5 step (C), NextSeg () rule 1: resend the
-                // next hole the scoreboard shows lost.
-                self.retransmit_next_hole(ctx);
-            }
+            // One duplicate may SACK many segments (Linux compresses its
+            // SACKs): each one has left the network.
+            let left = (sacked_new / self.snd_mss.max(1)).max(1);
+            self.segments_left(ctx, left);
         } else if self.loss_detected() && self.may_start_recovery() {
             self.start_recovery(ctx);
+            // `on_enter_recovery` counts the three segments RFC 5681 §3.2
+            // step 3 takes as gone; the scoreboard may show more.
+            let sacked = self.sacked_bytes() / self.snd_mss.max(1);
+            self.segments_left(ctx, sacked.saturating_sub(DUP_THRESH));
+        }
+    }
+
+    /// In recovery, `n` more segments have left the network: each lets one
+    /// go out (RFC 6675 §5 step (C), as pipe shrinks by what is SACKed),
+    /// the next hole the scoreboard shows lost first (NextSeg () rule 1),
+    /// else new data, for which the window inflates by a segment (RFC 5681
+    /// §3.2 step 4).
+    fn segments_left(&mut self, ctx: &mut Ctx<'_>, n: u32) {
+        for _ in 0..n {
+            if self.sack_ok && self.next_hole_is_lost() {
+                self.retransmit_next_hole(ctx);
+            } else {
+                self.cc.on_recovery_dupack(self.snd_mss);
+            }
         }
     }
 

@@ -122,30 +122,31 @@ impl Tcb {
 
     /// Sender: merges the peer's SACK blocks into the scoreboard, keeping
     /// only what lies in (SND.UNA, SND.MAX] (RFC 2018 §8: a block outside
-    /// is ignored). Returns whether they reported bytes it did not hold
-    /// (what makes an ACK a duplicate, RFC 6675 §2).
-    pub(crate) fn take_sack_blocks(&mut self, blocks: &[SackBlock]) -> bool {
-        let mut new = false;
+    /// is ignored). Returns how many bytes they reported that it did not
+    /// hold: an ACK that reports any is a duplicate (RFC 6675 §2), and so
+    /// many bytes have left the network.
+    pub(crate) fn take_sack_blocks(&mut self, blocks: &[SackBlock]) -> u32 {
+        let mut new = 0u32;
         for b in blocks {
             let (l, r) = (Seq(b.left), Seq(b.right));
             if !(l.lt(r) && l.gt(self.snd_una) && r.le(self.snd_max)) {
                 continue;
             }
-            new |= self.insert_sacked(l, r);
+            new = new.saturating_add(self.insert_sacked(l, r));
         }
         self.prune_sacked();
         new
     }
 
-    /// Adds `[l, r)` to the scoreboard; returns whether it held bytes the
-    /// scoreboard did not (and had room for).
-    fn insert_sacked(&mut self, mut l: Seq, mut r: Seq) -> bool {
+    /// Adds `[l, r)` to the scoreboard; returns how many of its bytes the
+    /// scoreboard did not hold (none when it had no room for them).
+    fn insert_sacked(&mut self, mut l: Seq, mut r: Seq) -> u32 {
         // The ranges are disjoint and never adjacent: a block that adds
         // nothing lies inside one of them.
         if self.sacked.iter().any(|&(a, b)| a.le(l) && r.le(b)) {
-            return false;
+            return 0;
         }
-        let mut i = 0;
+        let (mut i, mut known) = (0, 0u32);
         while i < self.sacked.len() {
             let (a, b) = self.sacked[i];
             if b.lt(l) {
@@ -156,15 +157,26 @@ impl Tcb {
                 break;
             }
             // Overlapping or adjacent: merge.
+            known = known.saturating_add(b.since(a));
             l = if a.lt(l) { a } else { l };
             r = r.max(b);
             self.sacked.remove(i);
         }
         if self.sacked.len() < MAX_SACKED {
             self.sacked.insert(i, (l, r));
-            return true;
+            return r.since(l).saturating_sub(known);
         }
-        false
+        0
+    }
+
+    /// SACKed bytes above SND.UNA (an ACK that just moved SND.UNA may
+    /// have passed ranges not pruned yet).
+    pub(crate) fn sacked_bytes(&self) -> u32 {
+        let una = self.snd_una;
+        self.sacked
+            .iter()
+            .filter(|&&(_, b)| b.gt(una))
+            .fold(0u32, |n, &(a, b)| n.saturating_add(b.since(a.max(una))))
     }
 
     /// Drops scoreboard ranges the cumulative ACK has passed.
