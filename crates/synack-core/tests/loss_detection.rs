@@ -236,3 +236,37 @@ fn rfc6675_3_a_duplicate_sacking_many_segments_frees_as_many() {
     let segs = p.transmitted();
     assert_eq!(new_data_from(&segs, newest), 4, "{segs:?}");
 }
+
+/// 6675-2: a recovery that ends with a hole past its RecoveryPoint which
+/// the scoreboard already shows lost starts the next recovery on the ACK
+/// that ends it: everything above the hole is SACKed, so no duplicate
+/// would ever come to report it, and only the RTO would repair it.
+#[test]
+fn rfc6675_2_a_lost_hole_left_by_a_recovery_starts_the_next() {
+    let mut p = Peer::new().established_sack();
+    let f = in_flight(&mut p, 12);
+    let (una, high) = (f[0].tcp.seq, end(&f[11]));
+    sack_ack(&mut p, una, 65535, &[(f[1].tcp.seq, end(&f[9]))]);
+    let g: Vec<Seg> = p
+        .transmitted()
+        .into_iter()
+        .filter(|s| s.tcp.seq.wrapping_sub(high) < 1 << 31)
+        .collect();
+    assert_eq!(g.len(), 3, "new data in recovery: {g:?}");
+    // g[1] is lost; g[0] and g[2] arrive: more new data goes out.
+    sack_ack(
+        &mut p,
+        una,
+        65535,
+        &[(f[1].tcp.seq, end(&g[0])), (g[2].tcp.seq, end(&g[2]))],
+    );
+    let more: Vec<Seg> = p.transmitted();
+    assert!(more.len() >= 2, "{more:?}");
+    // f[0]'s retransmission arrives: the ACK passes RecoveryPoint (and
+    // SACKs what arrived above g[1]), recovery ends, and g[1] is lost.
+    let top = end(more.last().unwrap());
+    sack_ack(&mut p, end(&g[0]), 65535, &[(g[2].tcp.seq, top)]);
+    assert!(resent(&mut p, g[1].tcp.seq), "the next recovery at once");
+    let st = p.stack.stats();
+    assert_eq!((st.fast_recoveries, st.retransmission_timeouts), (2, 0));
+}

@@ -363,9 +363,7 @@ impl Tcb {
         if ack.gt(self.snd_una) {
             self.on_new_ack(ctx, ack, t.options.timestamps);
         }
-        if dupack {
-            self.on_dupack(ctx, sacked_new);
-        }
+        self.detect_loss(ctx, dupack, sacked_new);
         if ack.ge(self.snd_una)
             && (self.snd_wl1.lt(seq0) || (self.snd_wl1 == seq0 && self.snd_wl2.le(ack)))
         {

@@ -50,10 +50,26 @@ impl Tcb {
             && (u32::from(t.window) << self.snd_wscale) == self.snd_wnd
     }
 
-    /// A duplicate ACK arrived (after the scoreboard took its blocks and
-    /// any cumulative part of it was processed, before the window update);
-    /// its blocks SACKed `sacked_new` bytes not SACKed before.
-    pub(crate) fn on_dupack(&mut self, ctx: &mut Ctx<'_>, sacked_new: u32) {
+    /// Loss detection on an ACK, after the scoreboard took its blocks and
+    /// any cumulative part of it was processed, before the window update;
+    /// `dupack` as [`Tcb::is_dupack`] judged it, `sacked_new` the bytes its
+    /// blocks SACKed anew. A duplicate goes through RFC 6675 §5. Any other
+    /// ACK still starts recovery when the scoreboard shows SND.UNA lost
+    /// and recovery may start: the case of a hole that a recovery just
+    /// ended by this ACK left behind, or that the recovery point kept from
+    /// being repaired. Everything above it is SACKed already, so no
+    /// duplicate would ever report it, and only the RTO would.
+    pub(crate) fn detect_loss(&mut self, ctx: &mut Ctx<'_>, dupack: bool, sacked_new: u32) {
+        if dupack {
+            self.on_dupack(ctx, sacked_new);
+        } else if self.recover.is_none() && self.loss_detected() && self.may_start_recovery() {
+            self.start_recovery(ctx);
+        }
+    }
+
+    /// A duplicate ACK arrived; its blocks SACKed `sacked_new` bytes not
+    /// SACKed before.
+    fn on_dupack(&mut self, ctx: &mut Ctx<'_>, sacked_new: u32) {
         self.dupacks += 1;
         if self.recover.is_some() {
             // One duplicate may SACK many segments (Linux compresses its
@@ -62,10 +78,6 @@ impl Tcb {
             self.segments_left(ctx, left);
         } else if self.loss_detected() && self.may_start_recovery() {
             self.start_recovery(ctx);
-            // `on_enter_recovery` counts the three segments RFC 5681 §3.2
-            // step 3 takes as gone; the scoreboard may show more.
-            let sacked = self.sacked_bytes() / self.snd_mss.max(1);
-            self.segments_left(ctx, sacked.saturating_sub(DUP_THRESH));
         }
     }
 
@@ -110,6 +122,10 @@ impl Tcb {
         self.timing.clear();
         self.rtx_hole = self.snd_una;
         self.retransmit_next_hole(ctx);
+        // `on_enter_recovery` counts the three segments RFC 5681 §3.2 step
+        // 3 takes as gone; the scoreboard may show more.
+        let sacked = self.sacked_bytes() / self.snd_mss.max(1);
+        self.segments_left(ctx, sacked.saturating_sub(DUP_THRESH));
     }
 
     /// Does the next hole to resend (at or after `rtx_hole`: RFC 6675's
