@@ -14,7 +14,8 @@ pub(crate) trait CongestionControl {
     /// Fast retransmit: the third duplicate ACK with `flight` bytes out
     /// (RFC 5681 §3.2 steps 2 and 3).
     fn on_enter_recovery(&mut self, flight: u32, mss: u32);
-    /// A further duplicate ACK during recovery: inflate (step 4).
+    /// During recovery a further segment left the network (a duplicate
+    /// ACK, or one of the segments it SACKed): inflate (step 4).
     fn on_recovery_dupack(&mut self, mss: u32);
     /// A partial ACK of `acked` bytes during recovery (RFC 6582 §3.2 step 5).
     fn on_partial_ack(&mut self, acked: u32, mss: u32);

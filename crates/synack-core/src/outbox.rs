@@ -18,6 +18,12 @@ pub struct Stats {
     pub packets_out: u64,
     /// Segments that resent sequence space.
     pub retransmissions: u64,
+    /// Retransmission timeouts of data (RFC 6298 §5.4-§5.6; not of SYNs):
+    /// each one rewound the sender to SND.UNA.
+    pub retransmission_timeouts: u64,
+    /// Loss recoveries started by fast retransmit (RFC 5681 §3.2,
+    /// RFC 6675 §5 step 4).
+    pub fast_recoveries: u64,
     /// Discarded arriving packets, by reason.
     pub drops: BTreeMap<&'static str, u64>,
     /// Challenge ACKs sent (RFC 5961).

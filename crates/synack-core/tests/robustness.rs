@@ -391,24 +391,7 @@ fn must_66_rst_and_urg_processed_with_a_zero_window() {
 
 /// A connection whose peer offered SACK-Permitted in its SYN.
 fn established_with_sack() -> Peer {
-    let mut p = Peer::new().listening();
-    p.snd_nxt = PEER_ISS;
-    let mut syn = p.repr(SYN, PEER_ISS, 0);
-    syn.options.mss = Some(1460);
-    syn.options.sack_permitted = true;
-    p.inject(&syn, &[]);
-    p.snd_nxt = PEER_ISS + 1;
-    let sa = p.expect_segment(SYN_ACK);
-    assert!(
-        sa.tcp.options.sack_permitted,
-        "2018-1: SYN-ACK answers the offer"
-    );
-    p.now += RTT;
-    p.ack();
-    let lid = p.lid.unwrap();
-    let _ = p.events();
-    p.id = Some(p.stack.accept(lid).unwrap());
-    p
+    Peer::new().established_sack()
 }
 
 fn blocks(s: &Seg) -> Vec<(u32, u32)> {

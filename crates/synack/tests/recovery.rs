@@ -1,4 +1,5 @@
-//! Fast retransmit and recovery (RFC 5681 §3.2, RFC 6582), end to end.
+//! Fast retransmit and recovery (RFC 5681 §3.2, RFC 6582, RFC 6675), end
+//! to end.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -6,12 +7,25 @@ use std::time::Duration;
 use synack::core::{Config, Instant, TraceKind};
 use synack::record::Record;
 use synack::sim::{Client, ClientMode, EchoServer, LinkConfig, ServerMode, Sim};
-use synack::sim::{CLIENT, CLIENT_IP, SERVER_IP};
+use synack::sim::{CLIENT, CLIENT_IP, SERVER, SERVER_IP};
 
 /// Runs a 200 KB echo where the client's data segments numbered in `lose`
 /// (counting from 0) are lost once; returns (retransmission times after the
 /// loss, succeeded).
 fn run(lose: &'static [usize], sack: bool) -> (Vec<(Instant, bool)>, bool, Sim) {
+    run_with(lose, sack, false)
+}
+
+/// As [`run`]; with `growing`, the server plays a receiver whose window
+/// grows on every segment it sends, as Linux's receive autotuning does:
+/// from a quarter of its real window, one unit (of its window scale) more
+/// each time, never above the real one. Its buffer (1 MiB) keeps the real
+/// window far above that for the whole run.
+fn run_with(
+    lose: &'static [usize],
+    sack: bool,
+    growing: bool,
+) -> (Vec<(Instant, bool)>, bool, Sim) {
     let cfg = Config {
         sack,
         ..Config::default()
@@ -26,6 +40,19 @@ fn run(lose: &'static [usize], sack: bool) -> (Vec<(Instant, bool)>, bool, Sim) 
         }
         false
     }));
+    let mut server_cfg = cfg.clone();
+    if growing {
+        server_cfg.recv_buffer = 1 << 20;
+        let (mut base, mut grown) = (None, 0u16);
+        sim.set_window_rule(Box::new(move |from, seg| {
+            if from != SERVER || seg.tcp.flags.syn() {
+                return None;
+            }
+            let start = *base.get_or_insert(seg.tcp.window / 4);
+            grown += 1;
+            Some(seg.tcp.window.min(start + grown))
+        }));
+    }
     sim.add_host(
         "client",
         &[CLIENT_IP],
@@ -35,7 +62,7 @@ fn run(lose: &'static [usize], sack: bool) -> (Vec<(Instant, bool)>, bool, Sim) 
     sim.add_host(
         "server",
         &[SERVER_IP],
-        cfg,
+        server_cfg,
         Box::new(EchoServer::new(server, ServerMode::Echo)),
     );
     sim.run(Instant::from_secs(600));
@@ -116,5 +143,77 @@ fn rfc2018_sack_repairs_three_holes_in_one_round_trip() {
     assert!(
         plain[2].0 - plain[0].0 >= Duration::from_millis(40),
         "NewReno: {plain:?}"
+    );
+}
+
+/// Data segments the client sent for the first time in `[from, to]`.
+fn new_data_sent(sim: &Sim, from: Instant, to: Instant) -> usize {
+    sim.records()
+        .iter()
+        .filter(|r| match r {
+            Record::Trace { host, event } if *host == CLIENT => matches!(
+                event.kind,
+                TraceKind::Send { seg, rtx: false } if seg.len > 0 && event.at >= from && event.at <= to
+            ),
+            _ => false,
+        })
+        .count()
+}
+
+/// The windows of the segments the server sent after its SYN-ACK.
+fn server_windows(sim: &Sim) -> Vec<u16> {
+    sim.records()
+        .iter()
+        .filter_map(|r| match r {
+            Record::Trace { host, event } if *host == CLIENT => match event.kind {
+                TraceKind::Recv { seg } if !seg.flags.syn() => Some(seg.win),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// 6675-1: with SACK, one segment lost in a large window, to a receiver
+/// whose window grows on every ACK (so no two of its duplicate ACKs carry
+/// the same window, and RFC 5681's rule (e) never counts them): the
+/// duplicates are counted by RFC 6675 §2's definition, and the loss is
+/// repaired by fast retransmit within one round trip (20 ms) of being
+/// sent, with no retransmission timeout.
+#[test]
+fn rfc6675_1_growing_window_dupacks_start_fast_retransmit() {
+    let (rtx, ok, sim) = run_with(&[60], true, true);
+    assert!(ok);
+    let wins = server_windows(&sim);
+    assert!(
+        wins.windows(2).all(|w| w[1] > w[0]),
+        "the window grows on every segment: {wins:?}"
+    );
+    let st = sim.stack(CLIENT).stats();
+    assert_eq!(st.retransmission_timeouts, 0, "{st:?}");
+    assert_eq!(st.fast_recoveries, 1, "{st:?}");
+    assert_eq!(rtx.len(), 1, "only the lost segment is resent: {rtx:?}");
+    let lost_at = loss_time(&sim);
+    assert!(
+        rtx[0].0 - lost_at <= Duration::from_millis(20),
+        "{rtx:?} lost at {lost_at:?}"
+    );
+    let window = new_data_sent(&sim, lost_at, rtx[0].0);
+    assert!(window >= 30, "a large window: {window} segments");
+}
+
+/// 5681-7: without SACK the duplicate ACK keeps RFC 5681's definition: a
+/// changed window makes an ACK no duplicate, so against the same growing
+/// window only the timeout repairs the loss.
+#[test]
+fn rfc5681_7_without_sack_a_changed_window_is_no_duplicate() {
+    let (rtx, ok, sim) = run_with(&[60], false, true);
+    assert!(ok);
+    let st = sim.stack(CLIENT).stats();
+    assert_eq!(st.fast_recoveries, 0, "{st:?}");
+    assert_eq!(st.retransmission_timeouts, 1, "{st:?}");
+    assert!(
+        rtx[0].0 - loss_time(&sim) >= Duration::from_secs(1),
+        "{rtx:?}"
     );
 }

@@ -436,14 +436,18 @@ impl Tcb {
         self.check_ack_range(ctx, ack)?;
         // With no blocks and an empty scoreboard there is nothing to merge
         // or prune (nearly every segment).
-        if self.sack_ok && (t.options.sack_count > 0 || !self.sacked.is_empty()) {
-            self.take_sack_blocks(t.options.sack());
-        }
+        let sacked_new = if self.sack_ok && (t.options.sack_count > 0 || !self.sacked.is_empty()) {
+            self.take_sack_blocks(t.options.sack())
+        } else {
+            0
+        };
+        // Judged before the ACK moves SND.UNA: with SACK an ACK can be both
+        // cumulative and a duplicate (RFC 6675 §2).
+        let dupack = self.state.is_synchronized() && self.is_dupack(a.seg, sacked_new);
         if ack.gt(self.snd_una) {
             self.on_new_ack(ctx, ack, t.options.timestamps);
-        } else if self.state.is_synchronized() && self.is_dupack(a.seg) {
-            self.on_dupack(ctx);
         }
+        self.detect_loss(ctx, dupack, sacked_new);
         self.update_send_window(ctx, a, ack);
         self.check_fin_acked(ctx)
     }

@@ -6,6 +6,7 @@ use synack_wire::{SackBlock, TcpOptions, MAX_SACK_BLOCKS};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+use super::recovery::DUP_THRESH;
 use super::Tcb;
 use crate::seq::Seq;
 
@@ -121,20 +122,31 @@ impl Tcb {
 
     /// Sender: merges the peer's SACK blocks into the scoreboard, keeping
     /// only what lies in (SND.UNA, SND.MAX] (RFC 2018 §8: a block outside
-    /// is ignored).
-    pub(crate) fn take_sack_blocks(&mut self, blocks: &[SackBlock]) {
+    /// is ignored). Returns how many bytes they reported that it did not
+    /// hold: an ACK that reports any is a duplicate (RFC 6675 §2), and so
+    /// many bytes have left the network.
+    pub(crate) fn take_sack_blocks(&mut self, blocks: &[SackBlock]) -> u32 {
+        let mut new = 0u32;
         for b in blocks {
             let (l, r) = (Seq(b.left), Seq(b.right));
             if !(l.lt(r) && l.gt(self.snd_una) && r.le(self.snd_max)) {
                 continue;
             }
-            self.insert_sacked(l, r);
+            new = new.saturating_add(self.insert_sacked(l, r));
         }
         self.prune_sacked();
+        new
     }
 
-    fn insert_sacked(&mut self, mut l: Seq, mut r: Seq) {
-        let mut i = 0;
+    /// Adds `[l, r)` to the scoreboard; returns how many of its bytes the
+    /// scoreboard did not hold (none when it had no room for them).
+    fn insert_sacked(&mut self, mut l: Seq, mut r: Seq) -> u32 {
+        // The ranges are disjoint and never adjacent: a block that adds
+        // nothing lies inside one of them.
+        if self.sacked.iter().any(|&(a, b)| a.le(l) && r.le(b)) {
+            return 0;
+        }
+        let (mut i, mut known) = (0, 0u32);
         while i < self.sacked.len() {
             let (a, b) = self.sacked[i];
             if b.lt(l) {
@@ -145,13 +157,26 @@ impl Tcb {
                 break;
             }
             // Overlapping or adjacent: merge.
+            known = known.saturating_add(b.since(a));
             l = if a.lt(l) { a } else { l };
             r = r.max(b);
             self.sacked.remove(i);
         }
         if self.sacked.len() < MAX_SACKED {
             self.sacked.insert(i, (l, r));
+            return r.since(l).saturating_sub(known);
         }
+        0
+    }
+
+    /// SACKed bytes above SND.UNA (an ACK that just moved SND.UNA may
+    /// have passed ranges not pruned yet).
+    pub(crate) fn sacked_bytes(&self) -> u32 {
+        let una = self.snd_una;
+        self.sacked
+            .iter()
+            .filter(|&&(_, b)| b.gt(una))
+            .fold(0u32, |n, &(a, b)| n.saturating_add(b.since(a.max(una))))
     }
 
     /// Drops scoreboard ranges the cumulative ACK has passed.
@@ -163,6 +188,11 @@ impl Tcb {
                 first.0 = una;
             }
         }
+    }
+
+    /// IsLost (SeqNum) (RFC 6675 §4) on this connection's scoreboard.
+    pub(crate) fn is_lost(&self, seq: Seq) -> bool {
+        is_lost(&self.sacked, seq, self.snd_mss)
     }
 
     /// The next un-SACKed piece at or after `from`: (start, length up to the
@@ -180,5 +210,73 @@ impl Tcb {
             at = at.max(b);
         }
         None
+    }
+}
+
+/// IsLost (SeqNum) (RFC 6675 §4): `seq` is not SACKed, and above it lie
+/// DupThresh discontiguous SACKed ranges ("sequences"), or more than
+/// (DupThresh - 1) * SMSS SACKed bytes. `sacked` is a scoreboard: sorted,
+/// disjoint ranges. False with an empty scoreboard.
+fn is_lost(sacked: &[(Seq, Seq)], seq: Seq, smss: u32) -> bool {
+    let (mut ranges, mut bytes) = (0, 0u32);
+    for &(a, b) in sacked {
+        if b.le(seq) {
+            continue;
+        }
+        if a.le(seq) {
+            return false;
+        }
+        ranges += 1;
+        bytes = bytes.saturating_add(b.since(a));
+    }
+    ranges >= DUP_THRESH || bytes > (DUP_THRESH - 1).saturating_mul(smss)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_lost;
+    use crate::seq::Seq;
+
+    const MSS: u32 = 1000;
+
+    fn board(ranges: &[(u32, u32)]) -> alloc::vec::Vec<(Seq, Seq)> {
+        ranges.iter().map(|&(a, b)| (Seq(a), Seq(b))).collect()
+    }
+
+    /// 6675-1: DupThresh (3) discontiguous SACKed ranges above a sequence
+    /// number make it lost, two do not, however small they are.
+    #[test]
+    fn rfc6675_1_is_lost_at_three_ranges_above() {
+        let two = board(&[(2000, 2100), (3000, 3100)]);
+        assert!(!is_lost(&two, Seq(1000), MSS));
+        let three = board(&[(2000, 2100), (3000, 3100), (4000, 4100)]);
+        assert!(is_lost(&three, Seq(1000), MSS));
+        // Only what lies above counts.
+        assert!(!is_lost(&three, Seq(2500), MSS));
+    }
+
+    /// 6675-1: more than (DupThresh - 1) * SMSS SACKed bytes above make it
+    /// lost: 2 * SMSS exactly does not, one byte more does.
+    #[test]
+    fn rfc6675_1_is_lost_past_two_segments_of_bytes_above() {
+        assert!(!is_lost(&board(&[(2000, 4000)]), Seq(1000), MSS));
+        assert!(is_lost(&board(&[(2000, 4001)]), Seq(1000), MSS));
+        assert!(is_lost(
+            &board(&[(2000, 3000), (3500, 4501)]),
+            Seq(1000),
+            MSS
+        ));
+    }
+
+    /// A SACKed sequence number is never lost; an empty scoreboard says
+    /// nothing is; the comparisons hold across the wrap of sequence space.
+    #[test]
+    fn rfc6675_1_is_lost_edge_cases() {
+        let b = board(&[(2000, 9000)]);
+        assert!(!is_lost(&b, Seq(2000), MSS));
+        assert!(!is_lost(&b, Seq(5000), MSS));
+        assert!(!is_lost(&[], Seq(1000), MSS));
+        let wrapped = board(&[(u32::MAX - 500, 100), (1000, 1100), (2000, 2100)]);
+        assert!(is_lost(&wrapped, Seq(u32::MAX - 1000), MSS));
     }
 }

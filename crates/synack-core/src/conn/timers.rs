@@ -173,7 +173,7 @@ impl Tcb {
                 // R1 (SHLD-9): tell the application, keep trying.
                 self.report_trouble(ctx);
                 let flight = self.snd_max.since(self.snd_una);
-                self.recovery_on_rto();
+                self.recovery_on_rto(ctx);
                 self.cc.on_rto(flight, self.snd_mss);
                 self.rtt.backoff();
                 // Go back to the earliest unacknowledged byte (RFC 6298 §5.4).

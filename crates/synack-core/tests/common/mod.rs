@@ -506,6 +506,26 @@ impl Peer {
         self
     }
 
+    /// As [`Peer::established`], the peer's SYN offering SACK-Permitted
+    /// (RFC 2018 §2), which the SYN-ACK must accept.
+    pub fn established_sack(mut self) -> Self {
+        if self.lid.is_none() {
+            self = self.listening();
+        }
+        self.snd_nxt = PEER_ISS;
+        let mut syn = self.repr(SYN, PEER_ISS, 0);
+        syn.options.mss = Some(1460);
+        syn.options.sack_permitted = true;
+        self.inject(&syn, &[]);
+        self.snd_nxt = PEER_ISS.wrapping_add(1);
+        let sa = self.expect_segment(SYN_ACK);
+        assert!(
+            sa.tcp.options.sack_permitted,
+            "2018-1: the SYN-ACK answers the offer"
+        );
+        self.established()
+    }
+
     /// An active OPEN: SYN-SENT, the SYN checked.
     pub fn syn_sent(mut self) -> Self {
         let id = self

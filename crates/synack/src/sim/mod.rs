@@ -10,7 +10,7 @@ mod link;
 mod rng;
 
 pub use apps::{pattern, ChurnClient, Client, ClientMode, EchoServer, Incarnations, ServerMode};
-pub use link::{DropRule, HoldRule, LinkConfig};
+pub use link::{DropRule, HoldRule, LinkConfig, WindowRule};
 pub use rng::Rng;
 
 use std::cmp::Reverse;
@@ -84,6 +84,7 @@ pub struct Sim {
     hold_rule: Option<HoldRule>,
     /// Hosts due to restart, soonest last.
     restarts: Vec<(Instant, HostId)>,
+    window_rule: Option<WindowRule>,
     record: bool,
     records: Vec<Record>,
     capture: Option<Vec<(Instant, Vec<u8>)>>,
@@ -107,6 +108,7 @@ impl Sim {
             drop_rule: None,
             hold_rule: None,
             restarts: Vec::new(),
+            window_rule: None,
             record: false,
             records: Vec::new(),
             capture: None,
@@ -159,6 +161,11 @@ impl Sim {
         };
         self.records
             .insert((index + 1).min(self.records.len()), note);
+    }
+
+    /// Installs a scripted rewrite of the window field.
+    pub fn set_window_rule(&mut self, rule: WindowRule) {
+        self.window_rule = Some(rule);
     }
 
     /// Adds a host with its addresses, stack configuration and application.
@@ -359,7 +366,10 @@ impl Sim {
             c.push((now, packet.clone()));
         }
         let mut held = None;
-        let to = if self.drop_rule.is_some() || self.hold_rule.is_some() {
+        let mut window = None;
+        let scripted =
+            self.drop_rule.is_some() || self.hold_rule.is_some() || self.window_rule.is_some();
+        let to = if scripted {
             match parse_packet(&packet) {
                 Ok(seg) => {
                     if self.drop_rule.as_mut().is_some_and(|rule| rule(from, &seg)) {
@@ -367,6 +377,7 @@ impl Sim {
                         return;
                     }
                     held = self.hold_rule.as_mut().and_then(|rule| rule(from, &seg));
+                    window = self.window_rule.as_mut().and_then(|rule| rule(from, &seg));
                     self.routes.get(&seg.dst).copied()
                 }
                 Err(_) => None,
@@ -386,6 +397,9 @@ impl Sim {
             return;
         }
         let mut packet = packet;
+        if let Some(w) = window {
+            link::rewrite_window(&mut packet, w);
+        }
         if self.rng.chance(self.link.corrupt) && !packet.is_empty() {
             let bit = self.rng.below(packet.len() as u64 * 8);
             packet[(bit / 8) as usize] ^= 1 << (bit % 8);
