@@ -140,7 +140,7 @@ pub fn pattern(i: u64) -> u8 {
 /// How many cases `bench` runs with `sizes` (for a progress bar).
 pub fn case_count(bench: &str, sizes: &Sizes) -> usize {
     match bench {
-        "churn" => 2 * sizes.churn.len(),
+        "churn" => churn::ROWS_PER_CASE * sizes.churn.len(),
         "bulk" => 2 * bulk::RUNS * sizes.bulk_buffers.len(),
         "memory" => 4,
         "scaling" => sizes.scaling_synack.len() + sizes.scaling_smoltcp.len(),

@@ -109,6 +109,9 @@ pub struct Host {
     pub iface: Interface,
     /// Its sockets.
     pub sockets: SocketSet<'static>,
+    /// Whether an egress since the application last ran may have changed
+    /// a socket (told to it with the next poll's changes).
+    egress_changed: bool,
 }
 
 impl Host {
@@ -127,6 +130,7 @@ impl Host {
             dev,
             iface,
             sockets: SocketSet::new(Vec::new()),
+            egress_changed: false,
         }
     }
 }
@@ -189,20 +193,12 @@ impl Pair {
         SmolInstant::from_micros(self.now as i64)
     }
 
-    /// Lets both interfaces send what their sockets queued outside of
-    /// `step`, and puts it on the link.
+    /// Lets both interfaces send everything their sockets have queued, and
+    /// puts it on the link.
     pub fn flush(&mut self) {
         let now = self.instant();
-        self.a
-            .iface
-            .poll_egress(now, &mut self.a.dev, &mut self.a.sockets);
-        self.b
-            .iface
-            .poll_egress(now, &mut self.b.dev, &mut self.b.sockets);
-        self.drain();
-    }
-
-    fn drain(&mut self) {
+        self.a.egress_changed |= egress(&mut self.a, now);
+        self.b.egress_changed |= egress(&mut self.b, now);
         for p in self.a.dev.tx.drain(..) {
             self.link.ab.push(self.now, p);
         }
@@ -211,14 +207,17 @@ impl Pair {
         }
     }
 
-    /// The step of [`crate::synack_side::Pair::step`] as smoltcp is meant
-    /// to be driven: to the next instant something happens, deliver, poll
-    /// (smoltcp runs its timers in the poll), let the applications look at
-    /// their sockets, send. Not in batches of 64 as synack's: smoltcp's
-    /// applications find their work by looking at every socket, so each
-    /// extra round of them would cost smoltcp a scan of all its sockets.
+    /// The step of [`crate::synack_side::Pair::step`] as smoltcp's own
+    /// lower-level API lets it be driven at its best: to the next instant
+    /// something happens (a packet arrives, or `poll_at` says a socket has
+    /// something to send or a timer due), take in the arrived packets
+    /// (`poll_ingress_single`), let the applications look at their sockets,
+    /// then send (`poll_egress` until it has nothing left), so that an ACK
+    /// leaves with the application's reply, as synack's does. Not in
+    /// batches of 64 as synack's: smoltcp's applications find their work by
+    /// looking at every socket, so each extra round of them would cost
+    /// smoltcp a scan of all its sockets.
     pub fn step(&mut self, app_a: &mut impl App, app_b: &mut impl App) -> bool {
-        self.flush();
         let now = self.instant();
         let at = |h: &mut Host| {
             h.iface
@@ -238,25 +237,27 @@ impl Pair {
         while let Some(p) = self.link.ba.pop_due(self.now) {
             self.a.dev.rx.push_back(p);
         }
-        let Some(rb) = poll(&mut self.b, now, self.deadline) else {
-            return false;
-        };
-        app_b.after_poll(now, &mut self.b, rb);
-        let Some(ra) = poll(&mut self.a, now, self.deadline) else {
-            return false;
-        };
-        app_a.after_poll(now, &mut self.a, ra);
+        for (h, app) in [
+            (&mut self.b, app_b as &mut dyn App),
+            (&mut self.a, app_a as &mut dyn App),
+        ] {
+            let Some(changed) = ingress(h, now, self.deadline) else {
+                return false;
+            };
+            let changed = changed || std::mem::take(&mut h.egress_changed);
+            app.after_poll(now, h, changed);
+        }
         self.flush();
         true
     }
 }
 
-/// `Interface::poll`, one arriving packet at a time so that a real-time
-/// `deadline` can stop it (smoltcp looks for a packet's socket by scanning
-/// every socket, so one poll with 100,000 packets queued against 200,000
-/// sockets takes minutes). Whether any socket may have changed, or `None`
-/// when the deadline passed.
-fn poll(h: &mut Host, now: SmolInstant, deadline: Option<std::time::Instant>) -> Option<bool> {
+/// Every arrived packet through `Interface::poll_ingress_single`, one at a
+/// time so that a real-time `deadline` can stop it (smoltcp looks for a
+/// packet's socket by scanning every socket, so one poll with 100,000
+/// packets queued against 200,000 sockets takes minutes). Whether any
+/// socket may have changed, or `None` when the deadline passed.
+fn ingress(h: &mut Host, now: SmolInstant, deadline: Option<std::time::Instant>) -> Option<bool> {
     let mut changed = false;
     let mut n = 0u32;
     loop {
@@ -270,10 +271,18 @@ fn poll(h: &mut Host, now: SmolInstant, deadline: Option<std::time::Instant>) ->
             return None;
         }
     }
+    Some(changed)
+}
+
+/// `Interface::poll_egress` until no socket has anything left to send (it
+/// sends at most one packet per socket a call). Whether any socket may
+/// have changed.
+fn egress(h: &mut Host, now: SmolInstant) -> bool {
+    let mut changed = false;
     while h.iface.poll_egress(now, &mut h.dev, &mut h.sockets) == PollResult::SocketStateChanged {
         changed = true;
     }
-    Some(changed)
+    changed
 }
 
 /// A TCP socket with `buffer` bytes of receive and of send buffer.
