@@ -75,7 +75,7 @@ pub struct Outcome {
     pub packets: u64,
     /// Most client connections alive at once, TIME-WAIT included (smoltcp:
     /// sockets in the client's set, exact; synack: connections plus
-    /// TIME-WAIT entries, sampled every 256 steps).
+    /// TIME-WAIT entries after each step).
     pub peak_alive: u64,
 }
 
@@ -220,9 +220,9 @@ pub fn synack(
     let mut peak_alive = 0;
     while pair.step(&mut client, &mut srv) {
         steps += 1;
+        let alive = pair.a.connection_count() + pair.a.time_wait_count();
+        peak_alive = peak_alive.max(alive as u64);
         if steps.is_multiple_of(256) {
-            let alive = pair.a.connection_count() + pair.a.time_wait_count();
-            peak_alive = peak_alive.max(alive as u64);
             progress.advance((client.completed + client.failed) as f64 / total as f64);
             if t0.elapsed() > cap {
                 capped = true;
@@ -481,7 +481,7 @@ fn figure(
         .param("concurrent", concurrent)
         .param("connections", total)
         .param("time_wait", time_wait.name());
-    let alive = crate::report::format_value(o.peak_alive as f64);
+    let alive = crate::report::format_count(o.peak_alive);
     let mut notes = vec![match (stack, time_wait) {
         ("synack", _) => format!("synack always holds TIME-WAIT; up to {alive} alive"),
         (_, TimeWait::Held) => format!("up to {alive} sockets alive"),

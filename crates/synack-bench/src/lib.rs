@@ -23,6 +23,12 @@ pub mod tun;
 
 pub use report::{Figure, Progress, Silent};
 
+/// The wire MTU of every benchmark, Ethernet's: the in-memory link's (both
+/// stacks are configured with it), the veth pair's and the TUN devices'
+/// (all but the extra rows at [`tun::JUMBO_MTU`]). The targets are checked
+/// against the figures at this MTU.
+pub const MTU: usize = 1500;
+
 /// How big a run is: the sizes by default ([`Sizes::full`]), or small
 /// ones for a smoke run ([`Sizes::quick`], [`Sizes::tiny`]).
 #[derive(Clone, Debug)]

@@ -14,8 +14,9 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
 
-use crate::pipe::{earliest, Link, MTU};
+use crate::pipe::{earliest, Link};
 use crate::synack_side::{client_ips, SERVER_IP};
+use crate::MTU;
 
 /// A medium-IP device whose packets are the harness's: the driver moves
 /// arrived packets into `rx` and sent ones out of `tx`.
