@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 
 use smoltcp::iface::{
     Config as IfaceConfig, Interface, PollIngressSingleResult, PollResult, SocketSet,
@@ -21,30 +22,77 @@ use crate::MTU;
 /// A medium-IP device whose packets are the harness's: the driver moves
 /// arrived packets into `rx` and sent ones out of `tx`.
 ///
-/// Packet buffers are reused: a received packet's buffer goes back to a pool
-/// once smoltcp has read it, and a transmit takes its buffer from that pool,
-/// as the synack harness hands its buffers back with `Stack::recycle`. Without
-/// it, smoltcp would pay a malloc, a memset and a free per packet that synack
-/// does not.
-#[derive(Default)]
+/// Packet buffers are reused as the synack harness reuses them: a received
+/// packet's buffer goes back, once smoltcp has read it, to the pool of the
+/// device that sent it (synack's harness hands it to the sending stack's
+/// `Stack::recycle`), and a transmit takes its buffer from its own pool.
+/// Without it, smoltcp would pay a malloc, a memset and a free per packet
+/// that synack does not; with each buffer returned to the receiver instead,
+/// a one-way transfer would still pay them (the sender's pool empties, the
+/// receiver's overflows).
 pub struct PipeDevice {
     /// Packets that arrived, oldest first.
     pub rx: VecDeque<Vec<u8>>,
     /// Packets sent since the driver last emptied it.
     pub tx: Vec<Vec<u8>>,
-    /// Buffers of packets already consumed, ready for reuse.
-    pool: RefCell<Vec<Vec<u8>>>,
+    /// Spare buffers this device transmits in.
+    pool: SharedPool,
+    /// Where the buffers of the packets it has read go: the sender's pool
+    /// ([`Pair`] joins the two devices so), its own until then.
+    returns: SharedPool,
 }
 
-/// At most this many spare buffers are kept (as synack's packet pool).
-const POOL_MAX: usize = 4096;
+impl Default for PipeDevice {
+    fn default() -> Self {
+        let pool = SharedPool::default();
+        PipeDevice {
+            rx: VecDeque::new(),
+            tx: Vec::new(),
+            returns: Rc::clone(&pool),
+            pool,
+        }
+    }
+}
+
+/// A pool of spare packet buffers, shared between the device that takes
+/// from it and the one that gives back to it.
+type SharedPool = Rc<RefCell<Pool>>;
+
+/// Spare packet buffers, bounded by their bytes of capacity as synack's
+/// packet pool is (16 MiB; a count bound would let a burst of small
+/// buffers crowd out full-sized ones, or a 4 MiB window's worth of
+/// full-sized ones overflow it).
+#[derive(Default)]
+pub struct Pool {
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+/// Bytes of capacity the pool keeps at most (synack's outbox: 16 MiB).
+const POOL_BYTES: usize = 16 << 20;
+
+impl Pool {
+    fn take(&mut self) -> Vec<u8> {
+        let buf = self.bufs.pop().unwrap_or_default();
+        self.bytes -= buf.capacity();
+        buf
+    }
+
+    fn give(&mut self, buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if cap >= 64 && self.bytes + cap <= POOL_BYTES {
+            self.bytes += cap;
+            self.bufs.push(buf);
+        }
+    }
+}
 
 /// The receive half of a token pair: one arrived packet, and the pool its
 /// buffer returns to.
-pub struct Rx<'a>(Vec<u8>, &'a RefCell<Vec<Vec<u8>>>);
+pub struct Rx<'a>(Vec<u8>, &'a RefCell<Pool>);
 
 /// The transmit half of a token pair: a slot on the outgoing queue.
-pub struct Tx<'a>(&'a mut Vec<Vec<u8>>, &'a RefCell<Vec<Vec<u8>>>);
+pub struct Tx<'a>(&'a mut Vec<Vec<u8>>, &'a RefCell<Pool>);
 
 impl phy::RxToken for Rx<'_> {
     fn consume<R, F>(self, f: F) -> R
@@ -52,10 +100,7 @@ impl phy::RxToken for Rx<'_> {
         F: FnOnce(&[u8]) -> R,
     {
         let r = f(&self.0);
-        let mut pool = self.1.borrow_mut();
-        if pool.len() < POOL_MAX {
-            pool.push(self.0);
-        }
+        self.1.borrow_mut().give(self.0);
         r
     }
 }
@@ -65,7 +110,7 @@ impl phy::TxToken for Tx<'_> {
     where
         F: FnOnce(&mut [u8]) -> R,
     {
-        let mut packet = self.1.borrow_mut().pop().unwrap_or_default();
+        let mut packet = self.1.borrow_mut().take();
         // smoltcp writes all `len` bytes; only a buffer too short is grown
         // (zero-filled), as synack's outbox does.
         if packet.len() < len {
@@ -85,7 +130,7 @@ impl phy::Device for PipeDevice {
 
     fn receive(&mut self, _now: SmolInstant) -> Option<(Rx<'_>, Tx<'_>)> {
         let p = self.rx.pop_front()?;
-        Some((Rx(p, &self.pool), Tx(&mut self.tx, &self.pool)))
+        Some((Rx(p, &self.returns), Tx(&mut self.tx, &self.pool)))
     }
 
     fn transmit(&mut self, _now: SmolInstant) -> Option<Tx<'_>> {
@@ -180,9 +225,16 @@ impl Pair {
                 IpAddr::V6(_) => None,
             })
             .collect();
+        let (mut a, mut b) = (
+            Host::new(&addrs, 0x5eed_000a),
+            Host::new(&[SERVER_IP], 0x5eed_000b),
+        );
+        // Each packet's buffer back to its sender, as synack's harness does.
+        a.dev.returns = Rc::clone(&b.dev.pool);
+        b.dev.returns = Rc::clone(&a.dev.pool);
         Pair {
-            a: Host::new(&addrs, 0x5eed_000a),
-            b: Host::new(&[SERVER_IP], 0x5eed_000b),
+            a,
+            b,
             link: Link::default(),
             now: 0,
             deadline: None,
@@ -299,5 +351,34 @@ pub fn endpoint(addr: SocketAddr) -> IpEndpoint {
     match addr.ip() {
         IpAddr::V4(v4) => IpEndpoint::new(IpAddress::Ipv4(v4), addr.port()),
         IpAddr::V6(_) => panic!("the harness is IPv4 only"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_is_bounded_by_bytes() {
+        let mut pool = Pool::default();
+        pool.give(vec![0; 32]); // too small to keep
+        assert_eq!(pool.bufs.len(), 0);
+        for _ in 0..(POOL_BYTES / 1500) + 10 {
+            pool.give(Vec::with_capacity(1500));
+        }
+        assert!(pool.bytes <= POOL_BYTES && pool.bytes > POOL_BYTES - 1500);
+        let held = pool.bytes;
+        assert_eq!(pool.take().capacity(), 1500);
+        assert_eq!(pool.bytes, held - 1500);
+    }
+
+    #[test]
+    fn a_read_packet_returns_to_its_sender() {
+        let pair = Pair::new(1);
+        assert!(Rc::ptr_eq(&pair.a.dev.returns, &pair.b.dev.pool));
+        assert!(Rc::ptr_eq(&pair.b.dev.returns, &pair.a.dev.pool));
+        // A device on its own keeps what it reads.
+        let dev = PipeDevice::default();
+        assert!(Rc::ptr_eq(&dev.returns, &dev.pool));
     }
 }
