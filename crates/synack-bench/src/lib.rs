@@ -25,6 +25,12 @@ pub mod tun;
 
 pub use report::{Figure, Progress, Silent};
 
+/// The wire MTU of every benchmark, Ethernet's: the in-memory link's (both
+/// stacks are configured with it), the veth pair's and the TUN devices'
+/// (all but the extra rows at [`tun::JUMBO_MTU`]). The targets are checked
+/// against the figures at this MTU.
+pub const MTU: usize = 1500;
+
 /// How big a run is: the sizes by default ([`Sizes::full`]), or small
 /// ones for a smoke run ([`Sizes::quick`], [`Sizes::tiny`]).
 #[derive(Clone, Debug)]
@@ -142,7 +148,7 @@ pub fn pattern(i: u64) -> u8 {
 /// How many cases `bench` runs with `sizes` (for a progress bar).
 pub fn case_count(bench: &str, sizes: &Sizes) -> usize {
     match bench {
-        "churn" => 2 * sizes.churn.len(),
+        "churn" => churn::ROWS_PER_CASE * sizes.churn.len(),
         "bulk" => 2 * bulk::RUNS * sizes.bulk_buffers.len(),
         "memory" => 4,
         "scaling" => sizes.scaling_synack.len() + sizes.scaling_smoltcp.len(),

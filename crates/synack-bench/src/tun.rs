@@ -56,7 +56,7 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 
 use crate::report::{Figure, Progress};
 use crate::smoltcp_side::{endpoint, socket};
-use crate::Sizes;
+use crate::{Sizes, MTU};
 
 /// Bytes of each request and each response in the round-trip test.
 pub const MESSAGE: usize = 64;
@@ -192,7 +192,7 @@ impl VethPair {
             (b, "sbveth1", "10.200.0.2/24"),
         ] {
             ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
-            ip(&["-n", ns, "link", "set", dev, "mtu", "1500", "up"])?;
+            ip(&["-n", ns, "link", "set", dev, "mtu", &MTU.to_string(), "up"])?;
         }
         Ok(pair)
     }
@@ -369,10 +369,6 @@ type Fig = Result<(f64, String), String>;
 /// The figures of one stack: the two directions, then (when asked for)
 /// request/response.
 type Figs = Vec<Fig>;
-
-/// The link MTU of every row the targets are checked against (the veth
-/// pair's and the TUN devices').
-pub const MTU: usize = 1500;
 
 /// The MTU of the extra TUN rows: 64 KiB packets, what the kernel moves
 /// over veth with its segmentation offloads (GSO/GRO) while the wire MTU
