@@ -326,5 +326,6 @@ pub fn verdicts(figures: &[Figure]) -> Vec<String> {
             ));
         }
     }
+    out.extend(crate::path::verdicts(figures));
     out
 }
