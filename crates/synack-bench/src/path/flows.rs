@@ -13,8 +13,20 @@ use crate::tun::{in_ns, Netns, STALL};
 /// How often a blocked read or write looks at its deadline.
 const TICK: Duration = Duration::from_millis(100);
 
-/// What a receiver counted: bytes, and when the last of them arrived.
-pub type Counted = Result<(u64, Instant), String>;
+/// What a receiver counted: bytes, and when the last of them arrived; and
+/// the connection, kept open until this is dropped (after the sender
+/// stopped: a receiver that closed first would reset the sender while it
+/// still writes).
+pub struct Count {
+    /// Bytes read before the deadline.
+    pub bytes: u64,
+    /// When the last of them was read.
+    pub last: Instant,
+    _held: TcpStream,
+}
+
+/// A receiver's [`Count`], or why it has none.
+pub type Counted = Result<Count, String>;
 
 /// Writes to `w` until `deadline` or until `limit` bytes are written.
 pub fn timed_source(mut w: impl Write, deadline: Instant, limit: u64) -> Result<u64, String> {
@@ -55,11 +67,11 @@ pub fn timed_sink(l: TcpListener, deadline: Instant, limit: u64) -> JoinHandle<C
     })
 }
 
-fn count(mut s: TcpStream, deadline: Instant, limit: u64) -> Counted {
+fn count(s: TcpStream, deadline: Instant, limit: u64) -> Counted {
     let mut buf = vec![0u8; 1 << 18];
     let (mut got, mut last) = (0u64, Instant::now());
     while got < limit {
-        match s.read(&mut buf) {
+        match (&s).read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 let now = Instant::now();
@@ -77,7 +89,11 @@ fn count(mut s: TcpStream, deadline: Instant, limit: u64) -> Counted {
             break;
         }
     }
-    Ok((got, last))
+    Ok(Count {
+        bytes: got,
+        last,
+        _held: s,
+    })
 }
 
 /// The kernel's retransmission count on `s` (`tcpi_total_retrans`).
@@ -119,6 +135,26 @@ pub fn set_congestion_control(s: &TcpStream, name: &str) -> Result<(), String> {
         return Err(format!(
             "TCP_CONGESTION {name}: {}",
             std::io::Error::last_os_error()
+        ));
+    }
+    let mut got = [0u8; 16];
+    let mut len = got.len() as libc::socklen_t;
+    // SAFETY: a valid socket; the kernel writes at most `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            got.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    let got = &got[..(len as usize).min(16)];
+    let got = got.split(|b| *b == 0).next().unwrap_or_default();
+    if rc != 0 || got != name.as_bytes() {
+        return Err(format!(
+            "TCP_CONGESTION is {:?}, not {name}",
+            String::from_utf8_lossy(got)
         ));
     }
     Ok(())

@@ -158,13 +158,16 @@ fn goodput(stack: Stack, loss: f64, secs: Duration, tag: &str) -> Fig {
         None => {
             let r = join(kernel_sender(&path.a, to, deadline, u64::MAX), "sender")?;
             if loss == 0.0 {
-                format!("{r} retransmitted; sysctls: {}", path.sysctls())
+                format!(
+                    "{KERNEL_CC} per socket, {r} retransmitted; namespace sysctls: {}",
+                    path.sysctls()
+                )
             } else {
-                format!("{r} retransmitted")
+                format!("{KERNEL_CC}, {r} retransmitted")
             }
         }
     };
-    let (got, _) = join(rx, "receiver")?;
+    let got = join(rx, "receiver")?.bytes;
     if let Some(net) = net {
         net.shutdown();
     }
@@ -198,11 +201,11 @@ fn shared(secs: Duration) -> Result<(Fig, Fig), String> {
     net.shutdown();
     let emu = path.finish();
     let s = secs.as_secs_f64();
-    let fig = |got: Result<(u64, Instant), String>, more: String| -> Fig {
-        let (g, _) = got?;
+    let fig = |got: flows::Counted, more: String| -> Fig {
+        let g = got?.bytes;
         Ok((gbit(g, s), mbit_note(g, s, &more, &emu)))
     };
-    let k = kr.and_then(|r| fig(kgot, format!("{r} retransmitted")));
+    let k = kr.and_then(|r| fig(kgot, format!("{KERNEL_CC}, {r} retransmitted")));
     let sy = sr.and_then(|()| fig(sgot, snote));
     Ok((k, sy))
 }
@@ -253,7 +256,9 @@ fn tail(stack: Stack, drop_last: bool, tag: &str) -> Fig {
         "client",
     );
     let served: Result<(), String> = join(server, "server");
-    let more = net.as_ref().map(synack_note).unwrap_or_default();
+    let more = net
+        .as_ref()
+        .map_or_else(|| KERNEL_CC.to_string(), synack_note);
     if let Some(net) = net {
         net.shutdown();
     }
@@ -287,7 +292,7 @@ fn ceiling(secs: Duration) -> Fig {
     let deadline = Instant::now() + secs;
     let rx = timed_sink(l, deadline, u64::MAX);
     let r = join(kernel_sender(&path.a, to, deadline, u64::MAX), "sender")?;
-    let (got, _) = join(rx, "receiver")?;
+    let got = join(rx, "receiver")?.bytes;
     let emu = path.finish();
     let s = secs.as_secs_f64();
     Ok((
@@ -356,7 +361,9 @@ fn nft_synack(loss: f64, cap: Duration) -> Fig {
         synack_sender(&net, to, deadline, NFT_BYTES),
         "synack sender",
     );
-    let (got, last) = join(rx, "receiver")?;
+    let flows::Count {
+        bytes: got, last, ..
+    } = join(rx, "receiver")?;
     let more = synack_note(&net);
     net.shutdown();
     sent?;
@@ -385,13 +392,15 @@ fn nft_kernel(loss: f64, cap: Duration) -> Fig {
         kernel_sender(&pair.ns[0], to, deadline, NFT_BYTES),
         "sender",
     )?;
-    let (got, last) = join(rx, "receiver")?;
+    let flows::Count {
+        bytes: got, last, ..
+    } = join(rx, "receiver")?;
     let secs = last.duration_since(t0).as_secs_f64();
     Ok((
         gbit(got, secs),
         format!(
             "{:.1} Mbit/s, {got} bytes in {secs:.2} s; veth with its offloads (a drop \
-             loses a super-segment); {r} retransmitted",
+             loses a super-segment); {KERNEL_CC}, {r} retransmitted",
             gbit(got, secs) * 1e3
         ),
     ))
@@ -591,9 +600,9 @@ mod tests {
         let deadline = t0 + Duration::from_secs(30);
         let rx = timed_sink(l, deadline, n);
         join(kernel_sender(&path.a, to, deadline, n), "sender").expect("send");
-        let (got, last) = join(rx, "receiver").expect("receive");
+        let c = join(rx, "receiver").expect("receive");
+        let (got, took) = (c.bytes, c.last.duration_since(t0));
         let emu = path.finish();
-        let took = last.duration_since(t0);
         assert_eq!(got, n, "{}", emu.summary());
         assert!(took >= Duration::from_millis(800), "{took:?}: not shaped");
         assert!(emu.links[0].forwarded >= n / 1500, "{}", emu.summary());
