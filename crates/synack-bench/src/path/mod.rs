@@ -27,7 +27,7 @@ pub mod emulator;
 pub(crate) mod flows;
 pub(crate) mod topology;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -37,7 +37,7 @@ use self::flows::{
     kernel_client, kernel_sender, serve, set_congestion_control, synack_sender, timed_sink,
     KERNEL_CC,
 };
-use self::topology::{Path, KERNEL_A, KERNEL_B, SYNACK};
+use self::topology::{start_synack, Path, KERNEL_A, KERNEL_B, SYNACK};
 use crate::report::{Figure, Progress};
 use crate::tun::{join, Netns, VethPair};
 use crate::Sizes;
@@ -336,21 +336,7 @@ fn nft_loss(ns: &Netns, dev: &str, loss: f64) -> Result<(), String> {
 fn nft_synack(loss: f64, cap: Duration) -> Fig {
     const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 1);
     let ns = Netns::new("pnft")?;
-    let net = ns.run(|| {
-        synack::Net::builder("sbtun0")
-            .addr(IpAddr::V4(Ipv4Addr::new(10, 201, 0, 2)))
-            .host(synack::ifconfig::HostAddr {
-                addr: IpAddr::V4(KERNEL),
-                prefix: 24,
-            })
-            .config(synack::core::Config {
-                send_buffer: SEND_BUFFER,
-                recv_buffer: SEND_BUFFER,
-                ..Default::default()
-            })
-            .start()
-            .map_err(|e| e.to_string())
-    })?;
+    let net = start_synack(&ns, Ipv4Addr::new(10, 201, 0, 2), KERNEL, SEND_BUFFER)?;
     nft_loss(&ns, "sbtun0", loss)?;
     let to = SocketAddr::from((KERNEL, KERNEL_PORT));
     let l = ns.run(move || std::net::TcpListener::bind(to).map_err(|e| e.to_string()))?;

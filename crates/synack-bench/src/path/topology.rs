@@ -130,28 +130,40 @@ impl Path {
     /// Starts synack on a TUN device in namespace a (its packets forwarded
     /// by a's kernel onto the path), with `send_buffer` bytes to send from.
     pub fn synack(&self, send_buffer: usize) -> Result<synack::Net, String> {
-        self.a.run(move || {
-            synack::Net::builder(SYNACK_TUN)
-                .addr(IpAddr::V4(SYNACK))
-                .host(synack::ifconfig::HostAddr {
-                    addr: IpAddr::V4(SYNACK_HOST),
-                    prefix: 24,
-                })
-                .config(synack::core::Config {
-                    msl: Duration::from_millis(500),
-                    send_buffer,
-                    recv_buffer: send_buffer,
-                    ..Default::default()
-                })
-                .start()
-                .map_err(|e| format!("synack on {SYNACK_TUN}: {e}"))
-        })
+        start_synack(&self.a, SYNACK, SYNACK_HOST, send_buffer)
     }
 
     /// Stops the emulator and returns its counts.
     pub fn finish(mut self) -> EmulatorStats {
         self.emulator.take().map(Emulator::stop).unwrap_or_default()
     }
+}
+
+/// Starts synack in `ns` on TUN device `sbtun0`: synack at `addr`, `ns`'s
+/// kernel at `host` (/24) on the device's other side, `send_buffer` bytes
+/// of send (and receive) buffer, the driver's defaults otherwise.
+pub fn start_synack(
+    ns: &Netns,
+    addr: Ipv4Addr,
+    host: Ipv4Addr,
+    send_buffer: usize,
+) -> Result<synack::Net, String> {
+    ns.run(move || {
+        synack::Net::builder(SYNACK_TUN)
+            .addr(IpAddr::V4(addr))
+            .host(synack::ifconfig::HostAddr {
+                addr: IpAddr::V4(host),
+                prefix: 24,
+            })
+            .config(synack::core::Config {
+                msl: Duration::from_millis(500),
+                send_buffer,
+                recv_buffer: send_buffer,
+                ..Default::default()
+            })
+            .start()
+            .map_err(|e| format!("synack on {SYNACK_TUN}: {e}"))
+    })
 }
 
 impl Drop for Path {
