@@ -369,6 +369,7 @@ pub fn verdicts(figures: &[Figure]) -> Vec<String> {
             ));
         }
     }
+    out.extend(crate::path::verdicts(figures));
     out
 }
 
