@@ -178,7 +178,15 @@ fn run(flood: u64) -> Figures {
             }
         }
         serve(&mut server, now, lid, &mut buf);
-        run_clients(&mut client, now, &mut clients, &by_id, &payload, &mut buf, &mut fig);
+        run_clients(
+            &mut client,
+            now,
+            &mut clients,
+            &by_id,
+            &payload,
+            &mut buf,
+            &mut fig,
+        );
         while let Some(p) = server.poll_transmit() {
             // Only the real client answers; the spoofed sources are nobody.
             if p[16..20] == CLIENT.octets() {

@@ -229,7 +229,11 @@ fn the_memory_budget_refuses_new_passive_opens_only() {
     syn.src_port = 40001;
     p.inject(&syn, &[]);
     let sa = drain(&mut p);
-    assert_eq!(p.stack.stats().syn_cookies_sent, 1, "past the budget: a cookie");
+    assert_eq!(
+        p.stack.stats().syn_cookies_sent,
+        1,
+        "past the budget: a cookie"
+    );
     let mut a = p.repr(ACK, 10, sa[0].seq.wrapping_add(1));
     a.src_port = 40001;
     p.inject(&a, &[]);
