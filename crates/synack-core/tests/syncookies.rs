@@ -127,6 +127,23 @@ fn rfc4987_3_6_without_timestamps_a_cookie_keeps_only_the_mss() {
     assert_eq!(segs[0].tcp.options.timestamps, None);
 }
 
+/// IPv6: the cookie covers the v6 tuple and the connection opens the same.
+#[test]
+fn rfc4987_3_6_cookies_over_ipv6() {
+    let mut p = Peer::new_v6();
+    p.stack = synack_core::Stack::new(cookie_cfg(), SECRET);
+    p.stack.add_address(p.local.ip());
+    let mut p = p.listening();
+    let sa = cookie_syn(&mut p, true);
+    assert!(sa.tcp.options.sack_permitted);
+    assert_eq!(p.stack.connection_count(), 0);
+    p.now += RTT;
+    p.data(b"six");
+    let lid = p.lid.unwrap();
+    p.id = Some(p.stack.accept(lid).expect("accept"));
+    assert_eq!(p.read_all().unwrap(), b"six");
+}
+
 /// A forged ACK opens nothing unless it guesses the MAC: 100,000 random
 /// ACKs on the right 4-tuple while cookies are in use are refused (each
 /// dropped and reset), and the right one then opens the connection.

@@ -125,7 +125,9 @@ impl Stack {
         // thinks it is connected; its next segment brings the cookie again.
         let no_room = if accept_full {
             Some("accept queue full")
-        } else if self.conns.len() >= self.cfg.max_connections || !self.admits_passive_open() {
+        } else if self.conns.len() >= self.cfg.max_connections {
+            Some("connection limit")
+        } else if !self.admits_passive_open() {
             Some("memory budget")
         } else {
             None
