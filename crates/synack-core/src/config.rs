@@ -47,8 +47,8 @@ pub struct Config {
     pub sack: bool,
     /// Challenge ACKs allowed per connection per second (RFC 5961 §7).
     pub challenge_ack_limit: u32,
-    /// Default listen backlog (connections in SYN-RECEIVED plus those
-    /// waiting for accept).
+    /// Default listen backlog: the bound of a listener's accept queue
+    /// (ESTABLISHED children waiting for `accept`), as on Linux.
     pub default_backlog: usize,
     /// Maximum number of connections (all states but TIME-WAIT).
     pub max_connections: usize,
@@ -95,6 +95,21 @@ pub struct Config {
     /// only), for the device to complete; saves a pass over the payload.
     /// Packets with several segments always leave it partial. Off by default.
     pub checksum_offload: bool,
+    /// Bound of each listener's SYN queue: children in SYN-RECEIVED (a
+    /// TCB each, reaped after `synack_retries`). Past it a SYN gets a SYN
+    /// cookie, or is dropped without them.
+    pub max_syn_backlog: usize,
+    /// Answer SYNs with SYN cookies (RFC 4987 §3.6) when the SYN queue is
+    /// full, the connection limit or the memory budget is reached.
+    pub syn_cookies: bool,
+    /// Memory the connections may commit, bytes: each connection is
+    /// charged its TCB slot, and once past SYN-RECEIVED also the send and
+    /// receive buffers it may grow to (`send_buffer + recv_buffer`). A
+    /// passive open that would pass it is refused (its SYN gets a cookie,
+    /// whose ACK is then refused too while the budget is spent);
+    /// established connections are never disturbed. Unbounded by default:
+    /// a host sets it from the memory it can give.
+    pub memory_budget: usize,
 }
 
 impl Default for Config {
@@ -131,6 +146,9 @@ impl Default for Config {
             report_soft_errors: true,
             gso_max_size: None,
             checksum_offload: false,
+            max_syn_backlog: 1024,
+            syn_cookies: true,
+            memory_budget: usize::MAX,
         }
     }
 }

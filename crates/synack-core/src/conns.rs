@@ -45,6 +45,10 @@ struct Slot {
     tcb: Option<Tcb>,
 }
 
+/// Memory one connection takes in the tables, bytes: its slot (the TCB
+/// and its bookkeeping), its generation and its index entry.
+pub(crate) const SLOT_BYTES: usize = core::mem::size_of::<Slot>() + 4 + 8;
+
 /// The 32 bits of a keyed 64-bit 4-tuple hash that the index keeps.
 pub(crate) fn fold(hash: u64) -> u32 {
     (hash >> 32) as u32 ^ hash as u32

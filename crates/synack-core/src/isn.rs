@@ -26,6 +26,8 @@ const DOMAIN_ISN: u8 = 1;
 const DOMAIN_PORT: u8 = 2;
 /// Domain-separation byte for the timestamp offset.
 const DOMAIN_TS: u8 = 3;
+/// Domain-separation byte for the MAC of a SYN cookie.
+const DOMAIN_COOKIE: u8 = 4;
 
 /// Derives ISNs, ephemeral port offsets and timestamp offsets from a secret.
 ///
@@ -75,6 +77,26 @@ impl IsnGenerator {
     /// (RFC 7323 section 7.1), unrelated to the ISN's F.
     pub fn ts_offset(&self, local: SocketAddr, remote: SocketAddr) -> u32 {
         self.tuple_hash(DOMAIN_TS, local, remote)
+    }
+
+    /// The keyed MAC of a SYN cookie (see `crate::syncookie`): the 4-tuple,
+    /// the cookie clock's count, the peer's ISN and the MSS index.
+    pub fn cookie_mac(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        count: u32,
+        irs: u32,
+        mss_index: u8,
+    ) -> u32 {
+        let mut h = SipHasher24::new_with_key(&self.key);
+        h.write_u8(DOMAIN_COOKIE);
+        write_sock(&mut h, local);
+        write_sock(&mut h, remote);
+        h.write(&count.to_be_bytes());
+        h.write(&irs.to_be_bytes());
+        h.write_u8(mss_index);
+        h.finish() as u32
     }
 
     /// SipHash-2-4 of a domain byte and the 4-tuple, truncated to 32 bits.

@@ -32,6 +32,7 @@ mod send_buf;
 mod seq;
 mod stack;
 mod state;
+mod syncookie;
 mod time;
 mod timewait;
 mod trace;

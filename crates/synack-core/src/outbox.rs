@@ -33,6 +33,10 @@ pub struct Stats {
     /// Packets out that carried more than one segment, for the device to
     /// cut up (with `Config::gso_max_size`).
     pub super_segments: u64,
+    /// SYN-ACKs sent with a SYN cookie (RFC 4987 §3.6).
+    pub syn_cookies_sent: u64,
+    /// Connections opened from a valid SYN cookie.
+    pub syn_cookies_accepted: u64,
 }
 
 /// A packet for the device, with what a device that offloads checksums and

@@ -234,11 +234,17 @@ fn rfc7323_syn_ack_options_only_when_offered() {
     }
 }
 
-/// RFC 9293 §3.10.7.2 / §3.10.1: a SYN to a listener whose queue is full
-/// (backlog) is dropped without reply; the peer will retransmit it.
+/// RFC 9293 §3.10.7.2 / §3.10.1: a SYN to a listener whose SYN queue is
+/// full gets no TCB: with SYN cookies off it is dropped without reply (the
+/// peer will retransmit it); with them on, see `tests/syncookies.rs`.
 #[test]
-fn rfc9293_3_10_7_2_backlog_full_drops_syn() {
-    let mut p = Peer::new().listening_backlog(1);
+fn rfc9293_3_10_7_2_syn_queue_full_drops_syn() {
+    let mut p = Peer::with(Config {
+        max_syn_backlog: 1,
+        syn_cookies: false,
+        ..Config::default()
+    })
+    .listening();
     p.syn();
     p.expect_segment(SYN_ACK);
     let mut other = p.repr(SYN, 77_777, 0);
@@ -247,7 +253,7 @@ fn rfc9293_3_10_7_2_backlog_full_drops_syn() {
     p.inject(&other, &[]);
     assert!(
         p.stack.poll_transmit().is_none(),
-        "no SYN-ACK past the backlog"
+        "no SYN-ACK past the SYN queue"
     );
     assert_eq!(p.drops("listen queue full"), 1);
     assert_eq!(p.stack.connection_count(), 1);

@@ -29,6 +29,7 @@ mod timers;
 mod urgent;
 mod user;
 
+pub(crate) use open::{offered_wscale, synack_window};
 pub(crate) use output::OutputMode;
 pub(crate) use sack::Scoreboard;
 pub(crate) use timer_table::{TimerKind, Timers};

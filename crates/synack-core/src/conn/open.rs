@@ -1,9 +1,10 @@
 //! OPEN (RFC 9293 §3.10.1) on both sides of the three-way handshake
 //! (§3.5): the TCB of an active OPEN and its SYN, and the TCB a listener
 //! makes for an arriving SYN, which it answers from SYN-RECEIVED
-//! (§3.10.7.2).
+//! (§3.10.7.2), or that an ACK bringing back a SYN cookie rebuilds
+//! (RFC 4987 §3.6).
 
-use synack_wire::Segment;
+use synack_wire::{Segment, TcpOptions};
 
 use super::{Ctx, Disposition, Tcb};
 use crate::seq::Seq;
@@ -39,7 +40,7 @@ impl Tcb {
         let mut tcb = Tcb::new(cfg, tuple, iss, state);
         tcb.ts_offset = ts_offset;
         tcb.rcv_wscale = if cfg.window_scaling {
-            wscale_for(cfg.recv_buffer)
+            offered_wscale(cfg)
         } else {
             0
         };
@@ -76,6 +77,46 @@ impl Tcb {
         self.timing.set(self.iss.add(1), ctx.now);
         Disposition::Stay
     }
+
+    /// RFC 4987 §3.6: an ACK to a listener brought back a valid SYN cookie
+    /// (this TCB's ISS, from a SYN-ACK sent without a TCB). The TCB is put
+    /// in the SYN-RECEIVED state that SYN-ACK would have left: IRS =
+    /// SEG.SEQ-1, SND.NXT = ISS+1, the window we advertised, and the SYN's
+    /// options as the cookie kept them (`syn`: the MSS, and what the
+    /// timestamp carried). The stack then hands the ACK to
+    /// [`Tcb::on_segment`], as in SYN-RECEIVED (§3.10.7.4): it completes
+    /// the handshake, and data or a FIN on it is taken as on any ACK that
+    /// does (Linux does the same; RFC 4987 leaves it open, and the data is
+    /// in sequence and acknowledged like any).
+    pub(crate) fn resume_from_cookie(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &Segment<'_>,
+        syn: &TcpOptions,
+    ) -> Disposition {
+        self.set_state(ctx, State::SynReceived);
+        self.rcv_nxt = Seq(seg.tcp.seq);
+        self.irs = self.rcv_nxt.sub(1);
+        self.rcv_adv = self.rcv_nxt.add(u32::from(synack_window(ctx.cfg)));
+        self.last_ack_sent = self.rcv_nxt;
+        self.negotiate(ctx, syn);
+        self.snd_nxt = self.iss.add(1);
+        self.snd_max = self.snd_nxt;
+        self.snd_wl1 = self.irs;
+        Disposition::Stay
+    }
+}
+
+/// The window of a SYN-ACK (never scaled, RFC 7323 §2.2): the receive
+/// buffer, at most 65,535. A fresh TCB advertises it; a cookie SYN-ACK,
+/// which has no TCB, says the same.
+pub(crate) fn synack_window(cfg: &Config) -> u16 {
+    cfg.recv_buffer.min(0xFFFF) as u16
+}
+
+/// The window shift we offer in a SYN or SYN-ACK, when we scale at all.
+pub(crate) fn offered_wscale(cfg: &Config) -> u8 {
+    wscale_for(cfg.recv_buffer)
 }
 
 /// Smallest window scale that lets `buffer` bytes be advertised (RFC 7323 §2.3).

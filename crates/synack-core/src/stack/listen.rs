@@ -13,16 +13,22 @@ use crate::conn::Tcb;
 use crate::seq::Seq;
 use crate::{ConnId, ConnTuple, Error, Event, Instant, ListenerId};
 
-/// A passive OPEN (RFC 9293 §3.10.1) and its accept queue.
+/// A passive OPEN (RFC 9293 §3.10.1), its SYN queue and its accept queue.
 pub(super) struct Listener {
     local: SocketAddr,
-    backlog: usize,
-    /// Children in SYN-RECEIVED.
-    pending: usize,
+    /// Bound of the accept queue (`listen`'s backlog, as on Linux).
+    pub(super) backlog: usize,
+    /// Children in SYN-RECEIVED: the SYN queue, bounded by
+    /// `Config::max_syn_backlog`.
+    pub(super) pending: usize,
     /// ESTABLISHED children waiting for `accept`.
-    ready: VecDeque<ConnId>,
+    pub(super) ready: VecDeque<ConnId>,
     /// The DSCP its connections start with, SYN-ACK included (MUST-48).
     pub(super) dscp: Dscp,
+    /// When this listener last sent a SYN cookie: only then are ACKs to it
+    /// checked for one (two clock ticks), so that a listener never flooded
+    /// gives forgers nothing to guess at.
+    pub(super) cookie_at: Option<Instant>,
 }
 
 impl Stack {
@@ -45,6 +51,7 @@ impl Stack {
             pending: 0,
             ready: VecDeque::new(),
             dscp: self.cfg.dscp,
+            cookie_at: None,
         };
         let idx = match self.listeners.iter().position(Option::is_none) {
             Some(i) => {
@@ -168,6 +175,11 @@ impl Stack {
             return;
         }
         if t.flags.ack() {
+            // RFC 4987 §3.6: the third segment of a handshake answered with
+            // a cookie finds no TCB; the cookie it returns may make one.
+            if !t.flags.syn() && self.ack_with_cookie(now, lid, tuple, seg) {
+                return;
+            }
             self.out.recv(now, tuple, t, seg.payload.len());
             self.out.drop(now, Some(tuple), "ACK to a listener");
             self.reply_rst(now, tuple, seg);
@@ -177,35 +189,69 @@ impl Stack {
             self.out.drop(now, Some(tuple), "no SYN to a listener");
             return;
         }
-        let full = match self.listener(lid) {
-            Ok(l) => l.pending + l.ready.len() >= l.backlog,
-            Err(_) => true,
-        };
-        if full || self.conns.len() >= self.cfg.max_connections {
+        let Ok(l) = self.listener(lid) else {
             self.out.drop(now, Some(tuple), "listen queue full");
             return;
+        };
+        // As Linux: with the accept queue full a SYN is dropped, cookie or
+        // not (the peer retransmits it; the application is behind).
+        if l.ready.len() >= l.backlog {
+            self.out.recv(now, tuple, t, seg.payload.len());
+            self.out.drop(now, Some(tuple), "accept queue full");
+            return;
         }
+        let room = l.pending < self.cfg.max_syn_backlog
+            && self.conns.len() < self.cfg.max_connections
+            && self.admits_passive_open();
+        if !room {
+            if self.cfg.syn_cookies {
+                self.send_cookie(now, lid, tuple, seg);
+            } else {
+                self.out.recv(now, tuple, t, seg.payload.len());
+                self.out.drop(now, Some(tuple), "listen queue full");
+            }
+            return;
+        }
+        self.open_half(now, lid, tuple, seg, iss_floor);
+    }
+
+    /// A SYN with room in the SYN queue: a TCB in SYN-RECEIVED answers it
+    /// (§3.10.7.2).
+    fn open_half(
+        &mut self,
+        now: Instant,
+        lid: ListenerId,
+        tuple: ConnTuple,
+        seg: &Segment<'_>,
+        iss_floor: Option<Seq>,
+    ) {
         let mut iss = Seq(self.isn.isn(now, tuple.local, tuple.remote));
         if let Some(floor) = iss_floor {
             if iss.lt(floor) {
                 iss = floor;
             }
         }
+        let id = self.insert_passive(tuple, iss, lid);
+        self.with_conn(now, id, |tcb, ctx| tcb.on_listen_syn(ctx, seg));
+    }
+
+    /// Stores a passive child of `lid` in LISTEN and counts it in the
+    /// listener's SYN queue.
+    pub(super) fn insert_passive(&mut self, tuple: ConnTuple, iss: Seq, lid: ListenerId) -> ConnId {
         let ts_offset = self.isn.ts_offset(tuple.local, tuple.remote);
         let mut tcb = Tcb::passive(&self.cfg, tuple, iss, ts_offset, lid);
         if let Ok(l) = self.listener(lid) {
             tcb.set_dscp(l.dscp);
         }
         let id = self.insert_tcb(tcb);
-        if let Ok(l) = self
+        if let Some(l) = self
             .listeners
             .get_mut(lid.0 as usize)
             .and_then(Option::as_mut)
-            .ok_or(())
         {
             l.pending += 1;
         }
-        self.with_conn(now, id, |tcb, ctx| tcb.on_listen_syn(ctx, seg));
+        id
     }
 
     /// §3.10.7.1: a segment for no connection and no listener.
@@ -219,7 +265,7 @@ impl Stack {
 
     /// The RST answering a segment that has no place (§3.10.7.1): with ACK
     /// set, `<SEQ=SEG.ACK><CTL=RST>`; without, `<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>`.
-    fn reply_rst(&mut self, now: Instant, tuple: ConnTuple, seg: &Segment<'_>) {
+    pub(super) fn reply_rst(&mut self, now: Instant, tuple: ConnTuple, seg: &Segment<'_>) {
         let t = &seg.tcp;
         let mut repr = TcpRepr {
             src_port: tuple.local.port(),

@@ -9,10 +9,12 @@
 //! connection), [`calls`] (the application's calls on a connection),
 //! [`lifecycle`] (running a connection's handler and applying what it
 //! returns), [`time_wait`] (the compact TIME-WAIT table's side) and
-//! [`ports`] (ephemeral ports). The `Stack` finds connections and hands
+//! [`ports`] (ephemeral ports), [`cookies`] (SYN cookies and the memory
+//! budget of passive opens). The `Stack` finds connections and hands
 //! them what arrived; every transition is the connection's (`conn/`).
 
 mod calls;
+mod cookies;
 mod diffserv;
 mod lifecycle;
 mod listen;
