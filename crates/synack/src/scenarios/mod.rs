@@ -615,6 +615,7 @@ fn lossy_transfer(opts: &Options) -> Outcome {
         reorder: 0.05,
         reorder_jitter: opts.delay.max(Duration::from_millis(1)) * 2,
         corrupt: 0.01,
+        ..LinkConfig::default()
     };
     let (sim, bytes) = echo_run(opts, 65536, link, None);
     let verdict = (|| {
