@@ -261,6 +261,7 @@ impl Run {
                     run.marks.push(Mark::Drop { row, side, reason });
                     drops.push((row, side, false));
                 }
+                TraceKind::Cwnd { .. } => {}
             }
         }
         // A segment that never arrived valid ends at the first later drop

@@ -145,6 +145,11 @@ fn main() -> ExitCode {
                     event.at.secs_f64(),
                     host.0
                 ),
+                TraceKind::Cwnd { cwnd, ssthresh } => println!(
+                    "{:>10.3} h{}   cwnd={cwnd} ssthresh={ssthresh}",
+                    event.at.secs_f64(),
+                    host.0
+                ),
             },
             Record::Link { at, from, fate } => {
                 println!("{:>10.3} h{} link {:?}", at.secs_f64(), from.0, fate)

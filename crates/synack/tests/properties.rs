@@ -405,7 +405,7 @@ fn handshake_ack_never_arrived(c: &Client, records: &[Record]) -> bool {
                 }
             }
             TraceKind::Drop { .. } if !client && !server_gave_up => server_drops += 1,
-            TraceKind::Drop { .. } => {}
+            TraceKind::Drop { .. } | TraceKind::Cwnd { .. } => {}
             TraceKind::State { to, .. } => {
                 if to == State::Closed {
                     // The server closed by its timer; the client on a RST.
