@@ -10,12 +10,14 @@ mod bottleneck;
 mod burst;
 mod link;
 mod rng;
+mod sink;
 
 pub use apps::{pattern, ChurnClient, Client, ClientMode, EchoServer, Incarnations, ServerMode};
 pub use bottleneck::{ecn_field, mark_ce, Admission, Bottleneck, Queue, QueueLimit};
 pub use burst::{BurstLoss, BurstState};
 pub use link::{DropRule, HoldRule, LinkConfig, WindowRule};
 pub use rng::Rng;
+pub use sink::{Received, Sink};
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
