@@ -91,10 +91,8 @@ impl App for Sink {
                 }
             }
             Event::Readable(id) => self.drain(now, stack, id),
-            Event::Closed { id, .. } => {
-                if self.index.contains_key(&id) {
-                    let _ = stack.close(now, id);
-                }
+            Event::Closed { id, .. } if self.index.contains_key(&id) => {
+                let _ = stack.close(now, id);
             }
             _ => {}
         }
