@@ -126,3 +126,88 @@ fn one_flow_fills_a_long_fat_pipe() {
     );
     assert!(share >= 0.90, "goodput {:.1} % of the link", share * 100.0);
 }
+
+/// A transfer through a bottleneck that also loses packets in bursts
+/// (runs of about 3, starting at 1 % of packets) arrives intact, and the
+/// run is a function of its seed: the same seed gives the same records.
+#[test]
+fn bursts_of_loss_are_survived_and_reproducible() {
+    let run = |seed| {
+        let mut link = path(10 * MBIT, Duration::from_millis(30));
+        link.burst_loss = Some(synack::sim::BurstLoss::runs(0.01, 3.0));
+        let mut sim = Sim::new(seed, link).record(true);
+        let sink = SocketAddr::new(SERVER_IP, 9);
+        let bytes = 1 << 20;
+        let client = Client::upload(sink, bytes);
+        sim.add_host(
+            "client",
+            &[synack::sim::CLIENT_IP],
+            roomy(),
+            Box::new(client),
+        );
+        sim.add_host("sink", &[SERVER_IP], roomy(), Box::new(Sink::new(sink)));
+        sim.run(Instant::from_secs(600));
+        let s = sim
+            .app(synack::sim::SERVER)
+            .as_any()
+            .downcast_ref::<Sink>()
+            .unwrap();
+        let got = s.conns[0].1;
+        assert!(got.eof && !got.mismatch && got.bytes == bytes, "{got:?}");
+        assert!(sim.link_stats().burst_losses > 0, "{:?}", sim.link_stats());
+        sim
+    };
+    let (a, b) = (run(5), run(5));
+    assert_eq!(a.records(), b.records());
+    assert_eq!(a.link_stats(), b.link_stats());
+    assert_ne!(a.link_stats(), run(6).link_stats());
+}
+
+/// The `cwnd` trace event: the sender's first is its initial window when
+/// the connection is established (no threshold yet), each one reports a
+/// change, and there is
+/// at most one per segment received or timer run (here: at most one per
+/// ACK received plus one per retransmission).
+#[test]
+fn cwnd_events_report_changes_at_most_once_per_ack() {
+    use synack::record::Record;
+    use synack_core::TraceKind;
+    let s = synack::scenarios::find("congestion").unwrap();
+    let out = s.run(&synack::scenarios::Options::default());
+    assert!(out.verdict.is_ok(), "{:?}", out.verdict);
+    let client = synack::sim::CLIENT;
+    let mine = |r: &&Record| matches!(r, Record::Trace { host, .. } if *host == client);
+    let events: Vec<_> = out.sim.records().iter().filter(mine).collect();
+    let (mut cwnds, mut recvs, mut rtx) = (Vec::new(), 0, 0);
+    let mut established_at = None;
+    for r in &events {
+        let Record::Trace { event, .. } = r else {
+            unreachable!()
+        };
+        match event.kind {
+            TraceKind::Cwnd { cwnd, ssthresh } => cwnds.push((event.at, cwnd, ssthresh)),
+            TraceKind::Recv { .. } => recvs += 1,
+            TraceKind::Send { rtx: true, .. } => rtx += 1,
+            TraceKind::State {
+                to: synack_core::State::Established,
+                ..
+            } => established_at = Some(event.at),
+            _ => {}
+        }
+    }
+    let first = cwnds.first().expect("cwnd events");
+    assert_eq!(Some(first.0), established_at, "the first is at ESTABLISHED");
+    assert_eq!(first.2, u32::MAX, "no threshold before the first loss");
+    assert!(
+        cwnds
+            .windows(2)
+            .all(|w| (w[0].1, w[0].2) != (w[1].1, w[1].2)),
+        "changes only"
+    );
+    assert!(
+        cwnds.len() <= recvs + rtx + 1,
+        "{} events, {recvs} ACKs",
+        cwnds.len()
+    );
+    assert!(cwnds.len() > 100, "the window moved");
+}
