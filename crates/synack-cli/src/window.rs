@@ -132,8 +132,10 @@ pub fn text_plot(samples: &[WindowSample], episodes: &[LossEpisode], path: &Path
     );
     const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     for row in (0..PLOT_H).rev() {
-        let label = if row == PLOT_H - 1 || row == cap_row || row == 0 {
-            format!("{:>6}", top * (row as u64 + 1) / PLOT_H as u64 / 1000)
+        let label = if row == cap_row {
+            format!("{}", path.capacity / 1000)
+        } else if row == PLOT_H - 1 {
+            format!("{}", top / 1000)
         } else {
             String::new()
         };
@@ -336,4 +338,64 @@ pub fn svg_plot(
     );
     s.push_str("</svg>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synack::scenarios::{self, Options};
+    use synack::sim::CLIENT;
+
+    fn run() -> synack::scenarios::Outcome {
+        scenarios::find("congestion")
+            .unwrap()
+            .run(&Options::default())
+    }
+
+    /// The cut diagram keeps the first segments, a note with the count left
+    /// out, and every state change after it.
+    #[test]
+    fn head_keeps_the_first_segments_and_every_state_change() {
+        let out = run();
+        let all = out.sim.records();
+        let cut = head(all, CLIENT);
+        let is_send = |r: &&Record| matches!(r, Record::Trace { event, .. } if matches!(event.kind, TraceKind::Send { .. }));
+        let is_state = |r: &&Record| matches!(r, Record::Trace { event, .. } if matches!(event.kind, TraceKind::State { .. }));
+        assert_eq!(cut.iter().filter(is_send).count(), HEAD_SEGMENTS);
+        assert_eq!(
+            cut.iter().filter(is_state).count(),
+            all.iter().filter(is_state).count()
+        );
+        let left_out = all.iter().filter(is_send).count() - HEAD_SEGMENTS;
+        assert!(cut.iter().any(|r| matches!(r, Record::Note { text, .. }
+            if text.contains(&format!("{left_out} more segments")))));
+    }
+
+    /// The text plot is a fixed-size block with the capacity line and one
+    /// loss mark per episode; the SVG is well formed enough to hold a path
+    /// per series and a mark per episode.
+    #[test]
+    fn plots_show_the_window_capacity_and_losses() {
+        let out = run();
+        let samples = scenarios::window_samples(out.sim.records(), CLIENT);
+        let episodes = scenarios::loss_episodes(out.sim.records(), CLIENT);
+        assert!(!episodes.is_empty());
+        let path = Path {
+            capacity: 100_000,
+            queue: 50_000,
+            rtt_ms: 20.0,
+        };
+        let text = text_plot(&samples, &episodes, &path);
+        assert_eq!(text.lines().count(), PLOT_H + 5);
+        assert!(text.contains('┈') && text.contains('█'));
+        let marks: usize = text.lines().map(|l| l.matches('▲').count()).sum();
+        assert_eq!(
+            marks,
+            episodes.len() + 1,
+            "one per episode, one in the legend"
+        );
+        let svg = svg_plot(&samples, &episodes, &path, "t");
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<title>loss at").count(), episodes.len());
+    }
 }
