@@ -286,6 +286,7 @@ pub fn svg_plot(
         for smp in samples {
             let px = x(smp.at.secs_f64());
             match (value(smp), prev) {
+                (Some(v), Some(p)) if v == p => {}
                 (Some(v), Some(_)) => {
                     let _ = write!(d, " H{} V{}", num(px), num(y(v)));
                 }
