@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use synack::sim::{Bottleneck, Client, LinkConfig, QueueLimit, Sim, Sink, SERVER_IP};
+use synack::sim::{Bottleneck, Client, LinkConfig, Sim, Sink, SERVER_IP};
 use synack_core::{Config, Instant};
 
 const MBIT: u64 = 1_000_000;
@@ -13,8 +13,7 @@ const MBIT: u64 = 1_000_000;
 /// A path of `rate` bits per second, `rtt` round trip, a drop-tail queue of
 /// one bandwidth-delay product.
 fn path(rate: u64, rtt: Duration) -> LinkConfig {
-    let mut b = Bottleneck::new(rate, QueueLimit::Packets(1));
-    b.queue = QueueLimit::Bytes(b.bdp_bytes(rtt));
+    let b = Bottleneck::with_bdp_queue(rate, rtt, 0);
     LinkConfig {
         delay: rtt / 2,
         bottleneck: Some(b),

@@ -69,6 +69,15 @@ impl Bottleneck {
         }
     }
 
+    /// A bottleneck of `rate_bps` whose queue holds one bandwidth-delay
+    /// product for a round trip of `rtt` (the classic buffer size), but at
+    /// least `floor` bytes.
+    pub fn with_bdp_queue(rate_bps: u64, rtt: Duration, floor: usize) -> Self {
+        let mut b = Bottleneck::new(rate_bps, QueueLimit::Bytes(0));
+        b.queue = QueueLimit::Bytes(b.bdp_bytes(rtt).max(floor));
+        b
+    }
+
     /// The bandwidth-delay product in bytes for a round-trip time `rtt`.
     pub fn bdp_bytes(&self, rtt: Duration) -> usize {
         (u128::from(self.rate_bps) * rtt.as_nanos() / 8 / 1_000_000_000) as usize
