@@ -8,13 +8,14 @@ use std::time::Duration;
 use clap::Args;
 use synack::pcap::PcapWriter;
 use synack::record::Record;
-use synack::scenarios::{self, Options};
-use synack::sim::{CLIENT, SERVER};
+use synack::scenarios::{self, Options, View};
+use synack::sim::{Sim, CLIENT, SERVER};
 use synack::trace_json::TraceWriter;
 use synack_core::TraceKind;
 
 use crate::diagram::{self, DiagramOptions};
 use crate::svg;
+use crate::window;
 
 /// Flags of `synack demo`.
 #[derive(Args, Debug)]
@@ -53,6 +54,10 @@ pub struct DemoArgs {
     /// happens.
     #[arg(long)]
     explain: bool,
+    /// For a bulk transfer (`congestion`): draw every segment, not only the
+    /// first ones.
+    #[arg(long)]
+    verbose: bool,
     /// Colour the diagram: auto (when stdout is a terminal), always, never.
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     color: String,
@@ -123,7 +128,10 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
         explain: args.explain,
     };
     let mut out = std::io::stdout().lock();
-    let text = diagram::render(records, &dopts);
+    let text = match scenario.view {
+        View::Diagram => diagram::render(records, &dopts),
+        View::Window => window_text(sim, &dopts, args.verbose),
+    };
     let verdict_line = match &outcome.verdict {
         Ok(s) => format!("{}: ok: {s}", scenario.name),
         Err(e) => format!("{}: FAILED: {e}", scenario.name),
@@ -135,7 +143,19 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
     if let Some(path) = &args.svg {
         let mut o = dopts.clone();
         o.color = false;
-        std::fs::write(path, svg::render_svg(records, &o))
+        let picture = match scenario.view {
+            View::Diagram => svg::render_svg(records, &o),
+            View::Window => window::svg_plot(
+                &scenarios::window_samples(records, CLIENT),
+                &scenarios::loss_episodes(records, CLIENT),
+                &path_facts(sim),
+                &format!(
+                    "{}: the congestion window of the sender, {}",
+                    scenario.name, o.left_label
+                ),
+            ),
+        };
+        std::fs::write(path, picture)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     if let Some(path) = &args.trace {
@@ -148,6 +168,37 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
     match outcome.verdict {
         Ok(_) => Ok(()),
         Err(e) => Err(format!("scenario {} failed: {e}", scenario.name)),
+    }
+}
+
+/// The terminal view of a bulk transfer: the diagram (of the first
+/// segments, or of all with `verbose`), the loss episodes and the window
+/// plot.
+fn window_text(sim: &Sim, dopts: &DiagramOptions, verbose: bool) -> String {
+    let records = sim.records();
+    let mut text = if verbose {
+        diagram::render(records, dopts)
+    } else {
+        diagram::render(&window::head(records, CLIENT), dopts)
+    };
+    let samples = scenarios::window_samples(records, CLIENT);
+    let episodes = scenarios::loss_episodes(records, CLIENT);
+    text.push_str("\nloss episodes of the sender:\n");
+    text.push_str(&window::loss_lines(&episodes, 1500));
+    text.push('\n');
+    text.push_str(&window::text_plot(&samples, &episodes, &path_facts(sim)));
+    text
+}
+
+/// The path's capacity and round trip, for the plots.
+fn path_facts(sim: &Sim) -> window::Path {
+    let (delay, queue) = scenarios::path_of(sim).unwrap_or_default();
+    let rtt = delay * 2;
+    let bdp = u128::from(scenarios::RATE_BPS) * rtt.as_nanos() / 8 / 1_000_000_000;
+    window::Path {
+        capacity: bdp as u64 + queue as u64,
+        queue: queue as u64,
+        rtt_ms: rtt.as_secs_f64() * 1000.0,
     }
 }
 

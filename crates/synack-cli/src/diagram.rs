@@ -326,6 +326,8 @@ pub fn render(records: &[Record], opts: &DiagramOptions) -> String {
     for (i, record) in records.iter().enumerate() {
         let why = narrator.explain(records, i);
         let (host, event) = match record {
+            // The window is drawn as its own plot, not on the lifelines.
+            Record::Trace { event, .. } if matches!(event.kind, TraceKind::Cwnd { .. }) => continue,
             Record::Trace { host, event } => (host, event),
             Record::Note { at, host, text } => {
                 if let Some(side) = side_of(*host, opts) {
@@ -379,7 +381,7 @@ pub fn render(records: &[Record], opts: &DiagramOptions) -> String {
                 let text = format!("drop: {reason}");
                 side_row(&layout, &mut line, side, "✗", DROP, &text, DROP);
             }
-            TraceKind::Recv { .. } => continue,
+            TraceKind::Recv { .. } | TraceKind::Cwnd { .. } => continue,
         }
         line.render(opts.color, &mut out);
         if let (true, Some(why)) = (opts.explain, why) {

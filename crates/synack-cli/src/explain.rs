@@ -85,7 +85,7 @@ impl Narrator {
             }),
             TraceKind::State { from, to } => state_change(records, i, view, from, to),
             TraceKind::Drop { reason } => drop_reason(reason),
-            TraceKind::Recv { .. } => None,
+            TraceKind::Recv { .. } | TraceKind::Cwnd { .. } => None,
         };
         self.observe(*host, records, i);
         text
@@ -116,6 +116,7 @@ impl Narrator {
                 }
             }
             TraceKind::Drop { reason } => view.last_drop = Some((event.at, reason)),
+            TraceKind::Cwnd { .. } => {}
             TraceKind::Send { seg, .. } => {
                 if let (Some(c), true) = (event.conn, seg.flags.syn() && !seg.flags.ack()) {
                     if !view.syn_sent_on.contains(&c) {

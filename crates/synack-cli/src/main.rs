@@ -11,6 +11,7 @@ mod explain;
 mod svg;
 #[cfg(target_os = "linux")]
 mod tun_common;
+mod window;
 
 use std::process::ExitCode;
 

@@ -261,6 +261,7 @@ impl Run {
                     run.marks.push(Mark::Drop { row, side, reason });
                     drops.push((row, side, false));
                 }
+                TraceKind::Cwnd { .. } => {}
             }
         }
         // A segment that never arrived valid ends at the first later drop
@@ -815,7 +816,7 @@ impl Svg {
 }
 
 /// A coordinate with at most one decimal, without a trailing `.0`.
-fn num(v: f64) -> String {
+pub(crate) fn num(v: f64) -> String {
     let r = (v * 10.0).round() / 10.0;
     if r == r.trunc() {
         format!("{}", r as i64)
@@ -825,7 +826,7 @@ fn num(v: f64) -> String {
 }
 
 /// Escapes text for XML content and attribute values.
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

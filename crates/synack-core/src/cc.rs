@@ -7,6 +7,8 @@
 pub(crate) trait CongestionControl {
     /// Congestion window, bytes.
     fn cwnd(&self) -> u32;
+    /// Slow-start threshold, bytes.
+    fn ssthresh(&self) -> u32;
     /// New data was cumulatively acknowledged.
     fn on_ack(&mut self, acked: u32, mss: u32);
     /// The retransmission timer expired with `flight` bytes outstanding.
@@ -53,6 +55,10 @@ impl Reno {
 impl CongestionControl for Reno {
     fn cwnd(&self) -> u32 {
         self.cwnd
+    }
+
+    fn ssthresh(&self) -> u32 {
+        self.ssthresh
     }
 
     fn on_ack(&mut self, acked: u32, mss: u32) {

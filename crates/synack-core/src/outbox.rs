@@ -329,6 +329,17 @@ impl Outbox {
         *self.stats.drops.entry(reason).or_insert(0) += 1;
     }
 
+    /// Traces a change of the congestion window or slow-start threshold.
+    pub fn cwnd(&mut self, now: Instant, conn: ConnTuple, cwnd: u32, ssthresh: u32) {
+        if self.trace_on {
+            self.trace.push_back(TraceEvent {
+                at: now,
+                conn: Some(conn),
+                kind: TraceKind::Cwnd { cwnd, ssthresh },
+            });
+        }
+    }
+
     /// Traces a state change.
     pub fn state(&mut self, now: Instant, conn: ConnTuple, from: crate::State, to: crate::State) {
         if self.trace_on && from != to {

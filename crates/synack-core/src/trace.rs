@@ -102,4 +102,12 @@ pub enum TraceKind {
         /// Why (a short stable phrase).
         reason: &'static str,
     },
+    /// The sender's congestion window or slow-start threshold changed
+    /// (traced at most once per segment or timer handled, after it).
+    Cwnd {
+        /// Congestion window, bytes.
+        cwnd: u32,
+        /// Slow-start threshold, bytes (`u32::MAX` before the first loss).
+        ssthresh: u32,
+    },
 }

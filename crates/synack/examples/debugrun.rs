@@ -54,6 +54,7 @@ fn parse_args(a: &[String]) -> Result<Args, String> {
             reorder: chance(&a[5], "REORDER")?,
             reorder_jitter: Duration::from_micros(number(&a[6], "JITTER_US")?),
             corrupt: chance(&a[7], "CORRUPT")?,
+            ..LinkConfig::default()
         },
         last: match a.get(8) {
             Some(s) => number(s, "LAST")?,
@@ -141,6 +142,11 @@ fn main() -> ExitCode {
                 }
                 TraceKind::State { from, to } => println!(
                     "{:>10.3} h{} STATE {from} -> {to}",
+                    event.at.secs_f64(),
+                    host.0
+                ),
+                TraceKind::Cwnd { cwnd, ssthresh } => println!(
+                    "{:>10.3} h{}   cwnd={cwnd} ssthresh={ssthresh}",
                     event.at.secs_f64(),
                     host.0
                 ),

@@ -3,14 +3,20 @@
 //! One JSON object per line, in the shape `shared/CONTRACT.md` ("The trace")
 //! fixes: every object has `t` (seconds, a float), `conn`
 //! (`"LOCAL_IP:PORT-REMOTE_IP:PORT"`) and `event` (`state`, `send`, `recv`,
-//! `drop`), then the keys of its kind:
+//! `drop`, `cwnd`), then the keys of its kind:
 //!
 //! ```text
 //! {"t":0.000000,"conn":"10.0.0.1:49152-10.0.0.2:7","event":"state","from":"CLOSED","to":"SYN-SENT"}
 //! {"t":0.000000,"conn":"10.0.0.1:49152-10.0.0.2:7","event":"send","flags":"S","seq":1000,"ack":0,"len":0,"win":65535,"rtx":false}
 //! {"t":0.010000,"conn":"10.0.0.2:7-10.0.0.1:49152","event":"recv","flags":"S","seq":1000,"ack":0,"len":0,"win":65535}
 //! {"t":0.020000,"conn":"-","event":"drop","reason":"bad checksum"}
+//! {"t":0.030000,"conn":"10.0.0.1:49152-10.0.0.2:7","event":"cwnd","cwnd":5792,"ssthresh":4294967295}
 //! ```
+//!
+//! `cwnd` events (an addition to the contract's table) give the sender's
+//! congestion window and slow-start threshold in bytes whenever either
+//! changed while a segment or a timer was handled; `ssthresh` is
+//! 4294967295 until the first loss sets it.
 //!
 //! Keys come in that fixed order (`t`, then `host` when given, `conn`,
 //! `event`, ...), so a line reads the same in every run. `t` is written with
@@ -97,6 +103,13 @@ impl<W: Write> TraceWriter<W> {
             TraceKind::Drop { reason } => {
                 self.line.extend_from_slice(b"\"drop\",\"reason\":");
                 push_json_str(&mut self.line, reason);
+            }
+            TraceKind::Cwnd { cwnd, ssthresh } => {
+                // Writing into a Vec cannot fail.
+                let _ = write!(
+                    self.line,
+                    "\"cwnd\",\"cwnd\":{cwnd},\"ssthresh\":{ssthresh}"
+                );
             }
         }
         self.end_line()
@@ -299,6 +312,22 @@ mod tests {
         assert_eq!(
             one_line(None, ev),
             r#"{"t":0.000000,"conn":"10.0.0.1:49152-10.0.0.2:7","event":"state","from":"CLOSED","to":"SYN-SENT"}"#
+        );
+    }
+
+    #[test]
+    fn cwnd_event_exact() {
+        let ev = TraceEvent {
+            at: Instant::from_micros(1_500_000),
+            conn: client(),
+            kind: TraceKind::Cwnd {
+                cwnd: 14_480,
+                ssthresh: 7240,
+            },
+        };
+        assert_eq!(
+            one_line(None, ev),
+            r#"{"t":1.500000,"conn":"10.0.0.1:49152-10.0.0.2:7","event":"cwnd","cwnd":14480,"ssthresh":7240}"#
         );
     }
 

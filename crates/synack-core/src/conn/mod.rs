@@ -426,6 +426,11 @@ impl Tcb {
         self.cc.cwnd()
     }
 
+    /// Slow-start threshold.
+    pub fn ssthresh(&self) -> u32 {
+        self.cc.ssthresh()
+    }
+
     /// Our timestamp clock: milliseconds plus the per-connection offset.
     pub fn ts_val(&self, now: Instant) -> u32 {
         let ms = (now.micros() / 1000) as u32;

@@ -53,6 +53,9 @@ impl Stack {
             return;
         };
         let before = tcb.state;
+        // The window as the handler found it, to trace a change (only with
+        // the trace on: two reads per handler, at most one event).
+        let window = self.out.trace_on.then(|| (tcb.cwnd(), tcb.ssthresh()));
         let mut ctx = Ctx {
             now,
             cfg: &self.cfg,
@@ -61,6 +64,12 @@ impl Stack {
             id,
         };
         let disposition = f(tcb, &mut ctx);
+        if let Some(old) = window {
+            let new = (tcb.cwnd(), tcb.ssthresh());
+            if new != old || (!before.is_synchronized() && tcb.state.is_synchronized()) {
+                self.out.cwnd(now, tcb.tuple, new.0, new.1);
+            }
+        }
         self.apply(now, id, before, disposition);
     }
 

@@ -8,8 +8,11 @@
 //! tests share live in [`crate::sim`] and [`crate::record`].
 #![doc(hidden)]
 
+mod congestion;
 mod failures;
 mod incarnations;
+
+pub use congestion::{loss_episodes, path_of, window_samples, LossEpisode, WindowSample, RATE_BPS};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -59,7 +62,20 @@ pub struct Scenario {
     pub name: &'static str,
     /// One line on what it shows.
     pub about: &'static str,
+    /// How `demo` shows its run.
+    pub view: View,
     run: fn(&Options) -> Outcome,
+}
+
+/// How `demo` shows a scenario's run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// The sequence diagram of every segment and state change.
+    Diagram,
+    /// A bulk transfer of thousands of segments: the diagram of its first
+    /// segments and its state changes, its loss episodes, and the sender's
+    /// congestion window over time as a plot.
+    Window,
 }
 
 /// The result of a scenario run.
@@ -75,77 +91,98 @@ pub const ALL: &[Scenario] = &[
     Scenario {
         name: "basic",
         about: "three-way handshake, echo, four-way close, TIME-WAIT",
+        view: View::Diagram,
         run: basic,
     },
     Scenario {
         name: "syn-lost",
         about: "the first SYN is lost and retransmitted after the 1 s RTO",
+        view: View::Diagram,
         run: syn_lost,
     },
     Scenario {
         name: "synack-lost",
         about: "the SYN-ACK is lost; the retransmitted SYN brings it again",
+        view: View::Diagram,
         run: synack_lost,
     },
     Scenario {
         name: "final-ack-lost",
         about: "the last ACK is lost; TIME-WAIT answers the retransmitted FIN",
+        view: View::Diagram,
         run: final_ack_lost,
     },
     Scenario {
         name: "simultaneous-open",
         about: "both ends send SYN at once: SYN-SENT -> SYN-RECEIVED -> ESTABLISHED",
+        view: View::Diagram,
         run: simultaneous_open,
     },
     Scenario {
         name: "simultaneous-close",
         about: "both ends close at once: FIN-WAIT-1 -> CLOSING -> TIME-WAIT",
+        view: View::Diagram,
         run: simultaneous_close,
     },
     Scenario {
         name: "half-close",
         about: "the client shuts down writing and still reads the whole echo",
+        view: View::Diagram,
         run: half_close,
     },
     Scenario {
         name: "close-wait",
         about: "the server never closes: CLOSE-WAIT on one side, FIN-WAIT-2 on the other",
+        view: View::Diagram,
         run: close_wait,
     },
     Scenario {
         name: "refused",
         about: "SYN to a port nobody listens on is answered with RST",
+        view: View::Diagram,
         run: refused,
     },
     Scenario {
         name: "lossy-transfer",
         about: "bulk echo over a link that loses, duplicates, reorders and corrupts",
+        view: View::Diagram,
         run: lossy_transfer,
     },
     Scenario {
         name: "zero-window",
         about: "the server stops reading: zero window, persist probes, then recovery",
+        view: View::Diagram,
         run: zero_window,
     },
     Scenario {
         name: "old-duplicate-syn",
         about: "RFC 9293 figure 8: a stale SYN reaches the server first; the client's RST tears it down",
+        view: View::Diagram,
         run: incarnations::old_duplicate_syn,
     },
     Scenario {
         name: "old-duplicate-data",
         about: "a stale segment of an earlier connection on the same 4-tuple is kept out (try --msl 0)",
+        view: View::Diagram,
         run: incarnations::old_duplicate_data,
     },
     Scenario {
         name: "half-open",
         about: "RFC 9293 figure 10: the server restarts; the client's next segment draws an RST",
+        view: View::Diagram,
         run: failures::half_open,
     },
     Scenario {
         name: "syn-timeout",
         about: "a SYN nobody answers, retried with doubling waits until connect times out",
+        view: View::Diagram,
         run: failures::syn_timeout,
+    },
+    Scenario {
+        name: "congestion",
+        about: "bulk data over a 20 Mbit/s bottleneck: slow start, a queue overflow, recovery, the window over time",
+        view: View::Window,
+        run: congestion::congestion,
     },
 ];
 
@@ -615,6 +652,7 @@ fn lossy_transfer(opts: &Options) -> Outcome {
         reorder: 0.05,
         reorder_jitter: opts.delay.max(Duration::from_millis(1)) * 2,
         corrupt: 0.01,
+        ..LinkConfig::default()
     };
     let (sim, bytes) = echo_run(opts, 65536, link, None);
     let verdict = (|| {

@@ -313,6 +313,14 @@ impl Client {
         }
     }
 
+    /// A bulk upload: sends `bytes`, half-closes, expects nothing back and
+    /// closes after the peer's FIN (the peer is a [`Sink`](super::Sink)).
+    pub fn upload(remote: SocketAddr, bytes: u64) -> Self {
+        let mut c = Self::echo(remote, bytes, ClientMode::HalfClose);
+        c.expect = 0;
+        c
+    }
+
     /// A peer for symmetric scenarios: binds `local`, sends `bytes` with
     /// salt `me`, expects `bytes` with salt `peer`.
     pub fn peer(

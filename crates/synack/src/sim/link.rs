@@ -1,10 +1,12 @@
 //! A simulated link: delay, and seeded loss, duplication, reordering and
-//! corruption, plus scripted drops for scenarios.
+//! corruption, optionally a bottleneck (rate, queue, ECN marking) and
+//! bursts of loss, plus scripted drops for scenarios.
 
 use core::time::Duration;
 
 use synack_wire::Segment;
 
+use super::{Bottleneck, BurstLoss};
 use crate::record::HostId;
 
 /// Fault settings of a link (both directions alike).
@@ -23,6 +25,12 @@ pub struct LinkConfig {
     pub reorder_jitter: Duration,
     /// Chance that a bit of the packet is flipped on the way.
     pub corrupt: f64,
+    /// A rate limit with a queue in front of each receiving host (see
+    /// [`Bottleneck`]); `None`: packets cross in no time but the delay.
+    pub bottleneck: Option<Bottleneck>,
+    /// Bursts of loss (see [`BurstLoss`]), on top of `loss`; `None`: losses
+    /// are independent.
+    pub burst_loss: Option<BurstLoss>,
 }
 
 impl LinkConfig {

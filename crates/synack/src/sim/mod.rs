@@ -6,12 +6,18 @@
 //! reproduces exactly. It is both the test bed and the engine of `synack demo`.
 
 mod apps;
+mod bottleneck;
+mod burst;
 mod link;
 mod rng;
+mod sink;
 
 pub use apps::{pattern, ChurnClient, Client, ClientMode, EchoServer, Incarnations, ServerMode};
+pub use bottleneck::{ecn_field, mark_ce, Admission, Bottleneck, Queue, QueueLimit};
+pub use burst::{BurstLoss, BurstState};
 pub use link::{DropRule, HoldRule, LinkConfig, WindowRule};
 pub use rng::Rng;
+pub use sink::{Received, Sink};
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -69,6 +75,28 @@ struct InFlight {
     packet: Vec<u8>,
 }
 
+/// What the link did, counted over a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Packets lost to the random `loss`.
+    pub random_losses: u64,
+    /// Packets lost in a burst (the Gilbert-Elliott bad state).
+    pub burst_losses: u64,
+    /// Packets dropped at a full bottleneck queue (or, with a marking
+    /// threshold, Not-ECT packets dropped above it).
+    pub queue_drops: u64,
+    /// Packets marked CE at the bottleneck.
+    pub ce_marks: u64,
+}
+
+/// The link's state toward one host: its bottleneck queue and where the
+/// burst-loss chain stands.
+#[derive(Clone, Debug, Default)]
+struct Port {
+    queue: Queue,
+    burst: BurstState,
+}
+
 /// The simulated network.
 pub struct Sim {
     now: Instant,
@@ -90,6 +118,9 @@ pub struct Sim {
     capture: Option<Vec<(Instant, Vec<u8>)>>,
     started: bool,
     delivered: u64,
+    /// Per receiving host, its bottleneck queue and burst state.
+    ports: Vec<Port>,
+    link_stats: LinkStats,
 }
 
 impl Sim {
@@ -114,6 +145,8 @@ impl Sim {
             capture: None,
             started: false,
             delivered: 0,
+            ports: Vec::new(),
+            link_stats: LinkStats::default(),
         }
     }
 
@@ -250,6 +283,16 @@ impl Sim {
     /// Packets delivered to a host so far.
     pub fn delivered(&self) -> u64 {
         self.delivered
+    }
+
+    /// What the link did so far (losses by cause, CE marks).
+    pub fn link_stats(&self) -> LinkStats {
+        self.link_stats
+    }
+
+    /// The link's settings.
+    pub fn link(&self) -> &LinkConfig {
+        &self.link
     }
 
     /// Runs until nothing is left to happen or the virtual clock would pass
@@ -393,10 +436,15 @@ impl Sim {
             return;
         };
         if self.rng.chance(self.link.loss) {
+            self.link_stats.random_losses += 1;
             self.note(from, LinkFate::Lost);
             return;
         }
         let mut packet = packet;
+        let Some(departs) = self.cross_bottleneck(to, &mut packet) else {
+            self.note(from, LinkFate::Lost);
+            return;
+        };
         if let Some(w) = window {
             link::rewrite_window(&mut packet, w);
         }
@@ -405,7 +453,7 @@ impl Sim {
             packet[(bit / 8) as usize] ^= 1 << (bit % 8);
             self.note(from, LinkFate::Corrupted);
         }
-        let mut at = now + self.link.delay;
+        let mut at = departs + self.link.delay;
         if let Some(extra) = held {
             self.note(from, LinkFate::Delayed(extra));
             at += extra;
@@ -422,6 +470,44 @@ impl Sim {
             self.enqueue(Instant(at.micros() + extra), to, packet.clone());
         }
         self.enqueue(at, to, packet);
+    }
+
+    /// Takes a packet for `to` through the burst-loss chain and the
+    /// bottleneck queue in front of `to`, when the link has them: `None`
+    /// when it is lost there, else when it leaves the bottleneck (now,
+    /// without one). Marks it CE when the queue says so.
+    fn cross_bottleneck(&mut self, to: HostId, packet: &mut [u8]) -> Option<Instant> {
+        let (burst, bottleneck) = (self.link.burst_loss, self.link.bottleneck);
+        if burst.is_none() && bottleneck.is_none() {
+            return Some(self.now);
+        }
+        if self.ports.len() <= to.0 {
+            self.ports.resize_with(to.0 + 1, Port::default);
+        }
+        let port = &mut self.ports[to.0];
+        if let Some(b) = burst {
+            if port.burst.lose(&b, &mut self.rng) {
+                self.link_stats.burst_losses += 1;
+                return None;
+            }
+        }
+        let Some(b) = bottleneck else {
+            return Some(self.now);
+        };
+        let ect = matches!(ecn_field(packet), Some(1..=3));
+        match port.queue.admit(&b, self.now, packet.len(), ect) {
+            Admission::Dropped => {
+                self.link_stats.queue_drops += 1;
+                None
+            }
+            Admission::Queued { departs, ce } => {
+                if ce {
+                    self.link_stats.ce_marks += 1;
+                    mark_ce(packet);
+                }
+                Some(departs)
+            }
+        }
     }
 
     fn enqueue(&mut self, at: Instant, to: HostId, packet: Vec<u8>) {
