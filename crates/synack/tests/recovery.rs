@@ -217,3 +217,221 @@ fn rfc5681_7_without_sack_a_changed_window_is_no_duplicate() {
         "{rtx:?}"
     );
 }
+
+/// Faults for [`run_faults`], by the index (from 0) of the client's data
+/// segment transmissions.
+#[derive(Default)]
+struct Faults {
+    /// Lost.
+    lose: Vec<usize>,
+    /// Lost on their first transmission: the data segments starting at
+    /// these sequence numbers.
+    lose_seq: Vec<u32>,
+    /// The first transmission of the data segment at this sequence number
+    /// delivered this much later than the link's delay.
+    hold: Vec<(u32, Duration)>,
+    /// A delay spike: what the server sends in `[from, to)` arrives
+    /// `extra` late.
+    spike: Option<(Instant, Instant, Duration)>,
+}
+
+/// The 200 KB echo of [`run`], with SACK, under `f`.
+fn run_faults(f: Faults) -> Sim {
+    let cfg = Config::default();
+    let server = SocketAddr::new(SERVER_IP, 7);
+    let mut sim = Sim::new(1, LinkConfig::with_delay(Duration::from_millis(10))).record(true);
+    let (lose, mut hold, spike) = (f.lose, f.hold, f.spike);
+    let mut lose_seq = f.lose_seq;
+    let mut n = 0usize;
+    sim.set_drop_rule(Box::new(move |from, seg| {
+        if from == CLIENT && !seg.payload.is_empty() {
+            n += 1;
+            if let Some(i) = lose_seq.iter().position(|&s| s == seg.tcp.seq) {
+                lose_seq.remove(i);
+                return true;
+            }
+            return lose.contains(&(n - 1));
+        }
+        false
+    }));
+    let mut now = Instant::ZERO;
+    sim.set_hold_rule(Box::new(move |from, seg| {
+        if from == CLIENT && !seg.payload.is_empty() {
+            // The clock, as far as this rule can see it: the client's
+            // timestamp value is its millisecond clock.
+            if let Some((tsval, _)) = seg.tcp.options.timestamps {
+                now = Instant::from_millis(u64::from(tsval));
+            }
+            let i = hold.iter().position(|&(s, _)| s == seg.tcp.seq)?;
+            return Some(hold.remove(i).1);
+        }
+        match spike {
+            Some((a, b, extra)) if from == SERVER && now >= a && now < b => Some(extra),
+            _ => None,
+        }
+    }));
+    sim.add_host(
+        "client",
+        &[CLIENT_IP],
+        cfg.clone(),
+        Box::new(Client::echo(server, 200_000, ClientMode::Echo)),
+    );
+    sim.add_host(
+        "server",
+        &[SERVER_IP],
+        cfg,
+        Box::new(EchoServer::new(server, ServerMode::Echo)),
+    );
+    sim.run(Instant::from_secs(600));
+    let ok = sim
+        .app(CLIENT)
+        .as_any()
+        .downcast_ref::<Client>()
+        .unwrap()
+        .succeeded();
+    assert!(ok, "the echo completes");
+    sim
+}
+
+/// The client's trace, in order: (time, the segment, whether it was sent
+/// (else received), whether a retransmission).
+fn client_trace(sim: &Sim) -> Vec<(Instant, synack::core::SegmentInfo, bool, bool)> {
+    sim.records()
+        .iter()
+        .filter_map(|r| match r {
+            Record::Trace { host, event } if *host == CLIENT => match event.kind {
+                TraceKind::Send { seg, rtx } => Some((event.at, seg, true, rtx)),
+                TraceKind::Recv { seg } => Some((event.at, seg, false, false)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// The client's data retransmissions: (time, sequence number).
+fn data_rtx(sim: &Sim) -> Vec<(Instant, u32)> {
+    client_trace(sim)
+        .into_iter()
+        .filter(|(_, s, sent, rtx)| *sent && *rtx && s.len > 0)
+        .map(|(at, s, _, _)| (at, s.seq))
+        .collect()
+}
+
+/// The sequence numbers of the data segments the client sent in a run
+/// without faults, in order.
+fn data_segments() -> Vec<u32> {
+    let sim = run_faults(Faults::default());
+    client_trace(&sim)
+        .iter()
+        .filter(|(_, s, sent, _)| *sent && s.len > 0)
+        .map(|(_, s, _, _)| s.seq)
+        .collect()
+}
+
+/// RFC 8985 §7: the last data segment lost. Nothing follows it to be
+/// SACKed, so only a probe or the timeout can repair it: the PTO fires
+/// 2·SRTT + WCDelAckT (one segment in flight: the peer may delay its ACK
+/// by 200 ms) after the last ACK, and its probe (the last segment again,
+/// there being no new data) repairs the loss. No timeout: the RTO would
+/// wait a second.
+#[test]
+fn rfc8985_tlp_repairs_a_lost_tail_segment() {
+    let segs = data_segments();
+    let sim = run_faults(Faults {
+        lose_seq: segs[segs.len() - 1..].to_vec(),
+        ..Faults::default()
+    });
+    let st = sim.stack(CLIENT).stats();
+    assert_eq!(st.retransmission_timeouts, 0, "{st:?}");
+    let rtx = data_rtx(&sim);
+    assert_eq!(rtx.len(), 1, "one probe: {rtx:?}");
+    let lost_at = loss_time(&sim);
+    // One RTT for the last ACK, then the PTO (2 x 20 ms + 200 ms).
+    let waited = rtx[0].0 - lost_at;
+    assert!(
+        waited <= Duration::from_millis(20 + 40 + 200 + 5),
+        "{waited:?}"
+    );
+}
+
+/// RFC 8985 §7: the last two full segments lost, while Nagle holds the
+/// short tail of the data back. With two in flight the PTO is 2·SRTT; the
+/// probe sends the tail (new data goes first, §7.3), its SACK lets RACK
+/// find both lost: repaired within a few round trips (20 ms), no RTO.
+#[test]
+fn rfc8985_tlp_then_rack_repair_a_lost_tail() {
+    let segs = data_segments();
+    let sim = run_faults(Faults {
+        lose_seq: segs[segs.len() - 3..segs.len() - 1].to_vec(),
+        ..Faults::default()
+    });
+    let st = sim.stack(CLIENT).stats();
+    assert_eq!(st.retransmission_timeouts, 0, "{st:?}");
+    let rtx = data_rtx(&sim);
+    assert_eq!(rtx.len(), 2, "{rtx:?}");
+    let lost_at = loss_time(&sim);
+    let last = rtx[1].0 - lost_at;
+    assert!(
+        last <= Duration::from_millis(5 * 20),
+        "{rtx:?} lost at {lost_at:?}"
+    );
+}
+
+/// The sequence numbers of the client's data in the order the server
+/// received them.
+fn server_arrivals(sim: &Sim) -> Vec<u32> {
+    sim.records()
+        .iter()
+        .filter_map(|r| match r {
+            Record::Trace { host, event } if *host == SERVER => match event.kind {
+                TraceKind::Recv { seg } if seg.len > 0 => Some(seg.seq),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// How many data segments sent after `seq` reached the server before it.
+fn overtaken_by(arrivals: &[u32], seq: u32) -> usize {
+    let at = arrivals.iter().position(|&s| s == seq).expect("arrived");
+    arrivals[..at]
+        .iter()
+        .filter(|&&s| (s.wrapping_sub(seq) as i32) > 0)
+        .count()
+}
+
+/// RFC 8985 §6.2: reordering is not loss. Two segments are each held back
+/// 3 ms, long enough for three and more later ones to overtake them. The
+/// first time, no reordering has been seen and three segments are SACKed
+/// above the hole, which RFC 8985 §6.2 step 4 answers with a zero
+/// reordering window (the DupThresh rule kept for compatibility): the
+/// segment is resent, spuriously, as RFC 8985 permits. The receiver
+/// reports the duplicate in a DSACK (RFC 2883), the reordering window
+/// grows (to min_RTT/4 times reo_wnd_mult), and the second reordering of
+/// the same depth is waited out: no retransmission, no recovery.
+#[test]
+fn rfc8985_reordering_window_adapts_after_a_dsack() {
+    let segs = data_segments();
+    let sim = run_faults(Faults {
+        hold: vec![
+            (segs[40], Duration::from_millis(3)),
+            (segs[100], Duration::from_millis(3)),
+        ],
+        ..Faults::default()
+    });
+    let arrivals = server_arrivals(&sim);
+    let rtx = data_rtx(&sim);
+    // Both were overtaken by at least DupThresh segments.
+    for i in [40, 100] {
+        assert!(overtaken_by(&arrivals, segs[i]) >= 3, "segment {i}");
+    }
+    assert_eq!(rtx.len(), 1, "the first, spuriously: {rtx:?}");
+    assert!(
+        rtx.iter().all(|&(_, s)| s == segs[40]),
+        "the second reordering causes no retransmission: {rtx:?}"
+    );
+    let st = sim.stack(CLIENT).stats();
+    assert_eq!(st.retransmission_timeouts, 0, "{st:?}");
+}

@@ -446,6 +446,11 @@ impl Tcb {
         // Judged before the ACK moves SND.UNA: with SACK an ACK can be both
         // cumulative and a duplicate (RFC 6675 §2).
         let dupack = self.state.is_synchronized() && self.is_dupack(a.seg, sacked_new);
+        if t.options.sack_count > 0 {
+            if let Some(r) = self.rack.as_deref_mut() {
+                r.sack_seen = true;
+            }
+        }
         let old_una = self.snd_una;
         let tsecr = t.options.timestamps.map(|(_, e)| e);
         if ack.gt(self.snd_una) {

@@ -85,6 +85,8 @@ pub(crate) struct Rack {
     /// Eifel (RFC 3522): the TSval our first retransmission after a
     /// timeout carried, until the first ACK of new data judges it.
     pub rto_tsval: Option<u32>,
+    /// The peer has sent SACK blocks on this connection.
+    pub sack_seen: bool,
     /// Receiver side: a duplicate segment to report in the first SACK
     /// block of the next ACK (a DSACK, RFC 2883 §4).
     pub dsack: Option<(Seq, Seq)>,
@@ -115,6 +117,7 @@ impl Rack {
             undo_dsacked: 0,
             undo_pending: false,
             rto_tsval: None,
+            sack_seen: false,
             dsack: None,
         }
     }

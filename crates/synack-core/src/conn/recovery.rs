@@ -83,11 +83,11 @@ impl Tcb {
         self.prr_send(ctx, delivered);
     }
 
-    /// Whether RACK detects losses here: SACK agreed and the peer sent
+    /// Whether RACK detects losses here: SACK agreed and the peer has sent
     /// blocks (RFC 8985 §2 needs SACK); a peer that agreed and sends none
     /// gets RFC 5681's duplicate count.
     fn uses_rack(&self) -> bool {
-        self.sack_ok && (!self.sacked.is_empty() || self.next_lost().is_some())
+        self.sack_ok && self.rack.as_deref().is_some_and(|r| r.sack_seen)
     }
 
     /// Is a segment taken as lost? The one place that decides when fast
