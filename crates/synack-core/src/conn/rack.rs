@@ -53,6 +53,9 @@ pub(crate) struct Rack {
     xmit_order: u32,
     /// The order the next transmission takes.
     next_order: u32,
+    /// Entries outstanding that were resent: with none, and nothing
+    /// SACKed, no segment can have been sent before one delivered.
+    rtx_out: u32,
     /// RACK.rtt: the RTT of that segment, µs.
     rtt: u64,
     /// RACK.min_RTT, µs (`u64::MAX` before a sample).
@@ -100,6 +103,7 @@ impl Rack {
             xmit_ts: 0,
             xmit_order: 0,
             next_order: 0,
+            rtx_out: 0,
             rtt: 0,
             min_rtt: u64::MAX,
             fack: una,
@@ -157,20 +161,23 @@ impl Tcb {
             r.prr_out = r.prr_out.saturating_add(end.since(start));
             r.allowance = r.allowance.saturating_sub(end.since(start));
         }
-        let mut from = una;
-        let mut last = una;
-        for s in r.segs.iter_mut() {
-            if s.end.gt(start) && from.lt(end) {
-                s.xmit = at;
-                s.order = order;
-                s.rtx = true;
-                s.lost = false;
-                if recovering {
-                    r.undo_retrans = r.undo_retrans.saturating_add(1);
+        let last = r.segs.back().map_or(una, |s| s.end);
+        if start.lt(last) {
+            // Sent before: a retransmission (the walk only then).
+            let mut from = una;
+            for s in r.segs.iter_mut() {
+                if s.end.gt(start) && from.lt(end) {
+                    s.xmit = at;
+                    s.order = order;
+                    r.rtx_out += u32::from(!s.rtx);
+                    s.rtx = true;
+                    s.lost = false;
+                    if recovering {
+                        r.undo_retrans = r.undo_retrans.saturating_add(1);
+                    }
                 }
+                from = s.end;
             }
-            from = s.end;
-            last = s.end;
         }
         let mut at_seq = if start.gt(last) { start } else { last };
         while end.gt(at_seq) {
@@ -212,6 +219,7 @@ impl Tcb {
                 break;
             }
             r.segs.pop_front();
+            r.rtx_out -= u32::from(s.rtx);
             if !s.sacked {
                 d.bytes = d.bytes.saturating_add(s.end.since(from));
                 rack_update(r, s, now, tsecr, ts_now);
@@ -266,7 +274,9 @@ impl Tcb {
         let Some(r) = self.rack.as_deref() else {
             return false;
         };
-        if r.xmit_ts == 0 {
+        if r.xmit_ts == 0 || (self.sacked.is_empty() && r.rtx_out == 0) {
+            // Nothing outstanding was sent before a delivered segment.
+            self.timers.clear(super::TimerKind::RackReorder);
             return false;
         }
         let reo = self.reo_wnd(r);
