@@ -90,7 +90,10 @@ impl CongestionControl for Reno {
     }
 
     fn on_exit_recovery(&mut self, _flight: u32, _mss: u32) {
-        self.cwnd = self.ssthresh;
+        // cwnd was set to ssthresh on entry; an undo during the recovery
+        // put back the larger window, and ssthresh with it (perhaps
+        // still "infinite": the window before is what stays).
+        self.cwnd = self.cwnd.min(self.ssthresh);
         self.ca_acked = 0;
     }
 
@@ -143,6 +146,11 @@ mod tests {
         assert_eq!(r.cwnd(), 10_000);
         r.undo();
         assert_eq!((r.cwnd(), r.ssthresh()), (20_000, u32::MAX));
+        // Undone during the recovery: its end keeps the window from before.
+        r.on_enter_recovery(20_000, 1000);
+        r.undo();
+        r.on_exit_recovery(20_000, 1000);
+        assert_eq!(r.cwnd(), 20_000);
     }
 
     #[test]
