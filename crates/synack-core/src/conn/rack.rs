@@ -18,8 +18,10 @@ const WC_DEL_ACK_US: u64 = 200_000;
 /// DSACK-free recoveries after which the reordering window returns to its
 /// base (RFC 8985 §6.2 step 4: RACK.reo_wnd_persist).
 const REO_WND_PERSIST: u8 = 16;
-/// A queue that emptied keeps at most this many entries' allocation.
-const KEEP_CAPACITY: usize = 64;
+/// A queue that emptied keeps at most this many entries' allocation (24
+/// bytes each): an idle connection keeps little, and a request-response
+/// one does not allocate per burst.
+const KEEP_CAPACITY: usize = 8;
 
 /// One outstanding segment: where it ends, when it was last sent, and what
 /// the sender knows of it. Its start is the previous one's end (the first
