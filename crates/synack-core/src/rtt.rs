@@ -120,8 +120,8 @@ impl RttEstimator {
         self.backoffs
     }
 
-    /// The smoothed RTT, or `None` before the first sample.
-    #[cfg(test)] // Read by the tests; the TCB needs only the RTO.
+    /// The smoothed RTT, or `None` before the first sample (RACK-TLP's
+    /// reordering window and probe timeout are cut from it).
     pub fn srtt(&self) -> Option<Duration> {
         (self.srtt != NO_SAMPLE).then(|| Duration::from_micros(self.srtt))
     }

@@ -23,6 +23,8 @@ fn in_flight(p: &mut Peer, want: usize) -> Vec<Seg> {
         }
         round = next;
     }
+    // Their ACKs come a round trip later (RACK, RFC 8985, times losses).
+    p.now += RTT;
     assert!(round.iter().all(|s| s.payload.len() == 1460), "{round:?}");
     round
 }
@@ -97,20 +99,23 @@ fn rfc6675_1_is_lost_starts_recovery_before_three_duplicates() {
     assert!(resent(&mut p, una), "one ACK SACKing 3 segments");
 }
 
-/// 6675-2: an ACK that moves SND.UNA and SACKs new data counts as a
-/// duplicate too ("even if it ... moves the cumulative acknowledgment
-/// point", RFC 6675 §2). The SACKed pieces here are small, so that only
-/// the count of DupThresh duplicates (§5 step 1), not IsLost, can start
-/// recovery: without the cumulative one there would be two.
+/// RFC 8985 §6.2: RACK counts segments, not duplicate ACKs. An ACK that
+/// moves SND.UNA and SACKs pieces of a segment delivers no whole segment
+/// above the hole, so however many such ACKs come, nothing is lost (RFC
+/// 6675's DupThresh count would have resent on the third); once whole
+/// segments sent after the hole are SACKed, the hole is lost at once
+/// (DupThresh of them SACKed: a zero reordering window, §6.2 step 4).
 #[test]
-fn rfc6675_2_a_cumulative_ack_with_new_sack_is_a_duplicate() {
+fn rfc8985_pieces_of_a_segment_are_no_delivery() {
     let mut p = Peer::new().established_sack();
     let f = in_flight(&mut p, 8);
     let (hole, right) = (f[1].tcp.seq, f[2].tcp.seq);
     for n in 1..=3u32 {
         sack_ack(&mut p, hole, 65535, &[(right, right + 100 * n)]);
-        assert_eq!(resent(&mut p, hole), n == 3, "after duplicate {n}");
+        assert!(!resent(&mut p, hole), "after duplicate {n}");
     }
+    sack_ack(&mut p, hole, 65535, &[(right, end(&f[4]))]);
+    assert!(resent(&mut p, hole), "three segments SACKed above");
 }
 
 /// 6675-2: an ACK that repeats what the scoreboard holds is no duplicate

@@ -314,6 +314,7 @@ impl Tcb {
                 return ControlFlow::Break(Disposition::Stay);
             }
             self.ack_now = true;
+            self.note_duplicate(a.seq, a.text.len());
             return self.drop_segment(ctx, "outside the window");
         }
         self.update_ts_recent(ctx, a);
@@ -436,18 +437,29 @@ impl Tcb {
         self.check_ack_range(ctx, ack)?;
         // With no blocks and an empty scoreboard there is nothing to merge
         // or prune (nearly every segment).
-        let sacked_new = if self.sack_ok && (t.options.sack_count > 0 || !self.sacked.is_empty()) {
-            self.take_sack_blocks(t.options.sack())
-        } else {
-            0
-        };
+        let (sacked_new, dsack) =
+            if self.sack_ok && (t.options.sack_count > 0 || !self.sacked.is_empty()) {
+                self.take_sack_blocks(t.options.sack(), ack)
+            } else {
+                (0, None)
+            };
         // Judged before the ACK moves SND.UNA: with SACK an ACK can be both
         // cumulative and a duplicate (RFC 6675 §2).
         let dupack = self.state.is_synchronized() && self.is_dupack(a.seg, sacked_new);
+        if t.options.sack_count > 0 {
+            if let Some(r) = self.rack.as_deref_mut() {
+                r.sack_seen = true;
+            }
+        }
+        let old_una = self.snd_una;
+        let tsecr = t.options.timestamps.map(|(_, e)| e);
         if ack.gt(self.snd_una) {
             self.on_new_ack(ctx, ack, t.options.timestamps);
         }
-        self.detect_loss(ctx, dupack, sacked_new);
+        if self.rack.is_some() {
+            let delivered = self.rack_on_ack(ctx, old_una, tsecr, dsack);
+            self.detect_loss(ctx, dupack, delivered);
+        }
         self.update_send_window(ctx, a, ack);
         self.check_fin_acked(ctx)
     }
@@ -577,6 +589,7 @@ impl Tcb {
         let nxt = self.rcv_nxt;
         if a.seq.lt(nxt) {
             let skip = nxt.since(a.seq) as usize;
+            self.note_duplicate(a.seq, skip.min(a.text.len()));
             if skip > a.text.len() {
                 // Only an old FIN precedes RCV.NXT: already processed.
                 a.fin = a.fin && a.seq.add(a.text.len() as u32) == nxt;

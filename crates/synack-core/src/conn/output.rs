@@ -104,7 +104,7 @@ impl Tcb {
             repr.options.timestamps = Some((self.ts_val(ctx.now), ts.recent));
         }
         if flags.ack() && !syn && self.sack_ok {
-            if self.recvq.has_ooo() {
+            if self.recvq.has_ooo() || self.dsack_pending() {
                 self.fill_sack_blocks(&mut repr.options);
             } else {
                 // What fill_sack_blocks does with nothing out of order.
@@ -166,6 +166,8 @@ impl Tcb {
             self.snd_mss,
         );
         self.note_ack_sent(flags);
+        let end = seq.add(got + u32::from(flags.fin()));
+        self.rack_on_send(ctx.now, seq, end);
         got
     }
 
@@ -385,6 +387,10 @@ impl Tcb {
             let wnd = self.snd_wnd.min(self.cwnd());
             // MUST-34: a shrunk window makes this negative; never wrap.
             let mut usable = wnd.saturating_sub(in_flight);
+            if let Some(sndcnt) = self.prr_allowance() {
+                // In recovery PRR, not cwnd, says how much may go.
+                usable = self.snd_wnd.saturating_sub(in_flight).min(sndcnt);
+            }
             // A forced send (the persist or SWS override timer fired) goes
             // out whatever Nagle and SWS avoidance say; into a zero window
             // it is a one-byte probe.
@@ -442,7 +448,13 @@ impl Tcb {
     /// (`data_end` is where the queued data ends), and does the sender's
     /// bookkeeping: SND.NXT and SND.MAX, the RTT sample, the retransmission
     /// timer. Returns how many bytes went.
-    fn send_data_segment(&mut self, ctx: &mut Ctx<'_>, len: u32, fin: bool, data_end: Seq) -> u32 {
+    pub(crate) fn send_data_segment(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        len: u32,
+        fin: bool,
+        data_end: Seq,
+    ) -> u32 {
         let seq = self.snd_nxt;
         let mut flags = TcpFlags::ACK;
         if len > 0 && seq.add(len) == data_end {
@@ -473,6 +485,10 @@ impl Tcb {
             self.timers.set(TimerKind::Retransmission, at);
         }
         self.timers.clear(TimerKind::Persist);
+        if !rtx {
+            // RFC 8985 §7.2: (re)start the PTO after new data.
+            self.arm_loss_probe(ctx.now);
+        }
         got
     }
 

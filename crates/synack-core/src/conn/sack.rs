@@ -6,7 +6,6 @@ use synack_wire::{SackBlock, TcpOptions, MAX_SACK_BLOCKS};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use super::recovery::DUP_THRESH;
 use super::Tcb;
 use crate::seq::Seq;
 
@@ -75,16 +74,35 @@ impl Tcb {
         self.sack_recent = Some((seq, seq.add(len as u32)));
     }
 
-    /// Receiver: fills SACK blocks into an outgoing ACK, the island holding
-    /// the latest arrival first (RFC 2018 §4), then the others in order.
+    /// Receiver: `len` bytes at `seq`, below RCV.NXT, arrived again: the
+    /// next ACK reports them in a DSACK block (RFC 2883 §4), at once.
+    pub(crate) fn note_duplicate(&mut self, seq: Seq, len: usize) {
+        if self.sack_ok && len > 0 && seq.add(len as u32).le(self.rcv_nxt) {
+            self.rack_mut().dsack = Some((seq, seq.add(len as u32)));
+            self.ack_now = true;
+        }
+    }
+
+    /// Receiver: fills SACK blocks into an outgoing ACK: a DSACK first if a
+    /// duplicate arrived (RFC 2883 §4), then the island holding the latest
+    /// arrival (RFC 2018 §4), then the others in order.
     pub(crate) fn fill_sack_blocks(&mut self, options: &mut TcpOptions) {
+        let mut blocks = [SackBlock::default(); MAX_SACK_BLOCKS];
+        let mut n = 0;
+        if let Some((l, r)) = self.rack.as_deref_mut().and_then(|r| r.dsack.take()) {
+            blocks[0] = SackBlock {
+                left: l.0,
+                right: r.0,
+            };
+            n = 1;
+        }
         if !self.recvq.has_ooo() {
             self.sack_recent = None;
+            options.sack_blocks = blocks;
+            options.sack_count = n as u8;
             return;
         }
         let nxt = self.rcv_nxt;
-        let mut blocks = [SackBlock::default(); MAX_SACK_BLOCKS];
-        let mut n = 0;
         let recent = self.sack_recent;
         let islands = || {
             self.recvq
@@ -98,11 +116,11 @@ impl Tcb {
             }
         }
         if let Some((l, r)) = first {
-            blocks[0] = SackBlock {
+            blocks[n] = SackBlock {
                 left: l.0,
                 right: r.0,
             };
-            n = 1;
+            n += 1;
         }
         for (l, r) in islands() {
             if n == MAX_SACK_BLOCKS {
@@ -123,9 +141,22 @@ impl Tcb {
     /// Sender: merges the peer's SACK blocks into the scoreboard, keeping
     /// only what lies in (SND.UNA, SND.MAX] (RFC 2018 §8: a block outside
     /// is ignored). Returns how many bytes they reported that it did not
-    /// hold: an ACK that reports any is a duplicate (RFC 6675 §2), and so
-    /// many bytes have left the network.
-    pub(crate) fn take_sack_blocks(&mut self, blocks: &[SackBlock]) -> u32 {
+    /// hold (an ACK that reports any is a duplicate, RFC 6675 §2, and so
+    /// many bytes have left the network), and the DSACK block if the first
+    /// one is one (RFC 2883 §4: below the ACK's `ack`, or inside the
+    /// second block).
+    pub(crate) fn take_sack_blocks(
+        &mut self,
+        blocks: &[SackBlock],
+        ack: Seq,
+    ) -> (u32, Option<(Seq, Seq)>) {
+        let dsack = blocks.first().and_then(|b| {
+            let (l, r) = (Seq(b.left), Seq(b.right));
+            let inside_second = blocks
+                .get(1)
+                .is_some_and(|c| Seq(c.left).le(l) && r.le(Seq(c.right)));
+            (l.lt(r) && (r.le(ack) || inside_second)).then_some((l, r))
+        });
         let mut new = 0u32;
         for b in blocks {
             let (l, r) = (Seq(b.left), Seq(b.right));
@@ -135,7 +166,7 @@ impl Tcb {
             new = new.saturating_add(self.insert_sacked(l, r));
         }
         self.prune_sacked();
-        new
+        (new, dsack)
     }
 
     /// Adds `[l, r)` to the scoreboard; returns how many of its bytes the
@@ -169,16 +200,6 @@ impl Tcb {
         0
     }
 
-    /// SACKed bytes above SND.UNA (an ACK that just moved SND.UNA may
-    /// have passed ranges not pruned yet).
-    pub(crate) fn sacked_bytes(&self) -> u32 {
-        let una = self.snd_una;
-        self.sacked
-            .iter()
-            .filter(|&&(_, b)| b.gt(una))
-            .fold(0u32, |n, &(a, b)| n.saturating_add(b.since(a.max(una))))
-    }
-
     /// Drops scoreboard ranges the cumulative ACK has passed.
     pub(crate) fn prune_sacked(&mut self) {
         let una = self.snd_una;
@@ -188,95 +209,5 @@ impl Tcb {
                 first.0 = una;
             }
         }
-    }
-
-    /// IsLost (SeqNum) (RFC 6675 §4) on this connection's scoreboard.
-    pub(crate) fn is_lost(&self, seq: Seq) -> bool {
-        is_lost(&self.sacked, seq, self.snd_mss)
-    }
-
-    /// The next un-SACKed piece at or after `from`: (start, length up to the
-    /// next SACKed range). Without SACK information, the head of the queue
-    /// (only when `from` is SND.UNA). `None` past the highest SACKed byte.
-    pub(crate) fn next_hole(&self, from: Seq) -> Option<(Seq, u32)> {
-        if self.sacked.is_empty() {
-            return (from == self.snd_una && self.snd_max.gt(from)).then_some((from, self.snd_mss));
-        }
-        let mut at = from;
-        for &(a, b) in self.sacked.iter() {
-            if at.lt(a) {
-                return Some((at, a.since(at)));
-            }
-            at = at.max(b);
-        }
-        None
-    }
-}
-
-/// IsLost (SeqNum) (RFC 6675 §4): `seq` is not SACKed, and above it lie
-/// DupThresh discontiguous SACKed ranges ("sequences"), or more than
-/// (DupThresh - 1) * SMSS SACKed bytes. `sacked` is a scoreboard: sorted,
-/// disjoint ranges. False with an empty scoreboard.
-fn is_lost(sacked: &[(Seq, Seq)], seq: Seq, smss: u32) -> bool {
-    let (mut ranges, mut bytes) = (0, 0u32);
-    for &(a, b) in sacked {
-        if b.le(seq) {
-            continue;
-        }
-        if a.le(seq) {
-            return false;
-        }
-        ranges += 1;
-        bytes = bytes.saturating_add(b.since(a));
-    }
-    ranges >= DUP_THRESH || bytes > (DUP_THRESH - 1).saturating_mul(smss)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_lost;
-    use crate::seq::Seq;
-
-    const MSS: u32 = 1000;
-
-    fn board(ranges: &[(u32, u32)]) -> alloc::vec::Vec<(Seq, Seq)> {
-        ranges.iter().map(|&(a, b)| (Seq(a), Seq(b))).collect()
-    }
-
-    /// 6675-1: DupThresh (3) discontiguous SACKed ranges above a sequence
-    /// number make it lost, two do not, however small they are.
-    #[test]
-    fn rfc6675_1_is_lost_at_three_ranges_above() {
-        let two = board(&[(2000, 2100), (3000, 3100)]);
-        assert!(!is_lost(&two, Seq(1000), MSS));
-        let three = board(&[(2000, 2100), (3000, 3100), (4000, 4100)]);
-        assert!(is_lost(&three, Seq(1000), MSS));
-        // Only what lies above counts.
-        assert!(!is_lost(&three, Seq(2500), MSS));
-    }
-
-    /// 6675-1: more than (DupThresh - 1) * SMSS SACKed bytes above make it
-    /// lost: 2 * SMSS exactly does not, one byte more does.
-    #[test]
-    fn rfc6675_1_is_lost_past_two_segments_of_bytes_above() {
-        assert!(!is_lost(&board(&[(2000, 4000)]), Seq(1000), MSS));
-        assert!(is_lost(&board(&[(2000, 4001)]), Seq(1000), MSS));
-        assert!(is_lost(
-            &board(&[(2000, 3000), (3500, 4501)]),
-            Seq(1000),
-            MSS
-        ));
-    }
-
-    /// A SACKed sequence number is never lost; an empty scoreboard says
-    /// nothing is; the comparisons hold across the wrap of sequence space.
-    #[test]
-    fn rfc6675_1_is_lost_edge_cases() {
-        let b = board(&[(2000, 9000)]);
-        assert!(!is_lost(&b, Seq(2000), MSS));
-        assert!(!is_lost(&b, Seq(5000), MSS));
-        assert!(!is_lost(&[], Seq(1000), MSS));
-        let wrapped = board(&[(u32::MAX - 500, 100), (1000, 1100), (2000, 2100)]);
-        assert!(is_lost(&wrapped, Seq(u32::MAX - 1000), MSS));
     }
 }

@@ -14,6 +14,11 @@ pub(crate) enum TimerKind {
     Close,
     /// The retransmission timer (RFC 9293 §3.10.8, RFC 6298 §5).
     Retransmission,
+    /// The RACK reorder timer (RFC 8985 §6.2 step 5): a segment sent
+    /// before one delivered is lost once its reordering window passes.
+    RackReorder,
+    /// The tail loss probe's timeout, PTO (RFC 8985 §7.2).
+    LossProbe,
     /// The persist timer: the first zero-window probe (RFC 9293 §3.8.6.1,
     /// MUST-36) or the sender SWS override (§3.8.6.2.1).
     Persist,
@@ -25,25 +30,28 @@ pub(crate) enum TimerKind {
 
 impl TimerKind {
     /// Every kind, in the order due timers are serviced: the end of the
-    /// connection first, then retransmission, and what only affects the
-    /// next output last.
-    pub const ALL: [TimerKind; 5] = [
+    /// connection first, then retransmission (the timeout, then RACK's
+    /// loss marks, then the probe that a timeout or a recovery makes moot),
+    /// and what only affects the next output last.
+    pub const ALL: [TimerKind; 7] = [
         TimerKind::Close,
         TimerKind::Retransmission,
+        TimerKind::RackReorder,
+        TimerKind::LossProbe,
         TimerKind::Persist,
         TimerKind::DelayedAck,
         TimerKind::KeepAlive,
     ];
 }
 
-/// The deadlines of a connection's timers, one per [`TimerKind`]: forty
-/// bytes where the TCB keeps its hot fields.
+/// The deadlines of a connection's timers, one per [`TimerKind`]:
+/// fifty-six bytes where the TCB keeps its hot fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Timers([Timer; 5]);
+pub(crate) struct Timers([Timer; 7]);
 
 impl Timers {
     /// No timer armed.
-    pub const OFF: Timers = Timers([Timer::OFF; 5]);
+    pub const OFF: Timers = Timers([Timer::OFF; 7]);
 
     /// The deadline of `kind`, if armed.
     #[inline]
@@ -105,8 +113,8 @@ impl Timers {
     pub fn next(&self) -> Option<Instant> {
         // Plain comparisons (an unset timer is later than any deadline):
         // this runs after every event on the connection.
-        let [a, b, c, d, e] = self.0;
-        a.min(b).min(c.min(d)).min(e).get()
+        let [a, b, c, d, e, f, g] = self.0;
+        a.min(b).min(c.min(d)).min(e.min(f)).min(g).get()
     }
 }
 
@@ -190,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn the_table_is_five_timers_wide() {
-        assert_eq!(core::mem::size_of::<Timers>(), 5 * 8);
+    fn the_table_is_seven_timers_wide() {
+        assert_eq!(core::mem::size_of::<Timers>(), 7 * 8);
     }
 }

@@ -21,6 +21,16 @@ impl Tcb {
             let next = match kind {
                 TimerKind::Close => self.on_close_timeout(ctx),
                 TimerKind::Retransmission => self.on_rto(ctx),
+                TimerKind::RackReorder => {
+                    // RFC 8985 §6.2 step 5: the reordering window passed.
+                    self.rack_detect_loss(ctx.now);
+                    self.on_loss_check(ctx, 0);
+                    Disposition::Stay
+                }
+                TimerKind::LossProbe => {
+                    self.on_loss_probe(ctx);
+                    Disposition::Stay
+                }
                 TimerKind::Persist => {
                     if self.in_flight() == 0 {
                         // The first zero-window probe (MUST-36, SHLD-29):
@@ -174,6 +184,7 @@ impl Tcb {
                 self.report_trouble(ctx);
                 let flight = self.snd_max.since(self.snd_una);
                 self.recovery_on_rto(ctx);
+                self.rack_note_rto(ctx.now);
                 self.cc.on_rto(flight, self.snd_mss);
                 self.rtt.backoff();
                 // Go back to the earliest unacknowledged byte (RFC 6298 §5.4).
