@@ -3,6 +3,8 @@
 
 use core::time::Duration;
 
+use crate::cc::CongestionControlChoice;
+
 /// Stack-wide configuration. Every field has a default ([`Config::default`]).
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -87,6 +89,11 @@ pub struct Config {
     /// only), for the device to complete; saves a pass over the payload.
     /// Packets with several segments always leave it partial. Off by default.
     pub checksum_offload: bool,
+    /// The congestion controller of every connection unless
+    /// [`crate::Stack::set_congestion_control`] picks another: CUBIC
+    /// (RFC 9438, with HyStart++) by default, as Linux; Reno (RFC 5681)
+    /// selectable; or the application's own.
+    pub congestion_control: CongestionControlChoice,
 }
 
 impl Default for Config {
@@ -122,6 +129,7 @@ impl Default for Config {
             report_soft_errors: true,
             gso_max_size: None,
             checksum_offload: false,
+            congestion_control: CongestionControlChoice::Cubic,
         }
     }
 }

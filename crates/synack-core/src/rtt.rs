@@ -121,7 +121,6 @@ impl RttEstimator {
     }
 
     /// The smoothed RTT, or `None` before the first sample.
-    #[cfg(test)] // Read by the tests; the TCB needs only the RTO.
     pub fn srtt(&self) -> Option<Duration> {
         (self.srtt != NO_SAMPLE).then(|| Duration::from_micros(self.srtt))
     }
