@@ -7,7 +7,7 @@ use std::time::Duration;
 use synack::core::{Config, CongestionControlChoice, Instant, TraceKind};
 use synack::record::Record;
 use synack::sim::{Client, ClientMode, EchoServer, LinkConfig, ServerMode, Sim};
-use synack::sim::{CLIENT, CLIENT_IP, SERVER, SERVER_IP};
+use synack::sim::{CLIENT, CLIENT_IP, SERVER_IP};
 
 /// One-way delay: a 100 ms round trip.
 const DELAY: Duration = Duration::from_millis(50);

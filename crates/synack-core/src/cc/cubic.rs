@@ -356,7 +356,7 @@ mod tests {
         let mut c = after_loss(100);
         // One ACK per segment, an RTT of 500 ms (long enough that Reno's
         // estimate stays below the cubic).
-        let mut at = |c: &mut Cubic, until_ms: u64, now: &mut u64| {
+        let at = |c: &mut Cubic, until_ms: u64, now: &mut u64| {
             while *now < until_ms {
                 let per_rtt = c.cwnd() / MSS;
                 for i in 0..per_rtt {
