@@ -4,11 +4,14 @@
 mod common;
 
 use common::*;
-use synack_core::{CongestionControlChoice, Config, Error};
+use synack_core::{Config, CongestionControlChoice, Error};
 
 #[test]
 fn rfc6928_the_first_flight_is_ten_segments() {
-    for cc in [CongestionControlChoice::Cubic, CongestionControlChoice::Reno] {
+    for cc in [
+        CongestionControlChoice::Cubic,
+        CongestionControlChoice::Reno,
+    ] {
         let cfg = Config {
             congestion_control: cc.clone(),
             ..Config::default()
