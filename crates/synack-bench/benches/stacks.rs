@@ -19,11 +19,13 @@ fn churn_bench(c: &mut Criterion) {
             &concurrent,
             |b, &n| b.iter(|| churn::synack(n, total, CAP, &mut Silent)),
         );
-        g.bench_with_input(
-            BenchmarkId::new("smoltcp", concurrent),
-            &concurrent,
-            |b, &n| b.iter(|| churn::smoltcp(n, total, CAP, &mut Silent)),
-        );
+        for tw in churn::TimeWait::BOTH {
+            g.bench_with_input(
+                BenchmarkId::new(format!("smoltcp-time-wait-{}", tw.name()), concurrent),
+                &concurrent,
+                |b, &n| b.iter(|| churn::smoltcp(n, total, tw, CAP, &mut Silent)),
+            );
+        }
     }
     g.finish();
 }

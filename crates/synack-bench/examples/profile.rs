@@ -6,7 +6,8 @@
 //! valgrind --tool=callgrind target/release/examples/profile churn synack 20000 1
 //! ```
 //!
-//! Cases: `churn STACK TOTAL CONCURRENT`, `bulk STACK BYTES BUFFER`,
+//! Cases: `churn STACK TOTAL CONCURRENT [held|dropped]` (smoltcp's
+//! TIME-WAIT; held unless told), `bulk STACK BYTES BUFFER`,
 //! `scaling STACK IDLE ROUND_TRIPS`, `memory STACK KIND N`
 //! (`KIND`: `established` or `time-wait`).
 
@@ -26,8 +27,12 @@ fn main() {
     match args.first().map_or("churn", String::as_str) {
         "churn" => {
             let (total, c) = (arg(2, 100_000), arg(3, 1) as usize);
+            let tw = match args.get(4).map(String::as_str) {
+                Some("dropped") => churn::TimeWait::Dropped,
+                _ => churn::TimeWait::Held,
+            };
             let o = if smol {
-                churn::smoltcp(c, total, cap, &mut Silent)
+                churn::smoltcp(c, total, tw, cap, &mut Silent)
             } else {
                 churn::synack(c, total, cap, &mut Silent)
             };

@@ -3,6 +3,12 @@
 //! client closes first, so every connection ends in a real TIME-WAIT of
 //! 10 s of virtual time (smoltcp's fixed TIME-WAIT; synack gets MSL 5 s),
 //! and the run ends only once every TIME-WAIT has run out.
+//!
+//! smoltcp runs both ways ([`TimeWait`]): its sockets kept in the
+//! `SocketSet` through TIME-WAIT (as synack keeps its compact TIME-WAIT
+//! entries), and removed from the set as they enter TIME-WAIT, as
+//! smoltcp's users who recycle sockets run it: smoltcp's best case, since
+//! it finds a segment's socket by scanning them all.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -26,6 +32,32 @@ pub const BUFFER: usize = 4096;
 /// synack's MSL in the churn: TIME-WAIT lasts 2×MSL = 10 s, as smoltcp's.
 pub const MSL: Duration = Duration::from_secs(5);
 
+/// What smoltcp's churn client does with a socket that reaches TIME-WAIT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeWait {
+    /// Kept in the `SocketSet` until smoltcp's 10 s TIME-WAIT has run out
+    /// and the socket is closed (what synack always does, in its compact
+    /// table).
+    Held,
+    /// Removed from the set (and freed) as soon as it is in TIME-WAIT, its
+    /// last ACK already sent: no TIME-WAIT protection, the set holds only
+    /// the connections still in progress.
+    Dropped,
+}
+
+impl TimeWait {
+    /// Both, in the order the table shows them.
+    pub const BOTH: [TimeWait; 2] = [TimeWait::Dropped, TimeWait::Held];
+
+    /// The value of the `time_wait` parameter.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeWait::Held => "held",
+            TimeWait::Dropped => "dropped",
+        }
+    }
+}
+
 /// What one churn run did.
 #[derive(Clone, Debug, Default)]
 pub struct Outcome {
@@ -41,6 +73,10 @@ pub struct Outcome {
     pub virtual_secs: f64,
     /// Packets that crossed the link.
     pub packets: u64,
+    /// Most client connections alive at once, TIME-WAIT included (smoltcp:
+    /// sockets in the client's set, exact; synack: connections plus
+    /// TIME-WAIT entries after each step).
+    pub peak_alive: u64,
 }
 
 impl Outcome {
@@ -181,8 +217,11 @@ pub fn synack(
     let mut capped = false;
     client.refill(pair.instant(), &mut pair.a);
     let mut steps = 0u64;
+    let mut peak_alive = 0;
     while pair.step(&mut client, &mut srv) {
         steps += 1;
+        let alive = pair.a.connection_count() + pair.a.time_wait_count();
+        peak_alive = peak_alive.max(alive as u64);
         if steps.is_multiple_of(256) {
             progress.advance((client.completed + client.failed) as f64 / total as f64);
             if t0.elapsed() > cap {
@@ -198,6 +237,7 @@ pub fn synack(
         capped,
         virtual_secs: pair.now as f64 / 1e6,
         packets: pair.link.packets(),
+        peak_alive,
     }
 }
 
@@ -209,8 +249,13 @@ struct SmoltcpClient {
     opened: u64,
     /// (socket, message sent, bytes echoed so far).
     active: Vec<(SocketHandle, bool, usize)>,
-    /// Sockets closed by us, waiting out TIME-WAIT, oldest first.
-    closing: VecDeque<SocketHandle>,
+    /// Sockets closed by us, not yet removed from the set, oldest first;
+    /// each with whether it was already done with ([`TimeWait`]) when the
+    /// application last looked.
+    closing: VecDeque<(SocketHandle, bool)>,
+    time_wait: TimeWait,
+    /// Most sockets in the set at once.
+    peak_alive: u64,
     completed: u64,
     failed: u64,
 }
@@ -228,6 +273,43 @@ impl SmoltcpClient {
             }
             let h = host.sockets.add(s);
             self.active.push((h, false, 0));
+        }
+        let alive = (self.active.len() + self.closing.len()) as u64;
+        self.peak_alive = self.peak_alive.max(alive);
+    }
+
+    /// Removes from the set the closing sockets that are done with: those
+    /// closed (TIME-WAIT held and run out, or aborted), and with
+    /// [`TimeWait::Dropped`] those in TIME-WAIT too. The application runs
+    /// before the egress of its step (`smoltcp_side::Pair::step`), so a
+    /// socket that has just entered TIME-WAIT has yet to send its last
+    /// ACK: it is removed the next time the application looks, after that
+    /// egress, and removing it changes no packet on the wire.
+    fn release(&mut self, host: &mut smoltcp_side::Host) {
+        let state = |host: &smoltcp_side::Host, h| host.sockets.get::<tcp::Socket>(h).state();
+        match self.time_wait {
+            // In order (every socket waits out the same TIME-WAIT), and
+            // closed by its timer in an egress already.
+            TimeWait::Held => {
+                while let Some(&(h, _)) = self.closing.front() {
+                    if state(host, h) != tcp::State::Closed {
+                        break;
+                    }
+                    host.sockets.remove(h);
+                    self.closing.pop_front();
+                }
+            }
+            TimeWait::Dropped => self.closing.retain_mut(|(h, seen)| {
+                if !matches!(state(host, *h), tcp::State::TimeWait | tcp::State::Closed) {
+                    return true;
+                }
+                if !*seen {
+                    *seen = true;
+                    return true;
+                }
+                host.sockets.remove(*h);
+                false
+            }),
         }
     }
 }
@@ -256,12 +338,12 @@ impl smoltcp_side::App for SmoltcpClient {
                 }
                 if ok && *got == MESSAGE {
                     s.close();
-                    self.closing.push_back(*h);
+                    self.closing.push_back((*h, false));
                     self.completed += 1;
                     self.active.swap_remove(i);
                 } else if !ok || s.state() == tcp::State::Closed {
                     s.abort();
-                    self.closing.push_back(*h);
+                    self.closing.push_back((*h, false));
                     self.failed += 1;
                     self.active.swap_remove(i);
                 } else {
@@ -269,13 +351,7 @@ impl smoltcp_side::App for SmoltcpClient {
                 }
             }
         }
-        while let Some(&h) = self.closing.front() {
-            if host.sockets.get::<tcp::Socket>(h).state() != tcp::State::Closed {
-                break;
-            }
-            host.sockets.remove(h);
-            self.closing.pop_front();
-        }
+        self.release(host);
         self.refill(host);
     }
 }
@@ -327,21 +403,35 @@ impl smoltcp_side::App for SmoltcpEchoServer {
     }
 }
 
-/// Runs the churn on smoltcp: `total` connections, `concurrent` at a time.
+/// Sockets of smoltcp's echo server with `concurrent` connections at a
+/// time: as many as can be busy at once (each connection in progress, and
+/// as many again whose client has closed but whose last ACK has not yet
+/// arrived) and two to spare for the next SYNs, as a smoltcp server is
+/// sized for its load. Every spare socket costs smoltcp a look per packet
+/// (it scans them all): 64 to spare halved its rate one at a time.
+pub fn server_pool(concurrent: usize) -> usize {
+    2 * concurrent + 2
+}
+
+/// Runs the churn on smoltcp: `total` connections, `concurrent` at a time,
+/// each socket held through TIME-WAIT or dropped as it enters it.
 pub fn smoltcp(
     concurrent: usize,
     total: u64,
+    time_wait: TimeWait,
     cap: Duration,
     progress: &mut dyn Progress,
 ) -> Outcome {
     let mut pair = smoltcp_side::Pair::new(total);
-    let mut srv = SmoltcpEchoServer::new(&mut pair.b, 2 * concurrent + 64, BUFFER);
+    let mut srv = SmoltcpEchoServer::new(&mut pair.b, server_pool(concurrent), BUFFER);
     let mut client = SmoltcpClient {
         concurrent,
         total,
         opened: 0,
         active: Vec::new(),
         closing: VecDeque::new(),
+        time_wait,
+        peak_alive: 0,
         completed: 0,
         failed: 0,
     };
@@ -374,14 +464,29 @@ pub fn smoltcp(
         capped,
         virtual_secs: pair.now as f64 / 1e6,
         packets: pair.link.packets(),
+        peak_alive: client.peak_alive,
     }
 }
 
-fn figure(stack: &'static str, concurrent: usize, total: u64, o: &Outcome) -> Figure {
-    let mut f = Figure::new("churn", stack, o.rate(), "conn/s")
+/// The row of one churn run. Every row says how TIME-WAIT was kept, and
+/// its note how many client connections that left alive at the peak.
+fn figure(
+    stack: &'static str,
+    concurrent: usize,
+    total: u64,
+    time_wait: TimeWait,
+    o: &Outcome,
+) -> Figure {
+    let f = Figure::new("churn", stack, o.rate(), "conn/s")
         .param("concurrent", concurrent)
-        .param("connections", total);
-    let mut notes = Vec::new();
+        .param("connections", total)
+        .param("time_wait", time_wait.name());
+    let alive = crate::report::format_count(o.peak_alive);
+    let mut notes = vec![match (stack, time_wait) {
+        ("synack", _) => format!("synack always holds TIME-WAIT; up to {alive} alive"),
+        (_, TimeWait::Held) => format!("up to {alive} sockets alive"),
+        (_, TimeWait::Dropped) => format!("freed at TIME-WAIT; up to {alive} sockets alive"),
+    }];
     if o.capped {
         notes.push(format!(
             "capped at {:.0} s: {} of {} done",
@@ -393,22 +498,45 @@ fn figure(stack: &'static str, concurrent: usize, total: u64, o: &Outcome) -> Fi
     if o.failed > 0 {
         notes.push(format!("{} failed", o.failed));
     }
-    if !notes.is_empty() {
-        f = f.note(notes.join("; "));
-    }
-    f
+    f.note(notes.join("; "))
 }
 
-/// Every churn case of `sizes`, synack then smoltcp.
+/// Most connections smoltcp runs with TIME-WAIT dropped: what its client's
+/// addresses hold without reusing a 4-tuple (smoltcp takes at most
+/// [`smoltcp_side::MAX_CLIENT_ADDRS`] addresses, of 64,512 ports each).
+pub const DROPPED_MAX: u64 = 500_000;
+
+const _: () =
+    assert!(DROPPED_MAX <= smoltcp_side::MAX_CLIENT_ADDRS as u64 * synack_side::PORTS_PER_ADDR);
+
+/// Rows per churn case: synack, then smoltcp with TIME-WAIT dropped and
+/// held.
+pub const ROWS_PER_CASE: usize = 3;
+
+/// Every churn case of `sizes`: synack, then smoltcp both ways. smoltcp
+/// with TIME-WAIT dropped runs as many connections as synack, up to
+/// [`DROPPED_MAX`] (its cost grows with the connections open, not with
+/// those done); held, it runs
+/// `sizes`' smaller count, since every connection of the last 10 s of
+/// virtual time is still in its set.
 pub fn run(sizes: &Sizes, progress: &mut dyn Progress) -> Vec<Figure> {
     let mut out = Vec::new();
-    for &(concurrent, syn_total, smol_total) in &sizes.churn {
+    for &(concurrent, syn_total, held_total) in &sizes.churn {
         progress.case(&format!("churn synack concurrent={concurrent}"));
         let o = synack(concurrent, syn_total, sizes.cap, progress);
-        out.push(figure("synack", concurrent, syn_total, &o));
-        progress.case(&format!("churn smoltcp concurrent={concurrent}"));
-        let o = smoltcp(concurrent, smol_total, sizes.cap, progress);
-        out.push(figure("smoltcp", concurrent, smol_total, &o));
+        out.push(figure("synack", concurrent, syn_total, TimeWait::Held, &o));
+        for tw in TimeWait::BOTH {
+            let total = match tw {
+                TimeWait::Dropped => syn_total.min(DROPPED_MAX),
+                TimeWait::Held => held_total,
+            };
+            let name = tw.name();
+            progress.case(&format!(
+                "churn smoltcp concurrent={concurrent} time_wait={name}"
+            ));
+            let o = smoltcp(concurrent, total, tw, sizes.cap, progress);
+            out.push(figure("smoltcp", concurrent, total, tw, &o));
+        }
     }
     out
 }

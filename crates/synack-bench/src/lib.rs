@@ -11,11 +11,12 @@
 //! built with its `bench` feature: `cargo run --release --features bench --
 //! bench`; `cargo bench -p synack-bench` has criterion targets for the same
 //! workloads at small sizes):
-//! [`churn`], [`bulk`], [`memory`], [`scaling`], [`tun`].
+//! [`churn`], [`bulk`], [`memory`], [`scaling`], [`tun`], [`path`].
 
 pub mod bulk;
 pub mod churn;
 pub mod memory;
+pub mod path;
 pub mod pipe;
 pub mod report;
 pub mod scaling;
@@ -24,6 +25,12 @@ pub mod synack_side;
 pub mod tun;
 
 pub use report::{Figure, Progress, Silent};
+
+/// The wire MTU of every benchmark, Ethernet's: the in-memory link's (both
+/// stacks are configured with it), the veth pair's and the TUN devices'
+/// (all but the extra rows at [`tun::JUMBO_MTU`]). The targets are checked
+/// against the figures at this MTU.
+pub const MTU: usize = 1500;
 
 /// How big a run is: the sizes by default ([`Sizes::full`]), or small
 /// ones for a smoke run ([`Sizes::quick`], [`Sizes::tiny`]).
@@ -53,6 +60,8 @@ pub struct Sizes {
     /// Real-time cap on one case: a case still running then stops and
     /// reports what it completed so far (marked `capped`).
     pub cap: std::time::Duration,
+    /// Path: how long each timed flow over the emulated path sends.
+    pub path_transfer: std::time::Duration,
 }
 
 impl Sizes {
@@ -75,6 +84,7 @@ impl Sizes {
             tun_bytes: 100 << 20,
             tun_round_trips: 20_000,
             cap: std::time::Duration::from_secs(30),
+            path_transfer: std::time::Duration::from_secs(30),
         }
     }
 
@@ -96,6 +106,7 @@ impl Sizes {
             tun_bytes: 8 << 20,
             tun_round_trips: 1_000,
             cap: std::time::Duration::from_secs(5),
+            path_transfer: std::time::Duration::from_secs(5),
         }
     }
 
@@ -113,12 +124,13 @@ impl Sizes {
             tun_bytes: 1 << 20,
             tun_round_trips: 50,
             cap: std::time::Duration::from_secs(30),
+            path_transfer: std::time::Duration::from_secs(2),
         }
     }
 }
 
 /// Names of the benchmarks, in the order `synack bench` runs them.
-pub const BENCHES: [&str; 5] = ["churn", "bulk", "memory", "scaling", "tun"];
+pub const BENCHES: [&str; 6] = ["churn", "bulk", "memory", "scaling", "tun", "path"];
 
 /// CPU time this process has used so far, in nanoseconds.
 pub fn cpu_time_ns() -> u64 {
@@ -142,11 +154,12 @@ pub fn pattern(i: u64) -> u8 {
 /// How many cases `bench` runs with `sizes` (for a progress bar).
 pub fn case_count(bench: &str, sizes: &Sizes) -> usize {
     match bench {
-        "churn" => 2 * sizes.churn.len(),
+        "churn" => churn::ROWS_PER_CASE * sizes.churn.len(),
         "bulk" => 2 * bulk::RUNS * sizes.bulk_buffers.len(),
         "memory" => 4,
         "scaling" => sizes.scaling_synack.len() + sizes.scaling_smoltcp.len(),
         "tun" => 5,
+        "path" => path::CASES,
         _ => 0,
     }
 }
@@ -166,6 +179,7 @@ pub fn run_bench(
         "memory" => memory::run(sizes, progress, exe),
         "scaling" => scaling::run(sizes, progress),
         "tun" => tun::run(sizes, progress),
+        "path" => path::run(sizes, progress),
         _ => Vec::new(),
     }
 }

@@ -2,8 +2,7 @@
 
 use std::collections::VecDeque;
 
-/// The link's MTU, bytes: both stacks are configured with it.
-pub const MTU: usize = 1500;
+use crate::MTU;
 
 /// One-way delay of the link, virtual microseconds (a 1 ms round trip, as
 /// on a LAN). It only paces the stacks' timers; real time is what is measured.

@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 
 use smoltcp::iface::{
     Config as IfaceConfig, Interface, PollIngressSingleResult, PollResult, SocketSet,
@@ -14,36 +15,84 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
 
-use crate::pipe::{earliest, Link, MTU};
+use crate::pipe::{earliest, Link};
 use crate::synack_side::{client_ips, SERVER_IP};
+use crate::MTU;
 
 /// A medium-IP device whose packets are the harness's: the driver moves
 /// arrived packets into `rx` and sent ones out of `tx`.
 ///
-/// Packet buffers are reused: a received packet's buffer goes back to a pool
-/// once smoltcp has read it, and a transmit takes its buffer from that pool,
-/// as the synack harness hands its buffers back with `Stack::recycle`. Without
-/// it, smoltcp would pay a malloc, a memset and a free per packet that synack
-/// does not.
-#[derive(Default)]
+/// Packet buffers are reused as the synack harness reuses them: a received
+/// packet's buffer goes back, once smoltcp has read it, to the pool of the
+/// device that sent it (synack's harness hands it to the sending stack's
+/// `Stack::recycle`), and a transmit takes its buffer from its own pool.
+/// Without it, smoltcp would pay a malloc, a memset and a free per packet
+/// that synack does not; with each buffer returned to the receiver instead,
+/// a one-way transfer would still pay them (the sender's pool empties, the
+/// receiver's overflows).
 pub struct PipeDevice {
     /// Packets that arrived, oldest first.
     pub rx: VecDeque<Vec<u8>>,
     /// Packets sent since the driver last emptied it.
     pub tx: Vec<Vec<u8>>,
-    /// Buffers of packets already consumed, ready for reuse.
-    pool: RefCell<Vec<Vec<u8>>>,
+    /// Spare buffers this device transmits in.
+    pool: SharedPool,
+    /// Where the buffers of the packets it has read go: the sender's pool
+    /// ([`Pair`] joins the two devices so), its own until then.
+    returns: SharedPool,
 }
 
-/// At most this many spare buffers are kept (as synack's packet pool).
-const POOL_MAX: usize = 4096;
+impl Default for PipeDevice {
+    fn default() -> Self {
+        let pool = SharedPool::default();
+        PipeDevice {
+            rx: VecDeque::new(),
+            tx: Vec::new(),
+            returns: Rc::clone(&pool),
+            pool,
+        }
+    }
+}
+
+/// A pool of spare packet buffers, shared between the device that takes
+/// from it and the one that gives back to it.
+type SharedPool = Rc<RefCell<Pool>>;
+
+/// Spare packet buffers, bounded by their bytes of capacity as synack's
+/// packet pool is (16 MiB; a count bound would let a burst of small
+/// buffers crowd out full-sized ones, or a 4 MiB window's worth of
+/// full-sized ones overflow it).
+#[derive(Default)]
+pub struct Pool {
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+/// Bytes of capacity the pool keeps at most (synack's outbox: 16 MiB).
+const POOL_BYTES: usize = 16 << 20;
+
+impl Pool {
+    fn take(&mut self) -> Vec<u8> {
+        let buf = self.bufs.pop().unwrap_or_default();
+        self.bytes -= buf.capacity();
+        buf
+    }
+
+    fn give(&mut self, buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if cap >= 64 && self.bytes + cap <= POOL_BYTES {
+            self.bytes += cap;
+            self.bufs.push(buf);
+        }
+    }
+}
 
 /// The receive half of a token pair: one arrived packet, and the pool its
 /// buffer returns to.
-pub struct Rx<'a>(Vec<u8>, &'a RefCell<Vec<Vec<u8>>>);
+pub struct Rx<'a>(Vec<u8>, &'a RefCell<Pool>);
 
 /// The transmit half of a token pair: a slot on the outgoing queue.
-pub struct Tx<'a>(&'a mut Vec<Vec<u8>>, &'a RefCell<Vec<Vec<u8>>>);
+pub struct Tx<'a>(&'a mut Vec<Vec<u8>>, &'a RefCell<Pool>);
 
 impl phy::RxToken for Rx<'_> {
     fn consume<R, F>(self, f: F) -> R
@@ -51,10 +100,7 @@ impl phy::RxToken for Rx<'_> {
         F: FnOnce(&[u8]) -> R,
     {
         let r = f(&self.0);
-        let mut pool = self.1.borrow_mut();
-        if pool.len() < POOL_MAX {
-            pool.push(self.0);
-        }
+        self.1.borrow_mut().give(self.0);
         r
     }
 }
@@ -64,7 +110,7 @@ impl phy::TxToken for Tx<'_> {
     where
         F: FnOnce(&mut [u8]) -> R,
     {
-        let mut packet = self.1.borrow_mut().pop().unwrap_or_default();
+        let mut packet = self.1.borrow_mut().take();
         // smoltcp writes all `len` bytes; only a buffer too short is grown
         // (zero-filled), as synack's outbox does.
         if packet.len() < len {
@@ -84,7 +130,7 @@ impl phy::Device for PipeDevice {
 
     fn receive(&mut self, _now: SmolInstant) -> Option<(Rx<'_>, Tx<'_>)> {
         let p = self.rx.pop_front()?;
-        Some((Rx(p, &self.pool), Tx(&mut self.tx, &self.pool)))
+        Some((Rx(p, &self.returns), Tx(&mut self.tx, &self.pool)))
     }
 
     fn transmit(&mut self, _now: SmolInstant) -> Option<Tx<'_>> {
@@ -109,6 +155,9 @@ pub struct Host {
     pub iface: Interface,
     /// Its sockets.
     pub sockets: SocketSet<'static>,
+    /// Whether an egress since the application last ran may have changed
+    /// a socket (told to it with the next poll's changes).
+    egress_changed: bool,
 }
 
 impl Host {
@@ -127,6 +176,7 @@ impl Host {
             dev,
             iface,
             sockets: SocketSet::new(Vec::new()),
+            egress_changed: false,
         }
     }
 }
@@ -175,9 +225,16 @@ impl Pair {
                 IpAddr::V6(_) => None,
             })
             .collect();
+        let (mut a, mut b) = (
+            Host::new(&addrs, 0x5eed_000a),
+            Host::new(&[SERVER_IP], 0x5eed_000b),
+        );
+        // Each packet's buffer back to its sender, as synack's harness does.
+        a.dev.returns = Rc::clone(&b.dev.pool);
+        b.dev.returns = Rc::clone(&a.dev.pool);
         Pair {
-            a: Host::new(&addrs, 0x5eed_000a),
-            b: Host::new(&[SERVER_IP], 0x5eed_000b),
+            a,
+            b,
             link: Link::default(),
             now: 0,
             deadline: None,
@@ -189,20 +246,12 @@ impl Pair {
         SmolInstant::from_micros(self.now as i64)
     }
 
-    /// Lets both interfaces send what their sockets queued outside of
-    /// `step`, and puts it on the link.
+    /// Lets both interfaces send everything their sockets have queued, and
+    /// puts it on the link.
     pub fn flush(&mut self) {
         let now = self.instant();
-        self.a
-            .iface
-            .poll_egress(now, &mut self.a.dev, &mut self.a.sockets);
-        self.b
-            .iface
-            .poll_egress(now, &mut self.b.dev, &mut self.b.sockets);
-        self.drain();
-    }
-
-    fn drain(&mut self) {
+        self.a.egress_changed |= egress(&mut self.a, now);
+        self.b.egress_changed |= egress(&mut self.b, now);
         for p in self.a.dev.tx.drain(..) {
             self.link.ab.push(self.now, p);
         }
@@ -211,14 +260,17 @@ impl Pair {
         }
     }
 
-    /// The step of [`crate::synack_side::Pair::step`] as smoltcp is meant
-    /// to be driven: to the next instant something happens, deliver, poll
-    /// (smoltcp runs its timers in the poll), let the applications look at
-    /// their sockets, send. Not in batches of 64 as synack's: smoltcp's
-    /// applications find their work by looking at every socket, so each
-    /// extra round of them would cost smoltcp a scan of all its sockets.
+    /// The step of [`crate::synack_side::Pair::step`] as smoltcp's own
+    /// lower-level API lets it be driven at its best: to the next instant
+    /// something happens (a packet arrives, or `poll_at` says a socket has
+    /// something to send or a timer due), take in the arrived packets
+    /// (`poll_ingress_single`), let the applications look at their sockets,
+    /// then send (`poll_egress` until it has nothing left), so that an ACK
+    /// leaves with the application's reply, as synack's does. Not in
+    /// batches of 64 as synack's: smoltcp's applications find their work by
+    /// looking at every socket, so each extra round of them would cost
+    /// smoltcp a scan of all its sockets.
     pub fn step(&mut self, app_a: &mut impl App, app_b: &mut impl App) -> bool {
-        self.flush();
         let now = self.instant();
         let at = |h: &mut Host| {
             h.iface
@@ -238,25 +290,27 @@ impl Pair {
         while let Some(p) = self.link.ba.pop_due(self.now) {
             self.a.dev.rx.push_back(p);
         }
-        let Some(rb) = poll(&mut self.b, now, self.deadline) else {
-            return false;
-        };
-        app_b.after_poll(now, &mut self.b, rb);
-        let Some(ra) = poll(&mut self.a, now, self.deadline) else {
-            return false;
-        };
-        app_a.after_poll(now, &mut self.a, ra);
+        for (h, app) in [
+            (&mut self.b, app_b as &mut dyn App),
+            (&mut self.a, app_a as &mut dyn App),
+        ] {
+            let Some(changed) = ingress(h, now, self.deadline) else {
+                return false;
+            };
+            let changed = changed || std::mem::take(&mut h.egress_changed);
+            app.after_poll(now, h, changed);
+        }
         self.flush();
         true
     }
 }
 
-/// `Interface::poll`, one arriving packet at a time so that a real-time
-/// `deadline` can stop it (smoltcp looks for a packet's socket by scanning
-/// every socket, so one poll with 100,000 packets queued against 200,000
-/// sockets takes minutes). Whether any socket may have changed, or `None`
-/// when the deadline passed.
-fn poll(h: &mut Host, now: SmolInstant, deadline: Option<std::time::Instant>) -> Option<bool> {
+/// Every arrived packet through `Interface::poll_ingress_single`, one at a
+/// time so that a real-time `deadline` can stop it (smoltcp looks for a
+/// packet's socket by scanning every socket, so one poll with 100,000
+/// packets queued against 200,000 sockets takes minutes). Whether any
+/// socket may have changed, or `None` when the deadline passed.
+fn ingress(h: &mut Host, now: SmolInstant, deadline: Option<std::time::Instant>) -> Option<bool> {
     let mut changed = false;
     let mut n = 0u32;
     loop {
@@ -270,10 +324,18 @@ fn poll(h: &mut Host, now: SmolInstant, deadline: Option<std::time::Instant>) ->
             return None;
         }
     }
+    Some(changed)
+}
+
+/// `Interface::poll_egress` until no socket has anything left to send (it
+/// sends at most one packet per socket a call). Whether any socket may
+/// have changed.
+fn egress(h: &mut Host, now: SmolInstant) -> bool {
+    let mut changed = false;
     while h.iface.poll_egress(now, &mut h.dev, &mut h.sockets) == PollResult::SocketStateChanged {
         changed = true;
     }
-    Some(changed)
+    changed
 }
 
 /// A TCP socket with `buffer` bytes of receive and of send buffer.
@@ -289,5 +351,34 @@ pub fn endpoint(addr: SocketAddr) -> IpEndpoint {
     match addr.ip() {
         IpAddr::V4(v4) => IpEndpoint::new(IpAddress::Ipv4(v4), addr.port()),
         IpAddr::V6(_) => panic!("the harness is IPv4 only"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_is_bounded_by_bytes() {
+        let mut pool = Pool::default();
+        pool.give(vec![0; 32]); // too small to keep
+        assert_eq!(pool.bufs.len(), 0);
+        for _ in 0..(POOL_BYTES / 1500) + 10 {
+            pool.give(Vec::with_capacity(1500));
+        }
+        assert!(pool.bytes <= POOL_BYTES && pool.bytes > POOL_BYTES - 1500);
+        let held = pool.bytes;
+        assert_eq!(pool.take().capacity(), 1500);
+        assert_eq!(pool.bytes, held - 1500);
+    }
+
+    #[test]
+    fn a_read_packet_returns_to_its_sender() {
+        let pair = Pair::new(1);
+        assert!(Rc::ptr_eq(&pair.a.dev.returns, &pair.b.dev.pool));
+        assert!(Rc::ptr_eq(&pair.b.dev.returns, &pair.a.dev.pool));
+        // A device on its own keeps what it reads.
+        let dev = PipeDevice::default();
+        assert!(Rc::ptr_eq(&dev.returns, &dev.pool));
     }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use synack_core::{Config, Event, Instant, Stack};
 
-use crate::pipe::{earliest, Link, Pipe, MTU};
+use crate::pipe::{earliest, Link, Pipe};
+use crate::MTU;
 
 /// The server's address (host B).
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);

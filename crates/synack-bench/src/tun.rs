@@ -56,7 +56,7 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 
 use crate::report::{Figure, Progress};
 use crate::smoltcp_side::{endpoint, socket};
-use crate::Sizes;
+use crate::{Sizes, MTU};
 
 /// Bytes of each request and each response in the round-trip test.
 pub const MESSAGE: usize = 64;
@@ -75,7 +75,7 @@ pub const RUNS: usize = 3;
 
 /// The median of [`RUNS`] runs of `f` (what comes with the value is the
 /// median run's); the first failure, if any.
-fn median<T>(mut f: impl FnMut() -> Result<T, String>) -> Result<T, String>
+pub(crate) fn median<T>(mut f: impl FnMut() -> Result<T, String>) -> Result<T, String>
 where
     T: Valued,
 {
@@ -88,7 +88,7 @@ where
 }
 
 /// A figure, alone or with a note.
-trait Valued {
+pub(crate) trait Valued {
     fn value(&self) -> f64;
 }
 
@@ -105,7 +105,7 @@ impl Valued for (f64, String) {
 }
 
 /// Longest a case may take before it is given up (a stall, not a figure).
-const STALL: Duration = Duration::from_secs(60);
+pub(crate) const STALL: Duration = Duration::from_secs(60);
 
 /// The kernel's side of a TUN device, and the user-space stack's address.
 const KERNEL_IP: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 1);
@@ -123,7 +123,7 @@ const ECHO_PORT: u16 = 5003;
 /// The three directions, as the `direction` parameter names them.
 const DIRS: [&str; 3] = ["kernel-to-stack", "stack-to-kernel", "request-response"];
 
-fn ip(args: &[&str]) -> Result<(), String> {
+pub(crate) fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -140,13 +140,13 @@ fn ip(args: &[&str]) -> Result<(), String> {
 }
 
 /// A network namespace this benchmark made, removed on drop.
-struct Netns {
-    name: String,
+pub(crate) struct Netns {
+    pub(crate) name: String,
 }
 
 impl Netns {
     /// `synack-bench-<pid>-<tag>`, with its loopback up.
-    fn new(tag: &str) -> Result<Self, String> {
+    pub(crate) fn new(tag: &str) -> Result<Self, String> {
         let name = format!("synack-bench-{}-{tag}", std::process::id());
         ip(&["netns", "add", &name])?;
         let ns = Netns { name };
@@ -156,7 +156,7 @@ impl Netns {
 
     /// Runs `f` on a new thread inside the namespace (threads it spawns
     /// are inside too) and waits for it.
-    fn run<T: Send + 'static>(
+    pub(crate) fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T, String> + Send + 'static,
     ) -> Result<T, String> {
@@ -173,12 +173,12 @@ impl Drop for Netns {
 }
 
 /// Two namespaces joined by a veth pair: a (10.200.0.1), b (10.200.0.2).
-struct VethPair {
-    ns: [Netns; 2],
+pub(crate) struct VethPair {
+    pub(crate) ns: [Netns; 2],
 }
 
 impl VethPair {
-    fn new() -> Result<Self, String> {
+    pub(crate) fn new() -> Result<Self, String> {
         let pair = VethPair {
             ns: [Netns::new("a")?, Netns::new("b")?],
         };
@@ -192,7 +192,7 @@ impl VethPair {
             (b, "sbveth1", "10.200.0.2/24"),
         ] {
             ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
-            ip(&["-n", ns, "link", "set", dev, "mtu", "1500", "up"])?;
+            ip(&["-n", ns, "link", "set", dev, "mtu", &MTU.to_string(), "up"])?;
         }
         Ok(pair)
     }
@@ -211,7 +211,7 @@ fn enter(ns: &str) -> Result<(), String> {
 }
 
 /// Runs `f` on a new thread inside namespace `ns`.
-fn in_ns<T: Send + 'static>(
+pub(crate) fn in_ns<T: Send + 'static>(
     ns: &str,
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> std::thread::JoinHandle<Result<T, String>> {
@@ -222,20 +222,23 @@ fn in_ns<T: Send + 'static>(
     })
 }
 
-fn join<T>(h: std::thread::JoinHandle<Result<T, String>>, who: &str) -> Result<T, String> {
+pub(crate) fn join<T>(
+    h: std::thread::JoinHandle<Result<T, String>>,
+    who: &str,
+) -> Result<T, String> {
     h.join().map_err(|_| format!("the {who} thread panicked"))?
 }
 
-fn gbit(bytes: u64, from: WallInstant, to: WallInstant) -> f64 {
+pub(crate) fn gbit(bytes: u64, from: WallInstant, to: WallInstant) -> f64 {
     bytes as f64 * 8.0 / to.duration_since(from).as_secs_f64().max(1e-9) / 1e9
 }
 
 /// What a receiver got: the byte count and the time of the last read.
-type Received = Result<(u64, WallInstant), String>;
+pub(crate) type Received = Result<(u64, WallInstant), String>;
 
 /// Reads from `r` until `bytes` arrived or the stream ends; the count and
 /// the time of the last read.
-fn sink(mut r: impl Read, bytes: u64) -> Received {
+pub(crate) fn sink(mut r: impl Read, bytes: u64) -> Received {
     let mut buf = vec![0u8; 1 << 18];
     let mut got = 0u64;
     let mut last = WallInstant::now();
@@ -254,7 +257,7 @@ fn sink(mut r: impl Read, bytes: u64) -> Received {
 }
 
 /// Writes `bytes` to `w` in 256 KiB writes.
-fn source(mut w: impl Write, bytes: u64) -> Result<(), String> {
+pub(crate) fn source(mut w: impl Write, bytes: u64) -> Result<(), String> {
     let chunk = vec![0x5au8; 1 << 18];
     let mut sent = 0u64;
     while sent < bytes {
@@ -280,7 +283,10 @@ fn kernel_send(to: SocketAddr, bytes: u64) -> Result<WallInstant, String> {
 
 /// The kernel as the receiving end: a listener on `at`; the thread returned
 /// accepts one connection and reads `bytes` from it.
-fn kernel_sink(at: SocketAddr, bytes: u64) -> Result<std::thread::JoinHandle<Received>, String> {
+pub(crate) fn kernel_sink(
+    at: SocketAddr,
+    bytes: u64,
+) -> Result<std::thread::JoinHandle<Received>, String> {
     let l = TcpListener::bind(at).map_err(|e| format!("kernel bind {at}: {e}"))?;
     Ok(std::thread::spawn(move || {
         let (s, _) = l.accept().map_err(|e| format!("kernel accept: {e}"))?;
@@ -307,7 +313,7 @@ fn kernel_rr(to: SocketAddr, round_trips: u64) -> Result<f64, String> {
     Ok(round_trips as f64 / t0.elapsed().as_secs_f64())
 }
 
-fn checked(got: u64, bytes: u64) -> Result<(), String> {
+pub(crate) fn checked(got: u64, bytes: u64) -> Result<(), String> {
     if got < bytes {
         return Err(format!("only {got} of {bytes} bytes arrived"));
     }
@@ -369,10 +375,6 @@ type Fig = Result<(f64, String), String>;
 /// The figures of one stack: the two directions, then (when asked for)
 /// request/response.
 type Figs = Vec<Fig>;
-
-/// The link MTU of every row the targets are checked against (the veth
-/// pair's and the TUN devices').
-pub const MTU: usize = 1500;
 
 /// The MTU of the extra TUN rows: 64 KiB packets, what the kernel moves
 /// over veth with its segmentation offloads (GSO/GRO) while the wire MTU
@@ -872,7 +874,7 @@ fn rows(
 }
 
 /// Why this benchmark cannot run here, if it cannot.
-fn unavailable() -> Option<String> {
+pub(crate) fn unavailable() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Some("needs root (it makes its own network namespaces)".into());

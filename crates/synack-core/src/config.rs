@@ -3,6 +3,8 @@
 
 use core::time::Duration;
 
+use synack_wire::Dscp;
+
 use crate::cc::CongestionControlChoice;
 
 /// Stack-wide configuration. Every field has a default ([`Config::default`]).
@@ -64,6 +66,12 @@ pub struct Config {
     pub ephemeral_high: u16,
     /// TTL / hop limit of packets we send (MUST-49).
     pub ttl: u8,
+    /// The Diffserv codepoint of new connections and listeners (MUST-48),
+    /// and of the RSTs that answer segments no connection owns. Each
+    /// connection's or listener's own can be changed
+    /// ([`crate::Stack::set_dscp`], [`crate::Stack::set_listener_dscp`]).
+    /// The ECN bits below it stay TCP's (zero: synack does not do ECN).
+    pub dscp: Dscp,
     /// Record trace events for `poll_trace`.
     pub trace: bool,
     /// Idle time before the first keep-alive probe, for connections that
@@ -122,6 +130,7 @@ impl Default for Config {
             ephemeral_low: 49152,
             ephemeral_high: 65535,
             ttl: 64,
+            dscp: Dscp::DEFAULT,
             trace: false,
             keepalive_idle: Duration::from_secs(7200),
             keepalive_interval: Duration::from_secs(75),

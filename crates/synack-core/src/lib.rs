@@ -49,5 +49,6 @@ pub use outbox::{Stats, Transmit};
 pub use seq::Seq;
 pub use stack::{RxChecksum, Stack, PREFETCH_AHEAD};
 pub use state::State;
+pub use synack_wire::Dscp;
 pub use time::Instant;
 pub use trace::{ConnTuple, SegmentInfo, TraceEvent, TraceKind};

@@ -110,11 +110,14 @@ pub(crate) struct Outbox {
     pub trace: VecDeque<TraceEvent>,
     pub trace_on: bool,
     pub ttl: u8,
+    /// The TOS (traffic class) of packets built without a template or a
+    /// TOS of their own: the stack's default DSCP (`Config::dscp`).
+    pub tos: u8,
     pub stats: Stats,
 }
 
 impl Outbox {
-    pub fn new(trace_on: bool, ttl: u8, csum_offload: bool) -> Self {
+    pub fn new(trace_on: bool, ttl: u8, tos: u8, csum_offload: bool) -> Self {
         Outbox {
             packets: VecDeque::new(),
             cut: VecDeque::new(),
@@ -125,6 +128,7 @@ impl Outbox {
             trace: VecDeque::new(),
             trace_on,
             ttl,
+            tos,
             stats: Stats::default(),
         }
     }
@@ -141,18 +145,53 @@ impl Outbox {
         payload: &[&[u8]],
         rtx: bool,
     ) {
-        self.send_segments(now, None, local, remote, repr, payload, rtx, u32::MAX);
+        let tos = self.tos;
+        self.push(now, None, tos, local, remote, repr, payload, rtx, u32::MAX);
+    }
+
+    /// As [`Outbox::send`], a segment without data whose IP TOS (traffic
+    /// class) is `tos` rather than the stack's default: a connection's
+    /// control segment sent without its template (from TIME-WAIT).
+    pub fn send_with_tos(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        tos: u8,
+        repr: &TcpRepr,
+    ) {
+        self.push(now, None, tos, local, remote, repr, &[], false, u32::MAX);
     }
 
     /// As [`Outbox::send`], for a payload that may span several segments of
     /// `mss` bytes (a super-segment for a device that segments). With the
     /// connection's header template (`hdr`, for `local` and `remote` with
-    /// the outbox's TTL) the packet is built from it.
+    /// the outbox's TTL and the connection's TOS) the packet is built from it.
     #[allow(clippy::too_many_arguments)]
     pub fn send_segments(
         &mut self,
         now: Instant,
         hdr: Option<&HeaderTemplate>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        repr: &TcpRepr,
+        payload: &[&[u8]],
+        rtx: bool,
+        mss: u32,
+    ) {
+        let tos = self.tos;
+        self.push(now, hdr, tos, local, remote, repr, payload, rtx, mss);
+    }
+
+    /// Builds and queues the packet: from `hdr` when given, else from the
+    /// outbox's TTL and `tos`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn push(
+        &mut self,
+        now: Instant,
+        hdr: Option<&HeaderTemplate>,
+        tos: u8,
         local: SocketAddr,
         remote: SocketAddr,
         repr: &TcpRepr,
@@ -189,7 +228,7 @@ impl Outbox {
                 local.ip(),
                 remote.ip(),
                 self.ttl,
-                0,
+                tos,
                 repr,
                 payload,
                 mode,

@@ -116,12 +116,10 @@ impl RecvBuffer {
         let Some(data) = data.get(..end - offset) else {
             return 0;
         };
-        // Ranges touching [offset, end) (overlapping or adjacent) are i..j.
-        let i = self.ranges().partition_point(|r| r.1 < offset);
-        let j = self.ranges().partition_point(|r| r.0 <= end).max(i);
-        if i == j && offset > 0 && self.ranges().len() >= MAX_RANGES {
+        if self.refuses(offset, data.len()) {
             return 0;
         }
+        let (i, j) = self.touching(offset, end);
         let pos = self.ring_pos(self.readable().saturating_add(offset));
         self.grow_to(pos.saturating_add(data.len()));
         let capacity = self.capacity();
@@ -153,6 +151,27 @@ impl RecvBuffer {
             r.1 = r.1.saturating_sub(stop);
         }
         stop
+    }
+
+    /// The ranges touching `[offset, end)` (overlapping or adjacent), as
+    /// indices `i..j` into the range list.
+    fn touching(&self, offset: usize, end: usize) -> (usize, usize) {
+        let i = self.ranges().partition_point(|r| r.1 < offset);
+        let j = self.ranges().partition_point(|r| r.0 <= end).max(i);
+        (i, j)
+    }
+
+    /// Whether [`RecvBuffer::write_at`] would refuse `len` bytes at
+    /// `offset` for starting yet another separate out-of-order range while
+    /// [`MAX_RANGES`] are held (the receiver drops and counts such a
+    /// segment).
+    pub fn refuses(&self, offset: usize, len: usize) -> bool {
+        let window = self.window();
+        if offset == 0 || offset >= window || len == 0 || self.ranges().len() < MAX_RANGES {
+            return false;
+        }
+        let (i, j) = self.touching(offset, offset.saturating_add(len).min(window));
+        i == j
     }
 
     /// Copies readable bytes into `out`, frees their space (opening the
@@ -532,6 +551,8 @@ mod tests {
         assert_eq!(b.write_at(far, b"y"), 0);
         assert_eq!(b.ooo_ranges().count(), MAX_RANGES);
         assert!(b.ooo_ranges().all(|r| r.0 < far));
+        assert!(b.refuses(far, 1));
+        assert!(!b.refuses(0, 1) && !b.refuses(2, 1));
         // Extending or joining existing ranges is still accepted.
         assert_eq!(b.write_at(3, b"z"), 0);
         assert_eq!(b.ooo_ranges().next(), Some((2, 4)));

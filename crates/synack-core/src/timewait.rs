@@ -30,6 +30,9 @@ pub(crate) struct TimeWaitEntry {
     pub window: u16,
     /// Timestamps were in use.
     pub has_ts: bool,
+    /// The connection's last TOS / Traffic Class byte, for our ACKs
+    /// (MUST-48: every segment of the connection carries its DSCP).
+    pub tos: u8,
 }
 
 /// What TIME-WAIT does with an arriving segment.
@@ -432,6 +435,7 @@ mod tests {
             ts_recent: 0,
             window: 0,
             has_ts: false,
+            tos: 0,
         }
     }
 

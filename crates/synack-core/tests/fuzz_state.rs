@@ -4,36 +4,16 @@
 //! with timers run in between. Nothing may panic, every answer must be a
 //! well-formed packet, and the stack must stay bounded.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use proptest::prelude::*;
 use synack_core::{Config, Instant, Stack};
-use synack_wire::{
-    emit_packet, packet_len, parse_packet, SackBlock, TcpFlags, TcpOptions, TcpRepr,
-};
+use synack_wire::parse_packet;
 
-const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-const REMOTE: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+mod script;
 
-#[derive(Debug, Clone)]
-struct Input {
-    dst_port: u16,
-    src_port: u16,
-    seq: u32,
-    ack: u32,
-    flags: u8,
-    window: u16,
-    urgent: u16,
-    mss: Option<u16>,
-    ws: Option<u8>,
-    sack_perm: bool,
-    ts: Option<(u32, u32)>,
-    sack: Vec<(u32, u32)>,
-    payload: Vec<u8>,
-    advance_ms: u16,
-    app: u8,
-}
+use script::{packet, run, Input, Last, LOCAL, REMOTE};
 
 fn input() -> impl Strategy<Value = Input> {
     (
@@ -85,139 +65,14 @@ fn input() -> impl Strategy<Value = Input> {
         )
 }
 
-/// What the stack last sent: (its port, seq, ack, sequence space used).
-type Last = Option<(u16, u32, u32, u32)>;
-
-/// Common flag combinations most of the time, anything some of the time.
-fn flags(i: &Input) -> TcpFlags {
-    const COMMON: [u8; 7] = [0x02, 0x12, 0x10, 0x18, 0x11, 0x04, 0x14];
-    match i.flags % 8 {
-        7 => TcpFlags(i.flags.rotate_left(3)),
-        k => TcpFlags(COMMON[usize::from(k)]),
-    }
-}
-
-fn packet(i: &Input, last: Last) -> Option<Vec<u8>> {
-    let mut options = TcpOptions {
-        mss: i.mss,
-        window_scale: i.ws,
-        sack_permitted: i.sack_perm,
-        timestamps: i.ts,
-        ..TcpOptions::default()
-    };
-    for (n, (l, r)) in i.sack.iter().enumerate() {
-        options.sack_blocks[n] = SackBlock {
-            left: *l,
-            right: *r,
-        };
-    }
-    options.sack_count = i.sack.len() as u8;
-    // Half the time, answer what the stack last sent, near the right
-    // numbers, so that segments land in (and around) its windows.
-    let (dst_port, seq, ack) = match last {
-        Some((port, s, a, len)) if i.app & 1 == 0 => (
-            port,
-            a.wrapping_add(i.seq % 4096).wrapping_sub(1024),
-            s.wrapping_add(len).wrapping_sub(i.ack % 3),
-        ),
-        _ => (i.dst_port, i.seq, i.ack),
-    };
-    let repr = TcpRepr {
-        src_port: if last.is_some() && i.app & 1 == 0 {
-            40000
-        } else {
-            i.src_port
-        },
-        dst_port,
-        seq,
-        ack,
-        flags: flags(i),
-        window: i.window,
-        urgent: i.urgent,
-        options,
-    };
-    let payload = &i.payload[..i.payload.len().min(1400)];
-    let mut buf = vec![0u8; packet_len(REMOTE, &repr, payload.len())];
-    let n = emit_packet(&mut buf, REMOTE, LOCAL, 64, 0, &repr, payload).ok()?;
-    buf.truncate(n);
-    Some(buf)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
     fn arbitrary_segments_never_break_the_stack(inputs in proptest::collection::vec(input(), 1..60)) {
-        let cfg = Config { recv_buffer: 4096, send_buffer: 4096, ..Config::default() };
-        let mut stack = Stack::new(cfg, [7; 16]);
-        stack.add_address(LOCAL);
-        let lid = stack.listen(SocketAddr::new(LOCAL, 80), 4).unwrap();
-        let mut now = Instant::from_secs(1);
-        let mut conns = Vec::new();
-        let mut last: Last = None;
-        if let Ok(id) = stack.connect(now, Some(SocketAddr::new(LOCAL, 81)), SocketAddr::new(REMOTE, 40000)) {
-            conns.push(id);
+        if let Err(broken) = run(&inputs) {
+            prop_assert!(false, "{}", broken);
         }
-        for i in &inputs {
-            if let Some(p) = packet(i, last) {
-                stack.handle_packet(now, &p);
-            }
-            now += Duration::from_millis(u64::from(i.advance_ms % 3000));
-            stack.handle_timeout(now);
-            while let Ok(id) = stack.accept(lid) {
-                conns.push(id);
-            }
-            // The application pokes at its connections too.
-            if let Some(&id) = conns.get(usize::from(i.app) % conns.len().max(1)) {
-                let mut buf = [0u8; 512];
-                match i.app % 7 {
-                    0 => { let _ = stack.send(now, id, &i.payload[..i.payload.len().min(300)]); }
-                    1 => { let _ = stack.recv(now, id, &mut buf); }
-                    2 => { let _ = stack.shutdown_write(now, id); }
-                    3 => { let _ = stack.send_urgent(now, id, b"!"); }
-                    4 => { let _ = stack.set_keepalive(now, id, true); }
-                    5 => { let _ = stack.close(now, id); }
-                    _ => { let _ = stack.urgent_mark(id); }
-                }
-            }
-            while let Some(out) = stack.poll_transmit() {
-                // Every answer is a well-formed packet from us.
-                let seg = parse_packet(&out).expect("the stack sent a malformed packet");
-                prop_assert_eq!(seg.src, LOCAL);
-                let t = &seg.tcp;
-                let len = seg.payload.len() as u32 + u32::from(t.flags.syn()) + u32::from(t.flags.fin());
-                if seg.dst == REMOTE && !t.flags.rst() {
-                    last = Some((t.src_port, t.seq, t.ack, len));
-                }
-                stack.recycle(out);
-            }
-            while stack.poll_event().is_some() {}
-            prop_assert!(stack.connection_count() <= 8);
-            if std::env::var_os("FUZZ_STATES").is_some() {
-                for &id in &conns {
-                    if let Ok(st) = stack.state(id) {
-                        eprintln!("STATE {st}");
-                    }
-                }
-            }
-        }
-        // Left alone, everything times out and is freed: nothing leaks.
-        for id in conns {
-            let _ = stack.close(now, id);
-        }
-        for _ in 0..2000 {
-            match stack.poll_timeout() {
-                Some(t) => {
-                    now = now.max(t);
-                    stack.handle_timeout(now);
-                    while stack.poll_transmit().is_some() {}
-                    while stack.poll_event().is_some() {}
-                }
-                None => break,
-            }
-        }
-        prop_assert_eq!(stack.connection_count(), 0);
-        prop_assert_eq!(stack.time_wait_count(), 0);
     }
 }
 
@@ -312,5 +167,43 @@ proptest! {
         }
         prop_assert_eq!(format!("{:?}", one.stats()), format!("{:?}", batch.stats()));
         prop_assert_eq!(one.connection_count(), batch.connection_count());
+    }
+}
+
+/// The fuzz target's corpus (`fuzz/corpus/stack_script`): its seeds and
+/// every input that once broke the stack, replayed as a regression test.
+fn corpus_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/stack_script")
+}
+
+#[test]
+fn the_fuzz_corpus_replays_cleanly() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(corpus_dir()).expect("the fuzz corpus") {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        if let Err(broken) = run(&script::decode(&data)) {
+            panic!("{}: {broken}", path.display());
+        }
+        n += 1;
+    }
+    assert!(n >= script::seeds().len(), "only {n} corpus files");
+}
+
+/// The seeds decode to their scripts, and the corpus holds them as written
+/// by `encode` (`SYNACK_WRITE_SEEDS=1` rewrites them).
+#[test]
+fn the_fuzz_seeds_are_in_the_corpus() {
+    for (name, steps) in script::seeds() {
+        let bytes = script::encode(&steps);
+        assert_eq!(
+            format!("{:?}", script::decode(&bytes)),
+            format!("{steps:?}")
+        );
+        let path = corpus_dir().join(format!("seed-{name}"));
+        if std::env::var_os("SYNACK_WRITE_SEEDS").is_some() {
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        assert_eq!(std::fs::read(&path).ok(), Some(bytes), "{}", path.display());
     }
 }

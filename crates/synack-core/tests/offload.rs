@@ -60,6 +60,7 @@ fn device_cuts(t: &Transmit, mss: usize, now: Instant) -> Vec<Seg> {
             at: now,
             src: seg.src,
             dst: seg.dst,
+            tos: seg.tos,
             tcp: seg.tcp,
             payload: seg.payload.to_vec(),
         });

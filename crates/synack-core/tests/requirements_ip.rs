@@ -43,6 +43,7 @@ fn must_49_ttl_configurable_on_every_packet() {
                     at: p.now,
                     src: s.src,
                     dst: s.dst,
+                    tos: s.tos,
                     tcp: s.tcp,
                     payload: s.payload.to_vec(),
                 };

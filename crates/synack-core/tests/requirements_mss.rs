@@ -35,6 +35,7 @@ fn segment_sizes(p: &mut Peer, n: usize) -> Vec<(usize, usize)> {
                 at: p.now,
                 src: s.src,
                 dst: s.dst,
+                tos: s.tos,
                 tcp: s.tcp,
                 payload: s.payload.to_vec(),
             };

@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 mod checksum;
+mod diffserv;
 mod error;
 mod flags;
 mod gso;
@@ -33,6 +34,7 @@ mod tcp;
 mod template;
 
 pub use checksum::{internet_checksum, pseudo_header_sum};
+pub use diffserv::{Dscp, ECN_MASK};
 pub use error::WireError;
 pub use flags::TcpFlags;
 pub use gso::{gso_segment, gso_segment_count};

@@ -1,6 +1,6 @@
 //! A connection's packet header, built once: the IP header and the sums of
 //! the words that never change between its segments (addresses, protocol,
-//! TTL), so that each segment only writes and sums what does change.
+//! TTL, TOS), so that each segment only writes and sums what does change.
 
 use core::net::SocketAddr;
 
@@ -81,6 +81,33 @@ impl HeaderTemplate {
             ip_sum,
             pseudo,
         })
+    }
+
+    /// The TOS (IPv4) or Traffic Class (IPv6) byte of the template's
+    /// packets: DSCP in the top six bits, ECN in the low two.
+    pub fn tos(&self) -> u8 {
+        if self.ip_len() == IPV4_HEADER_LEN {
+            self.ip[1]
+        } else {
+            (self.ip[0] << 4) | (self.ip[1] >> 4)
+        }
+    }
+
+    /// Rebuilds the template for TOS (traffic class) `tos`: the same
+    /// template as [`HeaderTemplate::new`] with `tos` and the other
+    /// arguments unchanged. Done once per change of the setting, so that
+    /// the packets themselves cost nothing more (RFC 9293 §3.9.1.9,
+    /// SHLD-21: the Diffserv field may change during a connection).
+    pub fn set_tos(&mut self, tos: u8) {
+        if self.ip_len() == IPV4_HEADER_LEN {
+            self.ip[1] = tos;
+            // The total length and checksum words are zero in `ip`.
+            self.ip_sum = checksum::fold_to_32(checksum::partial(0, &self.ip[..IPV4_HEADER_LEN]));
+        } else {
+            // Version (4 bits), traffic class (8), flow label (20).
+            self.ip[0] = 0x60 | (tos >> 4);
+            self.ip[1] = (tos << 4) | (self.ip[1] & 0x0f);
+        }
     }
 
     /// Length of the IP header: 20 or 40.
@@ -312,6 +339,30 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// A template whose TOS changed is the template built with that TOS:
+    /// the same bytes on the wire, the IPv4 header checksum still right.
+    #[test]
+    fn set_tos_rebuilds_the_header() {
+        for v6 in [false, true] {
+            let (src, dst) = endpoints(v6);
+            let mut t = HeaderTemplate::new(src, dst, 64, 0).unwrap();
+            assert_eq!(t.tos(), 0);
+            for tos in [0xB8, 0x01, 0xFF, 0x00, 0x28] {
+                t.set_tos(tos);
+                assert_eq!(
+                    t,
+                    HeaderTemplate::new(src, dst, 64, tos).unwrap(),
+                    "{tos:#x}"
+                );
+                assert_eq!(t.tos(), tos);
+                let mut buf = [0u8; 128];
+                let n = t.emit(&mut buf, &reprs()[1], &[b"x"], TcpChecksum::Full);
+                let seg = parse_packet(&buf[..n.unwrap()]).unwrap();
+                assert_eq!(seg.tos, tos, "v6={v6}");
             }
         }
     }

@@ -37,6 +37,11 @@ impl TcpListener {
         self.inner.local_addr()
     }
 
+    /// See [`net::TcpListener::set_tos`].
+    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        self.inner.set_tos(tos)
+    }
+
     /// Waits for the next established connection.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (inner, peer) = poll_fn(|cx| self.inner.poll_accept(cx.waker())).await?;
@@ -80,6 +85,16 @@ impl TcpStream {
     /// Turns Nagle's algorithm off (`true`) or on.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.inner.set_nodelay(nodelay)
+    }
+
+    /// See [`net::TcpStream::set_tos`].
+    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        self.inner.set_tos(tos)
+    }
+
+    /// See [`net::TcpStream::tos`].
+    pub fn tos(&self) -> io::Result<u32> {
+        self.inner.tos()
     }
 
     /// See [`net::TcpStream::set_linger`].

@@ -897,3 +897,71 @@ fn lossy_1pct_20mib_synack_to_kernel_goodput() {
         );
     }
 }
+
+/// Packets counted by the namespace's nftables rules whose text contains
+/// `rule` (as `nft list ruleset` prints it).
+fn nft_counted_by(ns: &Netns, rule: &str) -> u64 {
+    let out = ns.run("nft", &["list", "ruleset"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| l.contains(rule))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == "packets")?;
+            words.get(at + 1)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// MUST-48, SHLD-22 through the sockets, as the kernel sees them: a
+/// listener's `set_tos(0xBB)` (EF with both ECN bits, which TCP keeps for
+/// itself) puts DSCP 46 and Not-ECT on every packet of the accepted
+/// connection, SYN-ACK to the last ACK; the accepted stream reports it.
+#[test]
+fn listener_tos_marks_every_packet_the_kernel_receives() {
+    let Some(ns) = Netns::new("dscp_to_kernel") else {
+        return;
+    };
+    if !have("nft", "--version") {
+        println!("skipped: dscp_to_kernel: no nft (nftables)");
+        return;
+    }
+    nft(
+        &ns,
+        &[
+            "add table inet ds",
+            "add chain inet ds i { type filter hook input priority 0; }",
+            "add rule inet ds i iifname syn0 ip dscp ef counter",
+            "add rule inet ds i iifname syn0 ip dscp != ef counter",
+            "add rule inet ds i iifname syn0 ip ecn != not-ect counter",
+        ],
+    );
+    let net = start(&ns, test_config(), None);
+    let l = TcpListener::bind(&net, addr("10.0.0.2:7")).unwrap();
+    l.set_tos(0xBB).unwrap();
+    assert_eq!(l.tos().unwrap(), 0xB8);
+    assert!(l.set_tos(256).is_err());
+    let srv = std::thread::spawn(move || {
+        let (mut s, _) = l.accept_timeout(T).expect("accept");
+        let tos = s.tos().unwrap();
+        let mut buf = [0u8; 64];
+        s.set_read_timeout(Some(T)).unwrap();
+        while let Ok(n @ 1..) = s.read(&mut buf) {
+            s.write_all(&buf[..n]).unwrap();
+        }
+        drop(s);
+        tos
+    });
+    let got = ns.enter(|| kernel_echo_client(b"expedited"));
+    assert_eq!(got, b"expedited");
+    assert_eq!(srv.join().unwrap(), 0xB8, "the accepted stream's TOS");
+    // The stack's FIN and its ACK of the kernel's FIN reach the kernel
+    // after the echo: wait for the close to finish.
+    wait_for("the close", || {
+        net.with_stack(|s| s.connection_count()) == 0
+    });
+    let ef = nft_counted_by(&ns, "ip dscp ef");
+    assert!(ef >= 4, "SYN-ACK, data, FIN, ACKs: {ef} packets marked EF");
+    assert_eq!(nft_counted_by(&ns, "ip dscp != ef"), 0);
+    assert_eq!(nft_counted_by(&ns, "ip ecn != not-ect"), 0);
+}

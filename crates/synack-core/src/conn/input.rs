@@ -687,6 +687,16 @@ impl Tcb {
         }
         let had_gaps = self.recvq.has_ooo();
         let off = seq.since(self.rcv_nxt) as usize;
+        if self.recvq.refuses(off, payload.len()) {
+            // Reassembly is bounded (SHLD-31 with a budget): a segment that
+            // would open yet another hole-separated range is dropped (the
+            // sender will resend it) and answered with the ACK that shows
+            // where the holes are.
+            ctx.out
+                .drop(ctx.now, Some(self.tuple), "out-of-order range limit");
+            self.ack_now = true;
+            return ControlFlow::Continue(());
+        }
         let n = match preplaced {
             // Already copied in while the checksum was verified.
             Some(len) if off == 0 && len as usize == payload.len() => {

@@ -13,6 +13,7 @@
 //!   buffer, and the connection's entries in the stack's timer wheel and
 //!   ACK list.
 
+mod diffserv;
 mod handle;
 mod icmp;
 mod input;
@@ -268,9 +269,10 @@ pub(crate) struct Tcb {
     pub sendq: SendBuffer,
     pub recvq: RecvBuffer,
     pub rtt: RttEstimator,
-    /// The packet header of this connection's segments, prebuilt (`None`
-    /// only for a tuple of mixed address families, which no connection has:
-    /// then each packet is built in full).
+    /// The packet header of this connection's segments, prebuilt, with the
+    /// connection's TOS / Traffic Class ([`diffserv`]) (`None` only for a
+    /// tuple of mixed address families, which no connection has: then each
+    /// packet is built in full).
     pub hdr: Option<HeaderTemplate>,
 
     // ----- Cold: the SACK scoreboard, recovery limits, the peer's urgent
@@ -362,7 +364,7 @@ impl Tcb {
             dupacks: 0,
             recover: None,
             rtx_hole: iss,
-            hdr: HeaderTemplate::new(tuple.local, tuple.remote, cfg.ttl, 0).ok(),
+            hdr: HeaderTemplate::new(tuple.local, tuple.remote, cfg.ttl, cfg.dscp.tos(0)).ok(),
             recover_floor: None,
         }
     }

@@ -243,15 +243,18 @@ impl Tcb {
     }
 
     /// Sends a control segment exactly as given, with none of the ACK
-    /// bookkeeping of [`Tcb::emit`].
+    /// bookkeeping of [`Tcb::emit`] (from the connection's header, so with
+    /// its DSCP: MUST-48).
     pub(crate) fn send_raw(&mut self, ctx: &mut Ctx<'_>, repr: &TcpRepr) {
-        ctx.out.send(
+        ctx.out.send_segments(
             ctx.now,
+            self.hdr.as_ref(),
             self.tuple.local,
             self.tuple.remote,
             repr,
             &[],
             false,
+            u32::MAX,
         );
     }
 

@@ -21,6 +21,7 @@ impl Tcb {
             ts_recent: self.ts.map_or(0, |ts| ts.recent),
             window: (self.recvq.window() as u32 >> self.rcv_wscale).min(0xFFFF) as u16,
             has_ts: self.ts.is_some(),
+            tos: self.tos(),
         };
         self.timers.stop_all();
         entry

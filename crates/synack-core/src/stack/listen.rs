@@ -6,7 +6,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
 
-use synack_wire::{Segment, TcpFlags, TcpRepr};
+use synack_wire::{Dscp, Segment, TcpFlags, TcpRepr};
 
 use super::Stack;
 use crate::conn::Tcb;
@@ -21,6 +21,8 @@ pub(super) struct Listener {
     pending: usize,
     /// ESTABLISHED children waiting for `accept`.
     ready: VecDeque<ConnId>,
+    /// The DSCP its connections start with, SYN-ACK included (MUST-48).
+    pub(super) dscp: Dscp,
 }
 
 impl Stack {
@@ -42,6 +44,7 @@ impl Stack {
             backlog: backlog.max(1),
             pending: 0,
             ready: VecDeque::new(),
+            dscp: self.cfg.dscp,
         };
         let idx = match self.listeners.iter().position(Option::is_none) {
             Some(i) => {
@@ -97,7 +100,7 @@ impl Stack {
         Ok(())
     }
 
-    fn listener(&self, lid: ListenerId) -> Result<&Listener, Error> {
+    pub(super) fn listener(&self, lid: ListenerId) -> Result<&Listener, Error> {
         self.listeners
             .get(lid.0 as usize)
             .and_then(Option::as_ref)
@@ -189,7 +192,11 @@ impl Stack {
             }
         }
         let ts_offset = self.isn.ts_offset(tuple.local, tuple.remote);
-        let id = self.insert_tcb(Tcb::passive(&self.cfg, tuple, iss, ts_offset, lid));
+        let mut tcb = Tcb::passive(&self.cfg, tuple, iss, ts_offset, lid);
+        if let Ok(l) = self.listener(lid) {
+            tcb.set_dscp(l.dscp);
+        }
+        let id = self.insert_tcb(tcb);
         if let Ok(l) = self
             .listeners
             .get_mut(lid.0 as usize)

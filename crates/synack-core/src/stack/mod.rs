@@ -13,6 +13,7 @@
 //! them what arrived; every transition is the connection's (`conn/`).
 
 mod calls;
+mod diffserv;
 mod lifecycle;
 mod listen;
 mod ports;
@@ -90,7 +91,7 @@ impl Stack {
         let mut table_key = secret;
         table_key[0] ^= 0x5a;
         Stack {
-            out: Outbox::new(cfg.trace, cfg.ttl, cfg.checksum_offload),
+            out: Outbox::new(cfg.trace, cfg.ttl, cfg.dscp.tos(0), cfg.checksum_offload),
             cfg,
             addrs: Vec::new(),
             addr_set: hashbrown::HashSet::with_hasher(KeyedHash(table_key)),

@@ -84,7 +84,7 @@ impl Stack {
             TwAction::Ack { restart } => {
                 let repr = entry.ack_repr(now, tuple.local.port(), tuple.remote.port());
                 self.out
-                    .send(now, tuple.local, tuple.remote, &repr, &[], false);
+                    .send_with_tos(now, tuple.local, tuple.remote, entry.tos, &repr);
                 if restart {
                     // RFC 9293 §3.10.7.4: restart the 2 MSL timeout.
                     let expires = now + t_twice_msl(&self.cfg);

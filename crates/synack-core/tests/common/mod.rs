@@ -49,6 +49,8 @@ pub struct Seg {
     pub at: Instant,
     pub src: IpAddr,
     pub dst: IpAddr,
+    /// The IPv4 TOS byte or IPv6 Traffic Class (DSCP and ECN bits).
+    pub tos: u8,
     pub tcp: TcpRepr,
     pub payload: Vec<u8>,
 }
@@ -321,6 +323,7 @@ impl Peer {
                 at: self.now,
                 src: s.src,
                 dst: s.dst,
+                tos: s.tos,
                 tcp: s.tcp,
                 payload: s.payload.to_vec(),
             };

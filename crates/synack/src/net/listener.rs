@@ -38,6 +38,23 @@ impl TcpListener {
         Ok(self.local)
     }
 
+    /// Sets the IPv4 TOS byte or IPv6 Traffic Class that connections
+    /// accepted from now on start with, their SYN-ACK included, as
+    /// [`TcpStream::set_tos`] takes it (ECN bits ignored). Connections
+    /// already made keep theirs.
+    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        let dscp = super::dscp_of_tos(tos)?;
+        let mut g = self.net.lock();
+        g.stack().set_listener_dscp(self.id, dscp).map_err(io_error)
+    }
+
+    /// The TOS / Traffic Class byte new connections start with.
+    pub fn tos(&self) -> io::Result<u32> {
+        let mut g = self.net.lock();
+        let dscp = g.stack().listener_dscp(self.id).map_err(io_error)?;
+        Ok(u32::from(dscp.tos(0)))
+    }
+
     /// Waits for the next established connection.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         self.accept_until(None)

@@ -1,7 +1,8 @@
 //! Blocking sockets on a [`Net`](crate::driver::Net), in the shapes of
 //! `std::net`: [`TcpListener`] (`bind`, `accept`, `incoming`) and
 //! [`TcpStream`] (`connect`, `connect_timeout`, `Read`, `Write`,
-//! `shutdown`, timeouts, `set_nodelay`, `set_linger`).
+//! `shutdown`, timeouts, `set_nodelay`, `set_linger`, and `set_tos` as
+//! `IP_TOS` / `IPV6_TCLASS` set it).
 //!
 //! The difference from `std::net`: the stack is named explicitly, as the
 //! first argument of `bind` and `connect`, since a process may run several.
@@ -15,3 +16,16 @@ mod stream;
 
 pub use listener::{Incoming, TcpListener};
 pub use stream::TcpStream;
+
+use std::io;
+
+use synack_core::Dscp;
+
+/// The codepoint of a TOS / Traffic Class value as `set_tos` takes it: a
+/// byte (`InvalidInput` otherwise) whose ECN bits are ignored, as Linux
+/// does for TCP sockets (RFC 3168 §6.1: they are the transport's).
+fn dscp_of_tos(tos: u32) -> io::Result<Dscp> {
+    let byte = u8::try_from(tos)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "TOS is one byte"))?;
+    Ok(Dscp::from_tos(byte))
+}

@@ -209,6 +209,26 @@ impl TcpStream {
         Ok(self.opts().nodelay)
     }
 
+    /// Sets the IPv4 TOS byte or IPv6 Traffic Class of the connection's
+    /// segments from now on (RFC 9293 §3.9.1.9, MUST-48, SHLD-21), as
+    /// `IP_TOS` / `IPV6_TCLASS` do: the Diffserv codepoint is its top six
+    /// bits; the two ECN bits are TCP's and ignored. Applications should
+    /// generally set it once, before data flows (SHLD-23). A value above
+    /// 255 is `InvalidInput`.
+    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        let dscp = super::dscp_of_tos(tos)?;
+        let mut g = self.inner.net.lock();
+        g.stack().set_dscp(self.inner.id, dscp).map_err(io_error)
+    }
+
+    /// The TOS / Traffic Class byte the connection's segments carry (the
+    /// codepoint in the top six bits; ECN bits zero).
+    pub fn tos(&self) -> io::Result<u32> {
+        let mut g = self.inner.net.lock();
+        let dscp = g.stack().dscp(self.inner.id).map_err(io_error)?;
+        Ok(u32::from(dscp.tos(0)))
+    }
+
     /// `Some(Duration::ZERO)`: dropping the stream aborts it with RST.
     /// Any other value: dropping closes gracefully, without blocking.
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
