@@ -5,6 +5,8 @@ use core::time::Duration;
 
 use synack_wire::Dscp;
 
+use crate::cc::CongestionControlChoice;
+
 /// Stack-wide configuration. Every field has a default ([`Config::default`]).
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -110,6 +112,11 @@ pub struct Config {
     /// established connections are never disturbed. Unbounded by default:
     /// a host sets it from the memory it can give.
     pub memory_budget: usize,
+    /// The congestion controller of every connection unless
+    /// [`crate::Stack::set_congestion_control`] picks another: CUBIC
+    /// (RFC 9438, with HyStart++) by default, as Linux; Reno (RFC 5681)
+    /// selectable; or the application's own.
+    pub congestion_control: CongestionControlChoice,
 }
 
 impl Default for Config {
@@ -149,6 +156,7 @@ impl Default for Config {
             max_syn_backlog: 1024,
             syn_cookies: true,
             memory_budget: usize::MAX,
+            congestion_control: CongestionControlChoice::Cubic,
         }
     }
 }

@@ -39,6 +39,10 @@ mod trace;
 mod tuple_index;
 mod wheel;
 
+pub use cc::{
+    initial_window, AckInfo, CongestionControl, CongestionControlChoice, ControllerFactory, Cubic,
+    Reno,
+};
 pub use config::Config;
 pub use error::Error;
 pub use event::{ConnId, Event, ListenerId};

@@ -220,26 +220,28 @@ fn new_data_from(segs: &[Seg], from: u32) -> usize {
 #[test]
 fn rfc6675_3_a_duplicate_sacking_many_segments_frees_as_many() {
     let mut p = Peer::new().established_sack();
-    let f = in_flight(&mut p, 12);
-    assert_eq!(f.len(), 12);
-    let (una, high) = (f[0].tcp.seq, end(&f[11]));
+    // The initial window (10 segments, RFC 6928), each ACKed: 20 out.
+    let f = in_flight(&mut p, 20);
+    assert_eq!(f.len(), 20);
+    let (una, high) = (f[0].tcp.seq, end(&f[19]));
     // One ACK SACKs nine segments: recovery, the hole resent, and the
-    // window (6 + 9 segments) lets three new ones out past the twelve.
+    // window (CUBIC's ssthresh 0.7·20 = 14 segments, + 3, + the 6 more
+    // SACKed: 23) lets three new ones out past the twenty.
     sack_ack(&mut p, una, 65535, &[(f[1].tcp.seq, end(&f[9]))]);
     let segs = p.transmitted();
     assert!(segs.iter().any(|s| s.tcp.seq == una), "{segs:?}");
     assert_eq!(new_data_from(&segs, high), 3, "{segs:?}");
-    // In recovery, one more ACK SACKs the last two of the flight and
-    // two of the new ones: four more go out.
+    // In recovery, one more ACK SACKs the last ten of the flight and
+    // two of the new ones: twelve more go out.
     let newest = end(segs.last().unwrap());
     sack_ack(
         &mut p,
         una,
         65535,
-        &[(f[1].tcp.seq, end(&f[11]) + 2 * 1460)],
+        &[(f[1].tcp.seq, end(&f[19]) + 2 * 1460)],
     );
     let segs = p.transmitted();
-    assert_eq!(new_data_from(&segs, newest), 4, "{segs:?}");
+    assert_eq!(new_data_from(&segs, newest), 12, "{segs:?}");
 }
 
 /// 6675-2: a recovery that ends with a hole past its RecoveryPoint which

@@ -329,10 +329,10 @@ fn first_flight_is_one_super_segment_of_the_initial_window() {
         p.stack.poll_transmit_meta().is_none(),
         "cwnd allows one packet"
     );
-    // RFC 5681 §3.1: IW = min(4·1460, max(2·1460, 4380)) = 4380 = 3 MSS.
+    // RFC 6928: IW = min(10·1460, max(2·1460, 14600)) = 14600 = 10 MSS.
     assert_eq!(t.segment_size, Some(1460));
     let segs = device_cuts(&t, 1460, p.now);
-    assert_eq!(segs.len(), 3);
+    assert_eq!(segs.len(), 10);
     assert!(segs.iter().all(|s| s.payload.len() == 1460));
     assert_eq!(p.stack.stats().super_segments, 1);
 }
@@ -342,9 +342,9 @@ fn window_limits_a_super_segment_to_whole_segments() {
     let mut p = Peer::with(gso_config()).listening().established();
     p.stack.send(p.now, p.id(), &vec![1u8; 200_000]).unwrap();
     let mut segs = Vec::new();
-    // Grow cwnd past the window (13 segments after 10 ACKs in slow
-    // start), then offer 10,000 bytes.
-    for _ in 0..10 {
+    // Grow cwnd past the window (10 segments initially, RFC 6928, 26
+    // after two ACKs in slow start), then offer 10,000 bytes.
+    for _ in 0..2 {
         while let Some(t) = p.stack.poll_transmit_meta() {
             for s in device_cuts(&t, 1460, p.now) {
                 p.absorb(&s);
@@ -470,7 +470,7 @@ fn poll_transmit_cuts_and_finishes_in_software() {
     // `transmitted` drains with `poll_transmit` and parses every packet
     // with its checksum checked.
     let segs = p.transmitted();
-    assert_eq!(segs.len(), 3);
+    assert_eq!(segs.len(), 10, "the initial window, RFC 6928");
     assert!(segs.iter().all(|s| s.payload.len() == 1460));
     assert_eq!(p.stack.stats().super_segments, 1);
     // A bare ACK with checksum offload alone: partial, completed here too.
@@ -489,5 +489,5 @@ fn ipv6_super_segments() {
     let t = p.stack.poll_transmit_meta().expect("data");
     assert_eq!(t.checksum_start(), 40);
     let segs = device_cuts(&t, 1440, p.now);
-    assert_eq!(segs.len(), 3, "IW of 3 × 1440");
+    assert_eq!(segs.len(), 10, "IW of 10 × 1440 (RFC 6928)");
 }

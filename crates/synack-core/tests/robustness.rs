@@ -489,11 +489,11 @@ fn fast_retransmit_from_mid_segment_stops_at_snd_max() {
     let mut p = Peer::new().listening().established();
     p.stack.send(p.now, p.id(), &vec![5u8; 100_000]).unwrap();
     let first = p.transmitted();
-    assert_eq!(first.len(), 3, "the initial window");
+    assert_eq!(first.len(), 10, "the initial window (RFC 6928)");
     let start = first[0].tcp.seq;
-    let snd_max = start.wrapping_add(3 * 1460);
-    // The peer takes 3,000 bytes and closes its window to what is left.
-    let mid = start.wrapping_add(3000);
+    let snd_max = start.wrapping_add(10 * 1460);
+    // The peer takes all but 1,380 bytes and closes its window to those.
+    let mid = snd_max.wrapping_sub(1380);
     p.window = 1380;
     p.send(ACK, p.snd_nxt, mid, &[]);
     assert!(p.transmitted().iter().all(|s| s.payload.is_empty()));

@@ -1,11 +1,12 @@
 //! The application's hold on a connection: taken from a listener's accept
 //! queue, let go of, and the per-connection settings it may change (Nagle,
-//! MUST-17; the user timeout, MUST-21).
+//! MUST-17; the user timeout, MUST-21; the congestion controller).
 
 use core::time::Duration;
 
 use super::{Tcb, UserTimeout};
-use crate::State;
+use crate::cc::{CongestionControlChoice, Controller};
+use crate::{Error, State};
 
 impl Tcb {
     /// ACCEPT took the connection from its listener's queue: it no longer
@@ -38,5 +39,20 @@ impl Tcb {
     /// R2 as a time (MUST-21); `None` restores `Config::max_retries`.
     pub(crate) fn set_user_timeout(&mut self, limit: Option<Duration>) {
         self.user_timeout = UserTimeout::new(limit);
+    }
+
+    /// Puts the controller `choice` names in place, if no data has been
+    /// sent yet (only the SYN: SND.MAX at most ISS + 1). It starts as a
+    /// new connection's would: the initial window for the MSS now known,
+    /// one segment if the SYN or SYN-ACK was lost.
+    pub(crate) fn set_congestion_control(
+        &mut self,
+        choice: &CongestionControlChoice,
+    ) -> Result<(), Error> {
+        if self.snd_max.since(self.iss) > 1 || self.state == State::Closed {
+            return Err(Error::InvalidState);
+        }
+        self.cc = Controller::new(choice, self.snd_mss, self.syn_retransmitted);
+        Ok(())
     }
 }

@@ -8,7 +8,7 @@ use core::time::Duration;
 use synack_wire::{Segment, TcpFlags, TcpOptions, TcpRepr};
 
 use super::{our_mss, Ctx, Disposition, Tcb, TimerKind, Timestamps};
-use crate::cc::{CongestionControl, Reno};
+use crate::cc::{AckInfo, CongestionControl};
 use crate::seq::Seq;
 use crate::{Error, Event, State};
 
@@ -125,7 +125,7 @@ impl Tcb {
             mss = mss.saturating_sub(12).max(32);
         }
         self.snd_mss = mss;
-        self.cc = Reno::new(mss, self.syn_retransmitted);
+        self.cc.init(mss, self.syn_retransmitted);
     }
 
     /// §3.10.7.3 SYN-SENT.
@@ -482,7 +482,7 @@ impl Tcb {
         if self.syn_retransmitted {
             // RFC 5681 §3.1: one-segment initial window after a lost
             // SYN-ACK; RFC 6298 §5.7: 3 s RTO until a sample.
-            self.cc = Reno::new(self.snd_mss, true);
+            self.cc.init(self.snd_mss, true);
             if !self.rtt.has_sample() {
                 self.rtt.reset_for_syn_loss();
             }
@@ -631,26 +631,32 @@ impl Tcb {
         }
         // RTT: from the echoed timestamp when there is one (RFC 7323 §4),
         // else from the timed segment (Karn's rule: never a retransmission).
-        match (self.ts.is_some(), ts) {
+        let sample = match (self.ts.is_some(), ts) {
             (true, Some((_, tsecr))) if tsecr != 0 => {
                 let rtt = self.ts_val(ctx.now).wrapping_sub(tsecr);
-                if rtt < 60_000 {
-                    self.rtt.sample(Duration::from_millis(u64::from(rtt)));
-                }
+                (rtt < 60_000).then(|| Duration::from_millis(u64::from(rtt)))
             }
-            _ => {
-                if let Some((end, at)) = self.timing.get() {
-                    if ack.ge(end) {
-                        self.rtt.sample(ctx.now - at);
-                        self.timing.clear();
-                    }
+            _ => match self.timing.get() {
+                Some((end, at)) if ack.ge(end) => {
+                    self.timing.clear();
+                    Some(ctx.now - at)
                 }
-            }
+                _ => None,
+            },
+        };
+        if let Some(r) = sample {
+            self.rtt.sample(r);
         }
         let in_recovery = self.recover.is_some();
         self.recovery_on_ack(ctx, acked);
         if !in_recovery {
-            self.cc.on_ack(data, self.snd_mss);
+            let info = AckInfo {
+                now: ctx.now,
+                rtt: sample,
+                srtt: self.rtt.srtt(),
+                flight: self.snd_max.since(self.snd_una),
+            };
+            self.cc.on_ack(data, self.snd_mss, info);
         }
         self.retries = 0;
         self.una_since

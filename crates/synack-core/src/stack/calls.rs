@@ -224,6 +224,21 @@ impl Stack {
             .ok_or(Error::InvalidHandle)
     }
 
+    /// Picks this connection's congestion controller in place of
+    /// `Config::congestion_control`. Only before it has sent data (any
+    /// state up to ESTABLISHED with nothing but the SYN sent): afterwards
+    /// the window has history a new controller would throw away
+    /// (`Error::InvalidState`).
+    pub fn set_congestion_control(
+        &mut self,
+        id: ConnId,
+        choice: &crate::CongestionControlChoice,
+    ) -> Result<(), Error> {
+        self.tcb_mut(id)
+            .ok_or(Error::InvalidHandle)
+            .and_then(|t| t.set_congestion_control(choice))
+    }
+
     /// Turns Nagle's algorithm off (`true`) or on (MUST-17).
     pub fn set_nodelay(&mut self, id: ConnId, nodelay: bool) -> Result<(), Error> {
         self.tcb_mut(id)

@@ -1,0 +1,288 @@
+//! HyStart++ (RFC 9406): leave slow start when the round trip starts to
+//! rise, before the queue overflows, through a phase of Conservative Slow
+//! Start (CSS) that guards against a rise that was noise.
+//!
+//! Rounds are counted in acknowledged bytes: a round ends once the bytes
+//! that were in flight when it began have been acknowledged (RFC 9406 §4.2
+//! "windowEnd = SND.NXT", measured from the acknowledged side). Any
+//! controller can use it; [`super::Cubic`] does.
+
+use core::time::Duration;
+
+use super::AckInfo;
+
+/// RFC 9406 §4.3: the bounds of the RTT rise that counts (µs).
+const MIN_RTT_THRESH_US: u32 = 4_000;
+const MAX_RTT_THRESH_US: u32 = 16_000;
+/// The rise must exceed the last round's minimum over this divisor.
+const MIN_RTT_DIVISOR: u32 = 8;
+/// RTT samples a round needs before it is compared.
+const N_RTT_SAMPLE: u8 = 8;
+/// CSS grows the window this many times slower than slow start.
+const CSS_GROWTH_DIVISOR: u32 = 4;
+/// Rounds of CSS before congestion avoidance.
+const CSS_ROUNDS: u8 = 5;
+/// The largest slow-start increase per ACK, in segments, for a sender that
+/// does not pace (RFC 9406 §4.3: L = 8).
+const L: u32 = 8;
+/// "Infinity" for a round's minimum RTT.
+const NONE_US: u32 = u32::MAX;
+
+/// Where HyStart++ is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Standard slow start, watching the RTT.
+    SlowStart,
+    /// Conservative Slow Start after an RTT rise.
+    Css,
+    /// Slow start ended (a congestion event, or CSS ran its rounds): later
+    /// slow starts (after an RTO) follow RFC 5681 alone.
+    Done,
+}
+
+/// What slow start does with one ACK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Growth {
+    /// Bytes to add to the congestion window.
+    pub increase: u32,
+    /// Slow start is over: set ssthresh to the (grown) window and continue
+    /// in congestion avoidance (RFC 9406 §4.2, after CSS_ROUNDS).
+    pub exit: bool,
+}
+
+/// The state of HyStart++ for one connection.
+#[derive(Clone, Debug)]
+pub struct HyStart {
+    phase: Phase,
+    /// RFC 9406 rttSampleCount, this round.
+    samples: u8,
+    /// Rounds completed in CSS.
+    css_rounds: u8,
+    /// Bytes still to be acknowledged before the current round ends.
+    round_left: u32,
+    /// RFC 9406 lastRoundMinRTT, currentRoundMinRTT, cssBaselineMinRtt (µs).
+    last_round_min: u32,
+    current_round_min: u32,
+    css_baseline: u32,
+}
+
+impl Default for HyStart {
+    fn default() -> Self {
+        HyStart::new()
+    }
+}
+
+impl HyStart {
+    /// HyStart++ at the start of a connection, in slow start.
+    pub const fn new() -> Self {
+        HyStart {
+            phase: Phase::SlowStart,
+            samples: 0,
+            css_rounds: 0,
+            round_left: 0,
+            last_round_min: NONE_US,
+            current_round_min: NONE_US,
+            css_baseline: NONE_US,
+        }
+    }
+
+    /// A congestion event (loss, RTO, ECN): HyStart++ ends (RFC 9406 §4.2:
+    /// the controller's own response sets ssthresh).
+    pub fn on_congestion(&mut self) {
+        self.phase = Phase::Done;
+    }
+
+    /// Whether the connection is in Conservative Slow Start.
+    #[cfg(test)] // Read by the tests; the controller needs only `on_ack`.
+    pub fn in_css(&self) -> bool {
+        self.phase == Phase::Css
+    }
+
+    /// An ACK of `acked` bytes arrived while cwnd < ssthresh: how much the
+    /// window grows, and whether slow start ends here.
+    pub fn on_ack(&mut self, acked: u32, mss: u32, ack: &AckInfo) -> Growth {
+        let capped = acked.min(L.saturating_mul(mss));
+        if self.phase == Phase::Done {
+            // RFC 5681 §3.1: at most one SMSS per ACK.
+            return Growth {
+                increase: acked.min(mss),
+                exit: false,
+            };
+        }
+        let exit = self.track_round(acked, ack.flight);
+        if let Some(rtt) = ack.rtt {
+            self.sample(rtt);
+        }
+        self.check_rtt();
+        if exit {
+            self.phase = Phase::Done;
+        }
+        let increase = match self.phase {
+            Phase::Css => capped / CSS_GROWTH_DIVISOR,
+            _ => capped,
+        };
+        Growth { increase, exit }
+    }
+
+    /// Counts acknowledged bytes; at a round's end starts the next one,
+    /// which ends when what is in flight now is acknowledged (RFC 9406
+    /// §4.2). Returns true when CSS has run its rounds.
+    fn track_round(&mut self, acked: u32, flight: u32) -> bool {
+        if acked < self.round_left {
+            self.round_left -= acked;
+            return false;
+        }
+        self.round_left = flight.max(1);
+        self.last_round_min = self.current_round_min;
+        self.current_round_min = NONE_US;
+        self.samples = 0;
+        if self.phase == Phase::Css {
+            self.css_rounds = self.css_rounds.saturating_add(1);
+            return self.css_rounds >= CSS_ROUNDS;
+        }
+        false
+    }
+
+    fn sample(&mut self, rtt: Duration) {
+        let us = u32::try_from(rtt.as_micros()).unwrap_or(NONE_US - 1);
+        self.current_round_min = self.current_round_min.min(us);
+        self.samples = self.samples.saturating_add(1);
+    }
+
+    /// RFC 9406 §4.2: in slow start, an RTT rise over the threshold enters
+    /// CSS; in CSS, an RTT below the baseline returns to slow start.
+    fn check_rtt(&mut self) {
+        if self.samples < N_RTT_SAMPLE || self.current_round_min == NONE_US {
+            return;
+        }
+        match self.phase {
+            Phase::SlowStart if self.last_round_min != NONE_US => {
+                let thresh = (self.last_round_min / MIN_RTT_DIVISOR)
+                    .clamp(MIN_RTT_THRESH_US, MAX_RTT_THRESH_US);
+                if self.current_round_min >= self.last_round_min.saturating_add(thresh) {
+                    self.css_baseline = self.current_round_min;
+                    self.css_rounds = 0;
+                    self.phase = Phase::Css;
+                }
+            }
+            Phase::Css if self.current_round_min < self.css_baseline => {
+                // The rise was spurious: back to slow start.
+                self.css_baseline = NONE_US;
+                self.phase = Phase::SlowStart;
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Instant;
+
+    const MSS: u32 = 1000;
+
+    fn ack(rtt_ms: u64, flight: u32) -> AckInfo {
+        AckInfo {
+            now: Instant::ZERO,
+            rtt: Some(Duration::from_millis(rtt_ms)),
+            srtt: Some(Duration::from_millis(rtt_ms)),
+            flight,
+        }
+    }
+
+    /// One round of `n` one-segment ACKs, all with RTT `rtt_ms`, with `n`
+    /// segments in flight: the sum of the growth, and whether it exited.
+    fn round(h: &mut HyStart, n: u32, rtt_ms: u64) -> (u32, bool) {
+        let mut grown = 0;
+        let mut exit = false;
+        for _ in 0..n {
+            let g = h.on_ack(MSS, MSS, &ack(rtt_ms, n * MSS));
+            grown += g.increase;
+            exit |= g.exit;
+        }
+        (grown, exit)
+    }
+
+    #[test]
+    fn rfc9406_slow_start_grows_by_acked_up_to_l() {
+        let mut h = HyStart::new();
+        assert_eq!(h.on_ack(3 * MSS, MSS, &ack(50, 0)).increase, 3 * MSS);
+        assert_eq!(
+            h.on_ack(20 * MSS, MSS, &ack(50, 0)).increase,
+            8 * MSS,
+            "L = 8"
+        );
+    }
+
+    #[test]
+    fn rfc9406_a_steady_rtt_stays_in_slow_start() {
+        let mut h = HyStart::new();
+        for _ in 0..10 {
+            let (grown, exit) = round(&mut h, 16, 50);
+            assert_eq!(grown, 16 * MSS);
+            assert!(!exit);
+        }
+        assert!(!h.in_css());
+    }
+
+    #[test]
+    fn rfc9406_rtt_rise_enters_css_then_congestion_avoidance() {
+        let mut h = HyStart::new();
+        round(&mut h, 16, 50);
+        round(&mut h, 16, 50);
+        // Threshold: clamp(50/8, 4, 16) = 6.25 ms; 57 ms is a rise.
+        let (grown, _) = round(&mut h, 16, 57);
+        assert!(h.in_css());
+        assert!(grown < 16 * MSS, "CSS grows slower within the round");
+        let (grown, exit) = round(&mut h, 16, 57);
+        assert_eq!(grown, 16 * MSS / CSS_GROWTH_DIVISOR);
+        assert!(!exit);
+        let mut rounds = 2;
+        loop {
+            let (_, exit) = round(&mut h, 16, 57);
+            rounds += 1;
+            if exit {
+                break;
+            }
+            assert!(rounds < 10, "CSS must end");
+        }
+        assert_eq!(rounds, 1 + usize::from(CSS_ROUNDS), "CSS_ROUNDS rounds");
+        assert_eq!(
+            h.on_ack(5 * MSS, MSS, &ack(57, 0)).increase,
+            MSS,
+            "RFC 5681 after"
+        );
+    }
+
+    #[test]
+    fn rfc9406_a_rise_under_the_threshold_is_not_one() {
+        let mut h = HyStart::new();
+        round(&mut h, 16, 50);
+        round(&mut h, 16, 50);
+        round(&mut h, 16, 56); // 6 ms < 6.25 ms
+        assert!(!h.in_css());
+    }
+
+    #[test]
+    fn rfc9406_css_returns_to_slow_start_when_rtt_falls() {
+        let mut h = HyStart::new();
+        round(&mut h, 16, 50);
+        round(&mut h, 16, 50);
+        round(&mut h, 16, 60);
+        assert!(h.in_css());
+        round(&mut h, 16, 55); // below the 60 ms baseline
+        assert!(!h.in_css());
+        let (grown, _) = round(&mut h, 16, 55);
+        assert_eq!(grown, 16 * MSS);
+    }
+
+    #[test]
+    fn rfc9406_few_samples_decide_nothing() {
+        let mut h = HyStart::new();
+        round(&mut h, 4, 50);
+        round(&mut h, 4, 50);
+        round(&mut h, 4, 200);
+        assert!(!h.in_css(), "fewer than N_RTT_SAMPLE samples a round");
+    }
+}
