@@ -1,14 +1,25 @@
 //! `synack echo-server`: a TCP echo service on the stack, over a TUN device.
+//!
+//! Every connection is served from one thread: each is a task on tokio's
+//! current-thread runtime, woken by the stack's driver thread when it can
+//! read or write ([`synack::tokio`]). The process runs two threads however
+//! many connections it holds (this one and the driver's), and an idle
+//! connection costs its task and the stack's connection, no buffer: data
+//! is read into one scratch buffer shared by all tasks, and only what the
+//! send buffer cannot take at once is kept for the connection.
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use synack::net::{TcpListener, TcpStream};
+use synack::tokio::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::tun_common::TunArgs;
 
@@ -22,8 +33,20 @@ pub struct EchoServerArgs {
     port: u16,
 }
 
-/// Open connections, so that a signal can close them all.
-type Open = Arc<Mutex<HashMap<u64, TcpStream>>>;
+/// How often the accept loop looks at the signal flag.
+const SIGNAL_POLL: Duration = Duration::from_millis(100);
+
+/// Size of the scratch buffer reads go into.
+const SCRATCH: usize = 64 * 1024;
+
+/// Reads a task may do in one poll before it yields to the others.
+const BUDGET: usize = 16;
+
+thread_local! {
+    /// The one read buffer of the runtime's thread: a task copies out of it
+    /// before it yields, so tasks never see each other's bytes.
+    static SCRATCH_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; SCRATCH]);
+}
 
 /// Runs `synack echo-server` until SIGINT or SIGTERM.
 pub fn run(args: EchoServerArgs) -> Result<(), String> {
@@ -32,6 +55,10 @@ pub fn run(args: EchoServerArgs) -> Result<(), String> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| format!("cannot handle signals: {e}"))?;
     }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let net = args.tun.start()?;
     let local = SocketAddr::new(args.tun.addr, args.port);
     let listener =
@@ -40,43 +67,11 @@ pub fn run(args: EchoServerArgs) -> Result<(), String> {
         "echo-server: listening on {local} (device {})",
         net.tun_name()
     );
-    let open: Open = Arc::default();
-    let mut next = 0u64;
-    let mut workers = Vec::new();
-    while !stop.load(Ordering::SeqCst) {
-        match listener.accept_timeout(Duration::from_millis(100)) {
-            Ok((stream, _)) => {
-                next += 1;
-                let key = next;
-                open.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, stream.clone());
-                let open = Arc::clone(&open);
-                workers.retain(|w: &std::thread::JoinHandle<()>| !w.is_finished());
-                workers.push(std::thread::spawn(move || {
-                    echo(stream);
-                    open.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-                }));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(e) => return Err(format!("accept: {e}")),
-        }
-    }
-    drop(listener);
-    // Close every connection: FIN after what is queued, readers see the end.
-    let streams: Vec<TcpStream> = open
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .drain()
-        .map(|(_, s)| s)
-        .collect();
-    for s in &streams {
-        let _ = s.shutdown(Shutdown::Both);
-    }
-    drop(streams);
-    for w in workers {
-        let _ = w.join();
-    }
+    let served = rt.block_on(accept_until_stopped(listener, &stop));
+    // Dropping the runtime drops every task and so every connection: each
+    // closes gracefully (FIN after what is queued).
+    drop(rt);
+    served?;
     // Give the FINs a moment to be sent and acknowledged.
     let until = Instant::now() + Duration::from_secs(2);
     while Instant::now() < until && net.with_stack(|s| s.connection_count()) > 0 {
@@ -86,17 +81,85 @@ pub fn run(args: EchoServerArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Echoes one connection until the peer's FIN, then closes it.
-fn echo(mut stream: TcpStream) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if stream.write_all(&buf[..n]).is_err() {
-                    break;
-                }
+/// Accepts connections, each into a task of its own, until `stop` is set.
+async fn accept_until_stopped(listener: TcpListener, stop: &AtomicBool) -> Result<(), String> {
+    while !stop.load(Ordering::SeqCst) {
+        match tokio::time::timeout(SIGNAL_POLL, listener.accept()).await {
+            Ok(Ok((stream, _))) => {
+                tokio::spawn(echo(stream));
             }
+            Ok(Err(e)) => return Err(format!("accept: {e}")),
+            Err(_elapsed) => {}
         }
     }
+    Ok(())
+}
+
+/// Echoes one connection until the peer's FIN (or an error), then closes
+/// it (dropping the stream sends FIN after what is queued).
+async fn echo(mut stream: TcpStream) {
+    let mut unsent = Unsent::default();
+    poll_fn(|cx| echo_some(cx, &mut stream, &mut unsent)).await;
+}
+
+/// Bytes read but not yet taken by the send buffer.
+#[derive(Default)]
+struct Unsent {
+    bytes: Vec<u8>,
+    at: usize,
+}
+
+/// One turn of a connection: sends what is left over, then reads and
+/// sends back until it would wait. `Ready` when the connection is done.
+fn echo_some(cx: &mut Context<'_>, stream: &mut TcpStream, unsent: &mut Unsent) -> Poll<()> {
+    for _ in 0..BUDGET {
+        while unsent.at < unsent.bytes.len() {
+            match Pin::new(&mut *stream).poll_write(cx, &unsent.bytes[unsent.at..]) {
+                Poll::Ready(Ok(n)) if n > 0 => unsent.at += n,
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // Idle connections hold no buffer.
+        *unsent = Unsent::default();
+        let turn = SCRATCH_BUF.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            read_and_send(cx, stream, &mut scratch, unsent)
+        });
+        if let Some(done) = turn {
+            return done;
+        }
+    }
+    // Others get their turn; this one comes back at once.
+    cx.waker().wake_by_ref();
+    Poll::Pending
+}
+
+/// Reads once into `scratch` and sends it back; what the send buffer does
+/// not take goes into `unsent`. `None` to go on, `Some` to return.
+fn read_and_send(
+    cx: &mut Context<'_>,
+    stream: &mut TcpStream,
+    scratch: &mut [u8],
+    unsent: &mut Unsent,
+) -> Option<Poll<()>> {
+    let mut buf = ReadBuf::new(scratch);
+    match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+        Poll::Pending => return Some(Poll::Pending),
+        // The peer's FIN, a reset, or the driver gone: done.
+        Poll::Ready(Err(_)) => return Some(Poll::Ready(())),
+        Poll::Ready(Ok(())) if buf.filled().is_empty() => return Some(Poll::Ready(())),
+        Poll::Ready(Ok(())) => {}
+    }
+    let data = buf.filled();
+    let sent = match Pin::new(&mut *stream).poll_write(cx, data) {
+        Poll::Ready(Ok(n)) if n > 0 => n,
+        Poll::Ready(_) => return Some(Poll::Ready(())),
+        Poll::Pending => 0,
+    };
+    if sent < data.len() {
+        unsent.bytes = data[sent..].to_vec();
+        unsent.at = 0;
+    }
+    None
 }

@@ -406,3 +406,153 @@ fn echo_server_serves_through_a_syn_flood() {
         "RSS grew from {rss_before} KiB to {rss_after} KiB"
     );
 }
+
+/// `Threads` and `VmRSS` (KiB) of a process, from /proc/PID/status.
+fn threads_and_rss(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    (field("Threads:"), field("VmRSS:"))
+}
+
+/// Raises this process's open-file limit to at least `n` descriptors.
+fn raise_nofile(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain queries and settings of our own limits.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max.max(n);
+        lim.rlim_max = lim.rlim_cur;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}
+
+/// Connections per kernel source address: well inside Linux's default
+/// ephemeral range (32768-60999).
+const PER_SOURCE: usize = 25_000;
+
+/// The kernel opens `SYNACK_IDLE_CONNS` (default 2,000) connections to
+/// echo-server, one after the other, and holds them idle: the server's
+/// thread count stays what it was with none (prints conn/s and RSS per
+/// connection; only the thread count is asserted). Above 25,000 the
+/// client adds source addresses to the host side of the device; the one
+/// client process needs an open-file limit above N (runs of 100,000 were
+/// made with several client processes, see the report of issue 15).
+#[test]
+fn echo_server_holds_idle_connections_on_a_fixed_number_of_threads() {
+    let Some(ns) = Netns::new("cli_idle_conns") else {
+        return;
+    };
+    let n: usize = std::env::var("SYNACK_IDLE_CONNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let mut server = Proc(
+        ns.command(BIN)
+            .args(["echo-server", "--tun", "syn0", "--addr", "10.0.0.2"])
+            .args(["--host", "10.0.0.1/24"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the host address", || host_addr_ready(&ns));
+    let sources: Vec<std::net::Ipv4Addr> = (0..n.div_ceil(PER_SOURCE))
+        .map(|k| std::net::Ipv4Addr::new(10, 0, 0, if k == 0 { 1 } else { 10 + k as u8 }))
+        .collect();
+    for a in &sources[1..] {
+        ns.ip(&["addr", "add", &format!("{a}/24"), "dev", "syn0"]);
+    }
+    raise_nofile(n as u64 + 1_000);
+    // One echo first, so that the server is warm and its figures settled.
+    let before = ns.enter(|| {
+        let mut s = std::net::TcpStream::connect("10.0.0.2:7").unwrap();
+        s.write_all(b"warm").unwrap();
+        let mut back = [0u8; 4];
+        std::io::Read::read_exact(&mut s, &mut back).unwrap();
+        assert_eq!(&back, b"warm");
+        threads_and_rss(server.0.id())
+    });
+    let started = Instant::now();
+    let held = ns.enter(|| {
+        let mut held = Vec::with_capacity(n);
+        for i in 0..n {
+            let src = sources[i / PER_SOURCE];
+            held.push(socket_from(src));
+            if (i + 1) % 10_000 == 0 {
+                println!("{} connections after {:?}", i + 1, started.elapsed());
+            }
+        }
+        held
+    });
+    let secs = started.elapsed().as_secs_f64();
+    // The last handshakes' final ACKs may still be on their way.
+    std::thread::sleep(Duration::from_millis(300));
+    let after = threads_and_rss(server.0.id());
+    println!(
+        "echo-server: {n} idle kernel connections: {:.0} conn/s, threads {} -> {}, \
+         RSS {} KiB -> {} KiB ({:.0} bytes per connection)",
+        n as f64 / secs,
+        before.0,
+        after.0,
+        before.1,
+        after.1,
+        (after.1.saturating_sub(before.1) * 1024) as f64 / n as f64
+    );
+    assert_eq!(after.0, before.0, "threads grew with the connections");
+    // They still echo.
+    let mut last = held.into_iter().last().unwrap();
+    last.write_all(b"still here").unwrap();
+    let mut back = [0u8; 10];
+    std::io::Read::read_exact(&mut last, &mut back).unwrap();
+    assert_eq!(&back, b"still here");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) };
+    assert_eq!(wait_exit(&mut server, Duration::from_secs(30)), 0);
+}
+
+/// A kernel connection to 10.0.0.2:7 from `src` (an ephemeral port).
+fn socket_from(src: std::net::Ipv4Addr) -> std::net::TcpStream {
+    // SAFETY: a plain syscall; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh descriptor we own from here on.
+    let stream = unsafe { <std::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let sin = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let local = sin(src, 0);
+    let remote = sin(std::net::Ipv4Addr::new(10, 0, 0, 2), 7);
+    let one: libc::c_int = 1;
+    // SAFETY: valid sockaddr_in values of the length given, on our socket.
+    unsafe {
+        // The port is chosen at connect, by the whole 4-tuple: bind's own
+        // search for a free port slows down as the range fills.
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let rc = libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len);
+        assert_eq!(rc, 0, "bind {src}: {}", std::io::Error::last_os_error());
+        let rc = libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len);
+        assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
+    }
+    stream
+}
