@@ -263,7 +263,7 @@ fn header(src_port: u16, flags: TcpFlags, seq: u32, ack: u32) -> TcpRepr {
 fn blind_injection_neither_resets_nor_corrupts_a_transfer() {
     let mut rng = Rng(0x5961);
     let mut net = Net::new(Config::default());
-    let victim = net.transfer(40000, 8 << 20);
+    let victim = net.transfer(40000, 16 << 20);
     let honest = net.transfer(40001, 256 << 10);
     let src = SocketAddr::new(CLIENT, 40000);
     let (mut attempts, mut rsts, mut syns, mut data) = (0u64, 0u64, 0u64, 0u64);
@@ -533,7 +533,7 @@ fn one_byte_islands_stay_within_the_reassembly_budget() {
 fn an_ack_storm_costs_at_most_one_segment_per_ack() {
     let mut rng = Rng(0xac5);
     let mut net = Net::new(Config::default());
-    let victim = net.transfer(40000, 8 << 20);
+    let victim = net.transfer(40000, 16 << 20);
     let honest = net.transfer(40001, 1 << 20);
     net.advance(ms(100));
     let src = SocketAddr::new(CLIENT, 40000);

@@ -96,17 +96,19 @@ fn cubic_regains_its_window_faster_than_reno_after_a_loss() {
     // The same path and loss: both were in slow start, at the same window.
     assert_eq!(cubic_before, reno_before, "{msg}");
     assert_eq!(cubic[0], reno[0], "{msg}");
-    // The round after recovery: β_cubic = 0.7 against Reno's 0.5.
-    let ratio = cubic[1] as f64 / reno[1] as f64;
+    // Round 1 is the recovery, where PRR (RFC 6937) spreads the reduction
+    // over the round trip. The round after it: β_cubic = 0.7 against
+    // Reno's 0.5.
+    let ratio = cubic[2] as f64 / reno[2] as f64;
     assert!((1.3..1.5).contains(&ratio), "{ratio}: {msg}");
     // Reno: one segment per round trip (5681-4).
-    let reno_gain = reno[30] - reno[1];
+    let reno_gain = reno[30] - reno[2];
     assert!((25..=35).contains(&reno_gain), "{msg}");
     // CUBIC: concave, fast first, slowing as W_max nears (§4.4).
-    let cubic_gain = cubic[30] - cubic[1];
+    let cubic_gain = cubic[30] - cubic[2];
     assert!(cubic_gain > 5 * reno_gain, "{msg}");
     assert!(cubic[10] - cubic[2] > cubic[30] - cubic[22], "{msg}");
-    assert!(cubic.windows(2).skip(1).all(|w| w[1] >= w[0]), "{msg}");
+    assert!(cubic.windows(2).skip(2).all(|w| w[1] >= w[0]), "{msg}");
 }
 
 /// An application's own controller (`CongestionControlChoice::Custom`)
@@ -142,7 +144,11 @@ fn a_custom_controller_drives_the_connection() {
     let fixed = CongestionControlChoice::Custom(Arc::new(|| Box::new(Fixed(0))));
     let (before, after) = windows_after_loss(fixed, 5);
     assert!(ACKS.load(Ordering::Relaxed) > 0);
-    // Twenty segments a round trip, before the loss and after it.
+    // Twenty segments a round trip, before the loss and after the
+    // recovery (a segment may fall on either side of a round's edge).
     assert_eq!(before, 20, "{after:?}");
-    assert!(after[2..].iter().all(|&w| w == 20), "{after:?}");
+    assert!(
+        after[2..].iter().all(|&w| (19..=21).contains(&w)),
+        "{after:?}"
+    );
 }

@@ -156,13 +156,17 @@ mod tests {
         assert_eq!((r.cwnd(), r.ssthresh()), (10_000, u32::MAX));
         r.on_enter_recovery(30_000, 1000);
         r.on_exit_recovery(10_000, 1000);
-        assert_eq!((r.cwnd(), r.ssthresh()), (11_000, 15_000));
+        assert_eq!(
+            (r.cwnd(), r.ssthresh()),
+            (15_000, 15_000),
+            "PRR: cwnd = ssthresh"
+        );
         r.undo();
-        assert_eq!((r.cwnd(), r.ssthresh()), (11_000, u32::MAX));
+        assert_eq!((r.cwnd(), r.ssthresh()), (15_000, u32::MAX));
         r.undo();
         assert_eq!(
             (r.cwnd(), r.ssthresh()),
-            (11_000, u32::MAX),
+            (15_000, u32::MAX),
             "second undo: no-op"
         );
     }
