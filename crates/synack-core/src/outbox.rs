@@ -28,6 +28,9 @@ pub struct Stats {
     pub drops: BTreeMap<&'static str, u64>,
     /// Challenge ACKs sent (RFC 5961).
     pub challenge_acks: u64,
+    /// ACKs not sent in answer to unacceptable bare ACKs, past the RFC 5961
+    /// §7 allowance (the segments themselves are counted in `drops`).
+    pub acks_rate_limited: u64,
     /// Resets sent.
     pub resets_sent: u64,
     /// Packets out that carried more than one segment, for the device to

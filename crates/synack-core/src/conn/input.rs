@@ -210,17 +210,45 @@ impl Tcb {
     /// for the current second (RFC 5961 §7, per connection so that one
     /// connection's flood neither starves others nor leaks a global count).
     fn challenge_ack(&mut self, ctx: &mut Ctx<'_>) {
+        if self.take_ack_allowance(ctx) {
+            ctx.out.stats.challenge_acks += 1;
+            self.send_ack(ctx);
+        } else {
+            ctx.out
+                .drop(ctx.now, Some(self.tuple), "challenge ACK rate limited");
+        }
+    }
+
+    /// RFC 5961 §7: ACKs sent in answer to segments that fail a check are
+    /// throttled, at most `Config::challenge_ack_limit` a second for the
+    /// connection. True: one may go now.
+    fn take_ack_allowance(&mut self, ctx: &Ctx<'_>) -> bool {
         if ctx.now - self.challenge_window >= Duration::from_secs(1) {
             self.challenge_window = ctx.now;
             self.challenge_count = 0;
         }
         if self.challenge_count < ctx.cfg.challenge_ack_limit {
             self.challenge_count += 1;
-            ctx.out.stats.challenge_acks += 1;
-            self.send_ack(ctx);
+            true
         } else {
-            ctx.out
-                .drop(ctx.now, Some(self.tuple), "challenge ACK rate limited");
+            false
+        }
+    }
+
+    /// The ACK that answers an unacceptable segment (RFC 9293 §3.10.7.4
+    /// first check, RFC 5961 §5.2). A segment with text, SYN or FIN is
+    /// answered at once: it may be a retransmission whose sender waits
+    /// for that ACK (and its DSACK) to recover. A bare ACK is answered
+    /// within the allowance of RFC 5961 §7, as Linux's out-of-window
+    /// limit does, so that a storm of blind ACKs draws a few answers, not
+    /// one each; a keep-alive (one every many seconds) is still answered.
+    fn ack_unacceptable(&mut self, ctx: &mut Ctx<'_>, a: &Arrival<'_, '_>) {
+        let f = a.seg.tcp.flags;
+        let bare = a.seg.payload.is_empty() && !f.syn() && !f.fin();
+        if !bare || self.take_ack_allowance(ctx) {
+            self.ack_now = true;
+        } else {
+            ctx.out.stats.acks_rate_limited += 1;
         }
     }
 
@@ -313,7 +341,7 @@ impl Tcb {
                 self.challenge_ack(ctx);
                 return ControlFlow::Break(Disposition::Stay);
             }
-            self.ack_now = true;
+            self.ack_unacceptable(ctx, a);
             self.note_duplicate(a.seq, a.text.len());
             return self.drop_segment(ctx, "outside the window");
         }
@@ -339,7 +367,8 @@ impl Tcb {
                 if (tsval.wrapping_sub(ts.recent) as i32) < 0
                     && ctx.now - ts.recent_at < PAWS_IDLE =>
             {
-                self.ack_now = true;
+                // RFC 7323 §5.3 R1: "send an acknowledgment in reply".
+                self.ack_unacceptable(ctx, a);
                 self.drop_segment(ctx, "PAWS")
             }
             _ => ControlFlow::Continue(()),
@@ -434,7 +463,7 @@ impl Tcb {
         if self.state == State::SynReceived {
             self.ack_syn_received(ctx, a, ack)?;
         }
-        self.check_ack_range(ctx, ack)?;
+        self.check_ack_range(ctx, a, ack)?;
         // With no blocks and an empty scoreboard there is nothing to merge
         // or prune (nearly every segment).
         let (sacked_new, dsack) =
@@ -460,7 +489,7 @@ impl Tcb {
             let delivered = self.rack_on_ack(ctx, old_una, tsecr, dsack);
             self.detect_loss(ctx, dupack, delivered);
         }
-        self.update_send_window(ctx, a, ack);
+        self.update_send_window(a, ack);
         self.check_fin_acked(ctx)
     }
 
@@ -501,13 +530,18 @@ impl Tcb {
     /// ((SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT); "All incoming
     /// segments whose ACK value doesn't satisfy the above condition MUST
     /// be discarded and an ACK sent back".
-    fn check_ack_range(&mut self, ctx: &mut Ctx<'_>, ack: Seq) -> ControlFlow<Disposition> {
+    fn check_ack_range(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        a: &Arrival<'_, '_>,
+        ack: Seq,
+    ) -> ControlFlow<Disposition> {
         if ack.gt(self.snd_max) {
-            self.ack_now = true;
+            self.ack_unacceptable(ctx, a);
             return self.drop_segment(ctx, "ACK of unsent data");
         }
         if ack.lt(self.snd_una.sub(self.max_snd_wnd)) {
-            self.ack_now = true;
+            self.ack_unacceptable(ctx, a);
             return self.drop_segment(ctx, "ACK too old");
         }
         ControlFlow::Continue(())
@@ -518,7 +552,7 @@ impl Tcb {
     /// =< SEG.ACK)), set SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and
     /// set SND.WL2 <- SEG.ACK". A window that opens stops the persist
     /// timer.
-    fn update_send_window(&mut self, ctx: &Ctx<'_>, a: &Arrival<'_, '_>, ack: Seq) {
+    fn update_send_window(&mut self, a: &Arrival<'_, '_>, ack: Seq) {
         let seq = a.seq;
         let newer = self.snd_wl1.lt(seq) || (self.snd_wl1 == seq && self.snd_wl2.le(ack));
         if !(ack.ge(self.snd_una) && newer) {
@@ -530,9 +564,15 @@ impl Tcb {
         self.snd_wl2 = ack;
         self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
         if self.snd_wnd == 0 {
-            // MUST-37: a peer that keeps answering probes is alive.
+            // MUST-26, MUST-37: a peer that keeps answering probes is
+            // alive, and R2 (the retry count) never ends the connection.
+            // The user timeout's clock (`una_since`) runs on: answering a
+            // probe acknowledges no data, and an application that set a
+            // user timeout (MUST-21) asked for the connection to end when
+            // its data waits that long, as Linux's TCP_USER_TIMEOUT ends
+            // zero-window probing. Without one, the window may stay
+            // closed forever.
             self.retries = 0;
-            self.una_since.set(ctx.now);
         } else if was_zero {
             self.timers.clear(TimerKind::Persist);
         }
