@@ -196,6 +196,22 @@ const SVG_H: f64 = 420.0;
 const SVG_LEFT: f64 = 80.0;
 const SVG_TOP: f64 = 50.0;
 
+/// The plot's scales: seconds to x, bytes to y.
+struct Scale {
+    t0: f64,
+    span: f64,
+    top: f64,
+}
+
+impl Scale {
+    fn x(&self, t: f64) -> f64 {
+        SVG_LEFT + (t - self.t0) / self.span * SVG_W
+    }
+    fn y(&self, v: f64) -> f64 {
+        SVG_TOP + SVG_H - v.min(self.top) / self.top * SVG_H
+    }
+}
+
 /// The window over time as an SVG line plot: cwnd (solid, blue) and
 /// ssthresh (dashed, orange) as steps, the path's capacity as a grey line,
 /// losses as red marks on the time axis.
@@ -205,6 +221,49 @@ pub fn svg_plot(
     path: &Path,
     title: &str,
 ) -> String {
+    let mut s = svg_open(title);
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        s.push_str("</svg>\n");
+        return s;
+    };
+    let peak = samples.iter().map(|x| u64::from(x.cwnd)).max().unwrap_or(1);
+    let sc = Scale {
+        t0: first.at.secs_f64(),
+        span: (last.at.secs_f64() - first.at.secs_f64()).max(1e-6),
+        top: (peak.max(path.capacity) * 11 / 10).max(1) as f64,
+    };
+    svg_axes(&mut s, &sc, path);
+    let ss = svg_steps(samples, &sc, &|w| {
+        (w.ssthresh != u32::MAX).then_some(f64::from(w.ssthresh))
+    });
+    let cw = svg_steps(samples, &sc, &|w| Some(f64::from(w.cwnd)));
+    let _ = writeln!(
+        s,
+        r##"<path d="{}" fill="none" stroke="#e65100" stroke-width="1.5" stroke-dasharray="6 4"/>"##,
+        ss.trim()
+    );
+    let _ = writeln!(
+        s,
+        r##"<path d="{}" fill="none" stroke="#1565c0" stroke-width="1.5"/>"##,
+        cw.trim()
+    );
+    let bottom = SVG_TOP + SVG_H;
+    for e in episodes {
+        let px = num(sc.x(e.start.secs_f64()));
+        let _ = writeln!(
+            s,
+            r##"<path d="M{px},{} l-5,9 h10 z" fill="#d32f2f"><title>loss at {:.3} s</title></path>"##,
+            num(bottom - 9.0),
+            e.start.secs_f64()
+        );
+    }
+    svg_legend(&mut s);
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The SVG element, its title and background.
+fn svg_open(title: &str) -> String {
     let mut s = String::new();
     let (width, height) = (SVG_LEFT + SVG_W + 40.0, SVG_TOP + SVG_H + 70.0);
     let _ = writeln!(
@@ -226,37 +285,31 @@ pub fn svg_plot(
         num(SVG_LEFT),
         escape(title)
     );
-    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
-        s.push_str("</svg>\n");
-        return s;
-    };
-    let t0 = first.at.secs_f64();
-    let span = (last.at.secs_f64() - t0).max(1e-6);
-    let peak = samples.iter().map(|x| u64::from(x.cwnd)).max().unwrap_or(1);
-    let top = (peak.max(path.capacity) * 11 / 10).max(1) as f64;
-    let x = |t: f64| SVG_LEFT + (t - t0) / span * SVG_W;
-    let y = |v: f64| SVG_TOP + SVG_H - v.min(top) / top * SVG_H;
+    s
+}
+
+/// Grid, axes with their labels, and the path's capacity line.
+fn svg_axes(s: &mut String, sc: &Scale, path: &Path) {
     let bottom = SVG_TOP + SVG_H;
-    // Axes and grid.
     for k in 0..=5 {
-        let v = top * f64::from(k) / 5.0;
+        let v = sc.top * f64::from(k) / 5.0;
         let _ = writeln!(
             s,
             r##"<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="#eceff1"/><text x="{tx}" y="{ty}" text-anchor="end" fill="#546e7a">{kb} KB</text>"##,
             x0 = num(SVG_LEFT),
             x1 = num(SVG_LEFT + SVG_W),
-            y = num(y(v)),
+            y = num(sc.y(v)),
             tx = num(SVG_LEFT - 8.0),
-            ty = num(y(v) + 4.0),
+            ty = num(sc.y(v) + 4.0),
             kb = (v / 1000.0).round()
         );
     }
     for k in 0..=8 {
-        let t = t0 + span * f64::from(k) / 8.0;
+        let t = sc.t0 + sc.span * f64::from(k) / 8.0;
         let _ = writeln!(
             s,
             r##"<text x="{}" y="{}" text-anchor="middle" fill="#546e7a">{:.2} s</text>"##,
-            num(x(t)),
+            num(sc.x(t)),
             num(bottom + 18.0),
             t
         );
@@ -269,59 +322,48 @@ pub fn svg_plot(
         b = num(bottom),
         r = num(SVG_LEFT + SVG_W)
     );
-    // The path's capacity.
-    let cy = num(y(path.capacity as f64));
+    let cy = num(sc.y(path.capacity as f64));
     let _ = writeln!(
         s,
         r##"<line x1="{}" y1="{cy}" x2="{}" y2="{cy}" stroke="#9e9e9e" stroke-dasharray="2 3"/><text x="{}" y="{}" text-anchor="end" fill="#757575">capacity: BDP + queue</text>"##,
         num(SVG_LEFT),
         num(SVG_LEFT + SVG_W),
         num(SVG_LEFT + SVG_W - 4.0),
-        num(y(path.capacity as f64) - 5.0)
+        num(sc.y(path.capacity as f64) - 5.0)
     );
-    // ssthresh and cwnd as steps.
-    let steps = |value: &dyn Fn(&WindowSample) -> Option<f64>| {
-        let mut d = String::new();
-        let mut prev: Option<f64> = None;
-        for smp in samples {
-            let px = x(smp.at.secs_f64());
-            match (value(smp), prev) {
-                (Some(v), Some(p)) if v == p => {}
-                (Some(v), Some(_)) => {
-                    let _ = write!(d, " H{} V{}", num(px), num(y(v)));
-                }
-                (Some(v), None) => {
-                    let _ = write!(d, " M{},{}", num(px), num(y(v)));
-                }
-                (None, _) => {}
+}
+
+/// A value over time as a step path (`value` none: no point there).
+fn svg_steps(
+    samples: &[WindowSample],
+    sc: &Scale,
+    value: &dyn Fn(&WindowSample) -> Option<f64>,
+) -> String {
+    let mut d = String::new();
+    let mut prev: Option<f64> = None;
+    for smp in samples {
+        let px = sc.x(smp.at.secs_f64());
+        match (value(smp), prev) {
+            (Some(v), Some(p)) if v == p => {}
+            (Some(v), Some(_)) => {
+                let _ = write!(d, " H{} V{}", num(px), num(sc.y(v)));
             }
-            prev = value(smp).or(prev);
+            (Some(v), None) => {
+                let _ = write!(d, " M{},{}", num(px), num(sc.y(v)));
+            }
+            (None, _) => {}
         }
-        let _ = write!(d, " H{}", num(x(last.at.secs_f64())));
-        d
-    };
-    let ss = steps(&|w| (w.ssthresh != u32::MAX).then_some(f64::from(w.ssthresh)));
-    let cw = steps(&|w| Some(f64::from(w.cwnd)));
-    let _ = writeln!(
-        s,
-        r##"<path d="{}" fill="none" stroke="#e65100" stroke-width="1.5" stroke-dasharray="6 4"/>"##,
-        ss.trim()
-    );
-    let _ = writeln!(
-        s,
-        r##"<path d="{}" fill="none" stroke="#1565c0" stroke-width="1.5"/>"##,
-        cw.trim()
-    );
-    for e in episodes {
-        let px = num(x(e.start.secs_f64()));
-        let _ = writeln!(
-            s,
-            r##"<path d="M{px},{} l-5,9 h10 z" fill="#d32f2f"><title>loss at {:.3} s</title></path>"##,
-            num(bottom - 9.0),
-            e.start.secs_f64()
-        );
+        prev = value(smp).or(prev);
     }
-    // Legend.
+    if let Some(last) = samples.last() {
+        let _ = write!(d, " H{}", num(sc.x(last.at.secs_f64())));
+    }
+    d
+}
+
+/// The legend under the time axis.
+fn svg_legend(s: &mut String) {
+    let bottom = SVG_TOP + SVG_H;
     let ly = num(bottom + 48.0);
     let _ = writeln!(
         s,
@@ -337,8 +379,6 @@ pub fn svg_plot(
         ly2 = num(bottom + 42.0),
         ty = num(bottom + 52.0),
     );
-    s.push_str("</svg>\n");
-    s
 }
 
 #[cfg(test)]
