@@ -797,7 +797,7 @@ fn run(shared: &Shared) {
 fn input(shared: &Shared, g: &mut Inner, now: Instant, packet: &[u8], csum: RxChecksum) -> bool {
     g.stats.rx_packets += 1;
     match classify(packet) {
-        Classified::ForStack { dst } if g.stack.addresses().contains(&dst) => {
+        Classified::ForStack { dst } if g.stack.accepts_destination(dst) => {
             if let Some(w) = g.pcap.as_mut() {
                 let partial = (csum == RxChecksum::Partial).then(|| packet.len() - tcp_len(packet));
                 let _ = w.write_packet(now, &finished(packet, partial));

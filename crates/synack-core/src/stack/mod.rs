@@ -136,6 +136,14 @@ impl Stack {
         }
     }
 
+    /// Should a TCP segment addressed to `dst` be handed to this stack? True
+    /// for one of its addresses; a transparent listener widens this to any
+    /// destination.
+    #[inline]
+    pub fn accepts_destination(&self, dst: IpAddr) -> bool {
+        self.is_local(dst)
+    }
+
     /// The local addresses.
     pub fn addresses(&self) -> &[IpAddr] {
         &self.addrs
