@@ -132,3 +132,103 @@ fn kernel_client_to_any_address_accepted_refused_or_unreachable() {
     assert_eq!(stats.requests_refused, 2 * dsts.len() as u64 + 1);
     assert_eq!(stats.icmp_unreachable_sent, dsts.len() as u64);
 }
+
+/// The stack on `syn0` with TEST-NET-2 routed into it.
+fn start_routed(ns: &Netns) -> Net {
+    let net = ns.enter(|| {
+        Net::builder("syn0")
+            .addr("10.0.0.2".parse().unwrap())
+            .host("10.0.0.1/24".parse().unwrap())
+            .start()
+            .expect("start the stack on syn0")
+    });
+    ns.ip(&["route", "add", "198.51.100.0/24", "dev", "syn0"]);
+    net
+}
+
+#[test]
+fn complete_mode_accepts_every_destination_at_once() {
+    let Some(ns) = Netns::new("transparent_complete") else {
+        return;
+    };
+    let net = start_routed(&ns);
+    let listener = TcpListener::bind_transparent(&net, Handshake::Complete).unwrap();
+    assert!(matches!(
+        listener.request(),
+        Err(e) if e.kind() == ErrorKind::InvalidInput
+    ));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..10 {
+                let (mut c, peer) = listener.accept_timeout(T).expect("accept");
+                assert_eq!(c.peer_addr().unwrap(), peer);
+                let mut buf = [0u8; 5];
+                c.read_exact(&mut buf).unwrap();
+                let local = c.local_addr().unwrap();
+                c.write_all(format!("to {local}").as_bytes()).unwrap();
+            }
+        });
+        for i in 1..=10u16 {
+            let dst = addr(&format!("198.51.100.{i}:{}", 1000 + i));
+            let reply = ns.enter(|| kernel_client(dst)).expect("connect");
+            assert_eq!(reply, format!("to {dst}"));
+        }
+    });
+}
+
+/// The tokio flavour: each request is decided by its own task after a
+/// pretend upstream attempt, 20 at once; even ports are accepted, odd ones
+/// refused.
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_requests_decided_concurrently() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(ns) = Netns::new("transparent_tokio") else {
+        return;
+    };
+    let net = start_routed(&ns);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = synack::tokio::TcpListener::bind_transparent(&net, Handshake::Defer).unwrap();
+    rt.spawn(async move {
+        while let Ok(req) = listener.request().await {
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let dst = req.local_addr();
+                if dst.port() % 2 == 1 {
+                    req.refuse(Refusal::Reset).unwrap();
+                    return;
+                }
+                let mut s = req.accept().await.expect("accept");
+                let mut buf = [0u8; 5];
+                s.read_exact(&mut buf).await.unwrap();
+                s.write_all(format!("to {}", s.local_addr().unwrap()).as_bytes())
+                    .await
+                    .unwrap();
+            });
+        }
+    });
+    std::thread::scope(|s| {
+        let clients: Vec<_> = (0..20u16)
+            .map(|i| {
+                let ns = &ns;
+                s.spawn(move || {
+                    let dst = addr(&format!("198.51.100.{}:{}", 1 + i, 2000 + i));
+                    (dst, ns.enter(|| kernel_client(dst)))
+                })
+            })
+            .collect();
+        for c in clients {
+            let (dst, r) = c.join().unwrap();
+            if dst.port() % 2 == 1 {
+                assert_eq!(r.unwrap_err().kind(), ErrorKind::ConnectionRefused);
+            } else {
+                assert_eq!(r.expect("accepted"), format!("to {dst}"));
+            }
+        }
+    });
+    drop(rt);
+}
