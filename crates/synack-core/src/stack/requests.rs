@@ -57,7 +57,9 @@ pub enum Refusal {
     /// destination, quoting the SYN: the client sees the error it names.
     Unreachable(Unreachable),
     /// Nothing: the client retransmits its SYN and times out, as behind a
-    /// host that is down or a firewall that drops.
+    /// host that is down or a firewall that drops. The refusal answers the
+    /// SYN held; each retransmission arrives as a new request, for the
+    /// application to refuse again (or accept, if its upstream came up).
     Silent,
 }
 
