@@ -651,7 +651,7 @@ impl Inner {
     /// Turns one of the stack's events into wake-ups.
     fn dispatch(&mut self, ev: Event) {
         let conn = match ev {
-            Event::Incoming(lid) => {
+            Event::Incoming(lid) | Event::Request(lid) => {
                 if let Some(l) = self.listeners.get_mut(&lid) {
                     l.wake();
                 }

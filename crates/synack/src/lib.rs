@@ -13,6 +13,7 @@
 #![deny(unsafe_code)]
 
 pub use synack_core as core;
+pub use synack_core::{Handshake, Refusal, RequestId, Unreachable};
 pub use synack_wire as wire;
 
 pub mod icmp_echo;
