@@ -189,9 +189,15 @@ impl PacketPort {
     /// Hands one IP packet to the stack. Never blocks: `WouldBlock` when
     /// [`CHANNEL_QUEUE`] packets already wait (the packet is not taken;
     /// dropping it is what a full link does, and TCP recovers),
-    /// `InvalidInput` for one larger than the MTU, `BrokenPipe` once the
-    /// device is gone (the [`crate::Net`] stopped).
+    /// `InvalidInput` for an empty one or one larger than the MTU,
+    /// `BrokenPipe` once the device is gone (the [`crate::Net`] stopped).
     pub fn send(&self, packet: &[u8]) -> io::Result<()> {
+        if packet.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an empty packet",
+            ));
+        }
         if packet.len() > self.shared.mtu {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -333,6 +339,10 @@ mod tests {
         let (dev, port) = channel(100);
         assert_eq!(
             port.send(&[0; 101]).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            port.send(&[]).unwrap_err().kind(),
             io::ErrorKind::InvalidInput
         );
         for _ in 0..CHANNEL_QUEUE {
