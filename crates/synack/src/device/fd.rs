@@ -6,7 +6,7 @@ use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::{Capabilities, Device};
-use crate::tun::{IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6};
+use crate::tun::{IFF_TUN, IFF_VNET_HDR, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6};
 use crate::tun::{TUNSETOFFLOAD, TUNSETVNETHDRSZ, VNET_HDR_LEN};
 
 /// `TUNGETIFF` = `_IOR('T', 210, unsigned int)`.
@@ -39,10 +39,15 @@ struct IfReqFlags {
 /// the device offloads (the header length is set to the 10 bytes synack
 /// reads, and checksum and TCP segmentation offload are asked for, as
 /// [`crate::tun::TunDevice::open_offload`] does; the kernel may refuse
-/// the latter, which only means it merges nothing); without `IFF_NO_PI`
-/// the 4-byte packet-info prefix is taken off and put on here. The MTU is
-/// the interface's (`SIOCGIFMTU` on the name `TUNGETIFF` gives). The
+/// the latter, which only means it merges nothing). The MTU is the
+/// interface's (`SIOCGIFMTU` on the name `TUNGETIFF` gives). The
 /// descriptor is made non-blocking.
+///
+/// One thing the kernel cannot say: whether the descriptor was opened
+/// without `IFF_NO_PI` (frames then start with a 4-byte `struct tun_pi`),
+/// because `TUNGETIFF` reports `IFF_NOFILTER`, the same bit, on every TUN
+/// descriptor. `IFF_NO_PI` is assumed, as tun-rs, Android's `VpnService`
+/// and most tools open it; [`FdDevice::with_packet_info`] says otherwise.
 #[derive(Debug)]
 pub struct FdDevice {
     file: File,
@@ -91,7 +96,6 @@ impl FdDevice {
         let mtu = crate::ifconfig::mtu(&name).unwrap_or(DEFAULT_MTU);
         let mut dev = Self::with_capabilities(fd, Capabilities { mtu, offload })?;
         dev.name = Some(name);
-        dev.packet_info = req.flags & IFF_NO_PI == 0;
         Ok(dev)
     }
 
@@ -113,8 +117,17 @@ impl FdDevice {
         self.name.as_deref()
     }
 
-    /// True when frames carry the 4-byte `struct tun_pi` prefix (a TUN
-    /// descriptor opened without `IFF_NO_PI`), which this device handles.
+    /// For a TUN descriptor opened without `IFF_NO_PI` (`true`): frames
+    /// carry the 4-byte `struct tun_pi` prefix, which this device takes off
+    /// what it reads and puts on what it writes. The kernel does not say
+    /// (see the [type's documentation](FdDevice)).
+    pub fn with_packet_info(mut self, on: bool) -> Self {
+        self.packet_info = on;
+        self
+    }
+
+    /// True when frames carry the 4-byte `struct tun_pi` prefix
+    /// ([`FdDevice::with_packet_info`]).
     pub fn packet_info(&self) -> bool {
         self.packet_info
     }
