@@ -40,6 +40,20 @@ pub struct NetBuilder {
     offload: bool,
 }
 
+impl std::fmt::Debug for NetBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = match &self.source {
+            Source::Tun(name) => format!("TUN {name}"),
+            Source::Device(d) => format!("device {:?}", d.capabilities()),
+        };
+        f.debug_struct("NetBuilder")
+            .field("source", &source)
+            .field("addrs", &self.addrs)
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
 impl NetBuilder {
     /// A builder for packets from `source`, with the defaults.
     fn new(source: Source) -> NetBuilder {
