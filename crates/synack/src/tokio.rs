@@ -209,3 +209,10 @@ impl AsyncWrite for TcpStream {
         Poll::Ready(self.inner.shutdown(Shutdown::Write))
     }
 }
+
+// Devices from tokio objects, and async datagrams: in files of their own.
+#[path = "tokio_datagrams.rs"]
+mod datagrams;
+#[path = "tokio_device.rs"]
+pub mod device;
+pub use datagrams::Datagrams;
