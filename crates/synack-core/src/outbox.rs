@@ -40,6 +40,9 @@ pub struct Stats {
     pub syn_cookies_sent: u64,
     /// Connections opened from a valid SYN cookie.
     pub syn_cookies_accepted: u64,
+    /// Window reductions in answer to ECN-Echo (RFC 3168 §6.1.2), at most
+    /// one per window of data.
+    pub ecn_reductions: u64,
 }
 
 /// A packet for the device, with what a device that offloads checksums and
@@ -153,7 +156,7 @@ impl Outbox {
         rtx: bool,
     ) {
         let tos = self.tos;
-        self.push(now, None, tos, local, remote, repr, payload, rtx, u32::MAX);
+        self.push(now, None, tos, local, remote, repr, payload, rtx, u32::MAX, None);
     }
 
     /// As [`Outbox::send`], a segment without data whose IP TOS (traffic
@@ -167,13 +170,15 @@ impl Outbox {
         tos: u8,
         repr: &TcpRepr,
     ) {
-        self.push(now, None, tos, local, remote, repr, &[], false, u32::MAX);
+        self.push(now, None, tos, local, remote, repr, &[], false, u32::MAX, None);
     }
 
     /// As [`Outbox::send`], for a payload that may span several segments of
     /// `mss` bytes (a super-segment for a device that segments). With the
     /// connection's header template (`hdr`, for `local` and `remote` with
     /// the outbox's TTL and the connection's TOS) the packet is built from it.
+    /// `ecn`: this packet's ECN field (RFC 3168 §5) in place of the
+    /// template's, for data an ECN connection marks ECT.
     #[allow(clippy::too_many_arguments)]
     pub fn send_segments(
         &mut self,
@@ -185,9 +190,13 @@ impl Outbox {
         payload: &[&[u8]],
         rtx: bool,
         mss: u32,
+        ecn: Option<u8>,
     ) {
-        let tos = self.tos;
-        self.push(now, hdr, tos, local, remote, repr, payload, rtx, mss);
+        let tos = match ecn {
+            Some(e) => (self.tos & !synack_wire::ECN_MASK) | (e & synack_wire::ECN_MASK),
+            None => self.tos,
+        };
+        self.push(now, hdr, tos, local, remote, repr, payload, rtx, mss, ecn);
     }
 
     /// Builds and queues the packet: from `hdr` when given, else from the
@@ -205,6 +214,7 @@ impl Outbox {
         payload: &[&[u8]],
         rtx: bool,
         mss: u32,
+        ecn: Option<u8>,
     ) {
         let payload_len: usize = payload.iter().map(|p| p.len()).sum();
         let segment_size = (payload_len > mss as usize).then(|| mss.min(0xFFFF) as u16);
@@ -229,7 +239,7 @@ impl Outbox {
             buf.truncate(len);
         }
         let emitted = match hdr {
-            Some(h) => h.emit(&mut buf, repr, payload, mode),
+            Some(h) => h.emit_ecn(&mut buf, repr, payload, mode, ecn),
             None => emit_packet_with(
                 &mut buf,
                 local.ip(),

@@ -119,7 +119,12 @@ impl Tcb {
         self.rack_on_recovery_start();
         self.recover = Some(self.snd_max);
         ctx.out.stats.fast_recoveries += 1;
-        self.cc.on_enter_recovery(flight, self.snd_mss);
+        if !self.ecn_window_reduced() {
+            // RFC 3168 §6.1.2: once per window; an ECE reduction of this
+            // window already set the ssthresh PRR now works down to.
+            self.cc.on_enter_recovery(flight, self.snd_mss);
+        }
+        self.ecn_note_reduction();
         self.timing.clear();
         self.timers.clear(TimerKind::LossProbe);
     }
@@ -244,6 +249,7 @@ impl Tcb {
                 let flight = self.snd_max.since(old_una);
                 self.cc.on_enter_recovery(flight, self.snd_mss);
                 self.cc.on_exit_recovery(flight, self.snd_mss);
+                self.ecn_note_reduction();
             }
             self.arm_loss_probe(ctx.now);
         }
