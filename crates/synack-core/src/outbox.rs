@@ -156,7 +156,18 @@ impl Outbox {
         rtx: bool,
     ) {
         let tos = self.tos;
-        self.push(now, None, tos, local, remote, repr, payload, rtx, u32::MAX, None);
+        self.push(
+            now,
+            None,
+            tos,
+            local,
+            remote,
+            repr,
+            payload,
+            rtx,
+            u32::MAX,
+            None,
+        );
     }
 
     /// As [`Outbox::send`], a segment without data whose IP TOS (traffic
@@ -170,7 +181,18 @@ impl Outbox {
         tos: u8,
         repr: &TcpRepr,
     ) {
-        self.push(now, None, tos, local, remote, repr, &[], false, u32::MAX, None);
+        self.push(
+            now,
+            None,
+            tos,
+            local,
+            remote,
+            repr,
+            &[],
+            false,
+            u32::MAX,
+            None,
+        );
     }
 
     /// As [`Outbox::send`], for a payload that may span several segments of
