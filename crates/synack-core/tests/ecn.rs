@@ -53,12 +53,6 @@ fn data_ecn(p: &mut Peer, payload: &[u8], flags: TcpFlags, ecn: u8) {
     p.snd_nxt = p.snd_nxt.wrapping_add(payload.len() as u32);
 }
 
-/// An ACK from the peer of everything received, with `flags` added.
-fn ack_with(p: &mut Peer, flags: TcpFlags) {
-    let repr = p.repr(ACK | flags, p.snd_nxt, p.rcv_nxt);
-    p.inject(&repr, &[]);
-}
-
 /// The peer's SYN (ECN-setup when `asks`); returns the stack's SYN-ACK.
 fn passive_syn(p: &mut Peer, asks: bool) -> Seg {
     if p.lid.is_none() {
