@@ -21,6 +21,9 @@ pub struct Stats {
     /// Retransmission timeouts of data (RFC 6298 §5.4-§5.6; not of SYNs):
     /// each one rewound the sender to SND.UNA.
     pub retransmission_timeouts: u64,
+    /// Retransmission timeouts that Eifel detection (RFC 3522, with
+    /// timestamps) proved spurious: the original segment had arrived.
+    pub spurious_timeouts: u64,
     /// Loss recoveries started by fast retransmit (RFC 5681 §3.2,
     /// RFC 6675 §5 step 4).
     pub fast_recoveries: u64,

@@ -242,7 +242,9 @@ impl Tcb {
         }
         self.rack_end_dsack_round();
         if self.snd_una.gt(old_una) {
-            self.eifel_check(tsecr);
+            if self.eifel_check(tsecr) {
+                ctx.out.stats.spurious_timeouts += 1;
+            }
             if self.take_tlp_loss() && self.recover.is_none() {
                 // RFC 8985 §7.4.2: the probe repaired a loss; answer it as
                 // a fast recovery would.
@@ -260,17 +262,19 @@ impl Tcb {
     /// timeout: if it echoes a timestamp older than our retransmission's,
     /// the original was delivered and the timeout was spurious. The
     /// response (RFC 4015 §2): the window as before, and no go-back: new
-    /// data resumes from SND.MAX.
-    fn eifel_check(&mut self, tsecr: Option<u32>) {
+    /// data resumes from SND.MAX. Returns whether the timeout was spurious.
+    fn eifel_check(&mut self, tsecr: Option<u32>) -> bool {
         let Some(tsv) = self.rack.as_deref_mut().and_then(|r| r.rto_tsval.take()) else {
-            return;
+            return false;
         };
-        if tsecr.is_some_and(|e| e != 0 && (e.wrapping_sub(tsv) as i32) < 0) {
+        let spurious = tsecr.is_some_and(|e| e != 0 && (e.wrapping_sub(tsv) as i32) < 0);
+        if spurious {
             self.cc.undo();
             if self.snd_nxt.lt(self.snd_max) {
                 self.snd_nxt = self.snd_max;
             }
         }
+        spurious
     }
 
     /// A timeout: Eifel keeps the TSval the first retransmission carries
