@@ -161,7 +161,7 @@ fn rfc6298_3_one_sample_per_round_trip_follows_the_path() {
         ..Config::default()
     })
     .established();
-    let mut rto_after = |p: &mut Peer, rtt: u64| {
+    let rto_after = |p: &mut Peer, rtt: u64| {
         for _ in 0..10 {
             p.stack.send(p.now, p.id(), &bytes(1000)).unwrap();
             let seg = p.expect_segment(PSH_ACK);
