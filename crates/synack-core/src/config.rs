@@ -6,6 +6,7 @@ use core::time::Duration;
 use synack_wire::Dscp;
 
 use crate::cc::CongestionControlChoice;
+use crate::Ecn;
 
 /// Stack-wide configuration. Every field has a default ([`Config::default`]).
 #[derive(Clone, Debug)]
@@ -70,7 +71,7 @@ pub struct Config {
     /// and of the RSTs that answer segments no connection owns. Each
     /// connection's or listener's own can be changed
     /// ([`crate::Stack::set_dscp`], [`crate::Stack::set_listener_dscp`]).
-    /// The ECN bits below it stay TCP's (zero: synack does not do ECN).
+    /// The ECN bits below it stay TCP's (see `ecn`).
     pub dscp: Dscp,
     /// Record trace events for `poll_trace`.
     pub trace: bool,
@@ -122,6 +123,10 @@ pub struct Config {
     /// (RFC 9438, with HyStart++) by default, as Linux; Reno (RFC 5681)
     /// selectable; or the application's own.
     pub congestion_control: CongestionControlChoice,
+    /// Explicit Congestion Notification (RFC 3168): agree when a peer's
+    /// SYN asks (the default, as Linux's `tcp_ecn` = 2), ask on active
+    /// opens too ([`Ecn::On`]), or never ([`Ecn::Off`]).
+    pub ecn: Ecn,
 }
 
 impl Default for Config {
@@ -163,6 +168,7 @@ impl Default for Config {
             memory_budget: usize::MAX,
             request_timeout: Duration::from_secs(30),
             congestion_control: CongestionControlChoice::Cubic,
+            ecn: Ecn::AcceptWhenAsked,
         }
     }
 }

@@ -21,6 +21,7 @@ mod cc;
 mod config;
 mod conn;
 mod conns;
+mod ecn;
 mod error;
 mod event;
 mod isn;
@@ -44,6 +45,7 @@ pub use cc::{
     Reno,
 };
 pub use config::Config;
+pub use ecn::Ecn;
 pub use error::Error;
 pub use event::{ConnId, Event, ListenerId, RequestId};
 pub use outbox::{Stats, Transmit};

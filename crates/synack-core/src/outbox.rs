@@ -21,6 +21,9 @@ pub struct Stats {
     /// Retransmission timeouts of data (RFC 6298 §5.4-§5.6; not of SYNs):
     /// each one rewound the sender to SND.UNA.
     pub retransmission_timeouts: u64,
+    /// Retransmission timeouts that Eifel detection (RFC 3522, with
+    /// timestamps) proved spurious: the original segment had arrived.
+    pub spurious_timeouts: u64,
     /// Loss recoveries started by fast retransmit (RFC 5681 §3.2,
     /// RFC 6675 §5 step 4).
     pub fast_recoveries: u64,
@@ -60,6 +63,9 @@ pub struct Stats {
     /// ICMP or ICMPv6 destination unreachable messages sent (refused
     /// connection requests).
     pub icmp_unreachable_sent: u64,
+    /// Window reductions in answer to ECN-Echo (RFC 3168 §6.1.2), at most
+    /// one per window of data.
+    pub ecn_reductions: u64,
 }
 
 /// A packet for the device, with what a device that offloads checksums and
@@ -173,7 +179,18 @@ impl Outbox {
         rtx: bool,
     ) {
         let tos = self.tos;
-        self.push(now, None, tos, local, remote, repr, payload, rtx, u32::MAX);
+        self.push(
+            now,
+            None,
+            tos,
+            local,
+            remote,
+            repr,
+            payload,
+            rtx,
+            u32::MAX,
+            None,
+        );
     }
 
     /// As [`Outbox::send`], a segment without data whose IP TOS (traffic
@@ -187,7 +204,18 @@ impl Outbox {
         tos: u8,
         repr: &TcpRepr,
     ) {
-        self.push(now, None, tos, local, remote, repr, &[], false, u32::MAX);
+        self.push(
+            now,
+            None,
+            tos,
+            local,
+            remote,
+            repr,
+            &[],
+            false,
+            u32::MAX,
+            None,
+        );
     }
 
     /// Queues a complete IP packet that is not TCP (an ICMP error the
@@ -205,6 +233,8 @@ impl Outbox {
     /// `mss` bytes (a super-segment for a device that segments). With the
     /// connection's header template (`hdr`, for `local` and `remote` with
     /// the outbox's TTL and the connection's TOS) the packet is built from it.
+    /// `ecn`: this packet's ECN field (RFC 3168 §5) in place of the
+    /// template's, for data an ECN connection marks ECT.
     #[allow(clippy::too_many_arguments)]
     pub fn send_segments(
         &mut self,
@@ -216,9 +246,13 @@ impl Outbox {
         payload: &[&[u8]],
         rtx: bool,
         mss: u32,
+        ecn: Option<u8>,
     ) {
-        let tos = self.tos;
-        self.push(now, hdr, tos, local, remote, repr, payload, rtx, mss);
+        let tos = match ecn {
+            Some(e) => (self.tos & !synack_wire::ECN_MASK) | (e & synack_wire::ECN_MASK),
+            None => self.tos,
+        };
+        self.push(now, hdr, tos, local, remote, repr, payload, rtx, mss, ecn);
     }
 
     /// Builds and queues the packet: from `hdr` when given, else from the
@@ -236,6 +270,7 @@ impl Outbox {
         payload: &[&[u8]],
         rtx: bool,
         mss: u32,
+        ecn: Option<u8>,
     ) {
         let payload_len: usize = payload.iter().map(|p| p.len()).sum();
         let segment_size = (payload_len > mss as usize).then(|| mss.min(0xFFFF) as u16);
@@ -260,7 +295,7 @@ impl Outbox {
             buf.truncate(len);
         }
         let emitted = match hdr {
-            Some(h) => h.emit(&mut buf, repr, payload, mode),
+            Some(h) => h.emit_ecn(&mut buf, repr, payload, mode, ecn),
             None => emit_packet_with(
                 &mut buf,
                 local.ip(),

@@ -24,12 +24,13 @@
 //!
 //! What else the SYN asked for goes into the low [`TS_BITS`] bits of our
 //! TSval when the peer offered timestamps (as Linux does): its window
-//! shift (4 bits, 15 for none) and SACK-Permitted (1 bit); the sixth bit is
-//! left zero (ECN, which this stack does not negotiate). The peer echoes
-//! the TSval in the TSecr of its ACK. Without timestamps there is nowhere
-//! to keep them: the cookie SYN-ACK then offers neither window scaling nor
-//! SACK (RFC 7323 §2.2, RFC 2018 §2: offered only in a SYN, so never
-//! later), and the connection runs without them.
+//! shift (4 bits, 15 for none), SACK-Permitted (1 bit) and whether the
+//! cookie SYN-ACK agreed to ECN (1 bit: the SYN was an ECN-setup SYN and
+//! the stack accepts ECN, RFC 3168 §6.1.1). The peer echoes the TSval in
+//! the TSecr of its ACK. Without timestamps there is nowhere to keep them:
+//! the cookie SYN-ACK then offers neither window scaling nor SACK
+//! (RFC 7323 §2.2, RFC 2018 §2: offered only in a SYN, so never later) and
+//! declines ECN (no ECE on it), and the connection runs without them.
 
 use crate::isn::IsnGenerator;
 use crate::{ConnTuple, Instant};
@@ -56,6 +57,8 @@ const TS_MASK: u32 = (1 << TS_BITS) - 1;
 const NO_WSCALE: u32 = 0xF;
 /// The SACK-Permitted bit of the TSval.
 const TS_SACK: u32 = 1 << 4;
+/// The ECN bit of the TSval: the cookie SYN-ACK carried ECE.
+const TS_ECN: u32 = 1 << 5;
 
 /// The cookie clock at `now`.
 pub(crate) fn clock(now: Instant) -> u32 {
@@ -108,12 +111,12 @@ pub(crate) fn check(
 }
 
 /// Our TSval for a cookie SYN-ACK: the timestamp clock `ts_now` with its
-/// low bits replaced by the SYN's window shift and SACK-Permitted, never
-/// ahead of the clock (RFC 7323 §5.4: TSval must not run ahead), so it is
-/// up to 63 ticks behind.
-pub(crate) fn ts_encode(ts_now: u32, wscale: Option<u8>, sack: bool) -> u32 {
+/// low bits replaced by the SYN's window shift, SACK-Permitted and ECN
+/// agreement, never ahead of the clock (RFC 7323 §5.4: TSval must not run
+/// ahead), so it is up to 63 ticks behind.
+pub(crate) fn ts_encode(ts_now: u32, wscale: Option<u8>, sack: bool, ecn: bool) -> u32 {
     let ws = wscale.map_or(NO_WSCALE, |s| u32::from(s.min(14)));
-    let bits = ws | if sack { TS_SACK } else { 0 };
+    let bits = ws | if sack { TS_SACK } else { 0 } | if ecn { TS_ECN } else { 0 };
     let tsval = (ts_now & !TS_MASK) | bits;
     if bits > ts_now & TS_MASK {
         tsval.wrapping_sub(TS_MASK + 1)
@@ -122,19 +125,17 @@ pub(crate) fn ts_encode(ts_now: u32, wscale: Option<u8>, sack: bool) -> u32 {
     }
 }
 
-/// The window shift and SACK-Permitted that [`ts_encode`] put into a TSval
-/// the peer now echoes (`None`: a shift no encoder writes, so not ours).
-pub(crate) fn ts_decode(tsecr: u32) -> Option<(Option<u8>, bool)> {
+/// The window shift, SACK-Permitted and ECN agreement that [`ts_encode`]
+/// put into a TSval the peer now echoes (`None`: a shift no encoder
+/// writes, so not ours).
+pub(crate) fn ts_decode(tsecr: u32) -> Option<(Option<u8>, bool, bool)> {
     let ws = tsecr & 0xF;
     let wscale = match ws {
         NO_WSCALE => None,
         0..=14 => Some(ws as u8),
         _ => return None,
     };
-    if tsecr & (1 << 5) != 0 {
-        return None;
-    }
-    Some((wscale, tsecr & TS_SACK != 0))
+    Some((wscale, tsecr & TS_SACK != 0, tsecr & TS_ECN != 0))
 }
 
 #[cfg(test)]
@@ -194,12 +195,15 @@ mod tests {
         for now in [0u32, 5, 63, 64, 1_000_000, u32::MAX] {
             for ws in [None, Some(0), Some(7), Some(14), Some(20)] {
                 for sack in [false, true] {
-                    let v = ts_encode(now, ws, sack);
-                    assert_eq!(ts_decode(v), Some((ws.map(|s| s.min(14)), sack)));
-                    assert!(now.wrapping_sub(v) < 64, "{now} {v}");
+                    for ecn in [false, true] {
+                        let v = ts_encode(now, ws, sack, ecn);
+                        let want = (ws.map(|s| s.min(14)), sack, ecn);
+                        assert_eq!(ts_decode(v), Some(want));
+                        assert!(now.wrapping_sub(v) < 64, "{now} {v}");
+                    }
                 }
             }
         }
-        assert_eq!(ts_decode(0x2F), None);
+        assert_eq!(ts_decode(0x2F), Some((None, false, true)));
     }
 }

@@ -114,3 +114,78 @@ fn rfc6298_5_4_earliest_segment_and_backed_off_rto_kept_until_a_clean_sample() {
     assert_eq!(r.tcp.seq, lost.tcp.seq);
     assert_eq!(r.at - lost.at, secs(1), "a clean sample resets the backoff");
 }
+
+/// 6298-6 (RFC 6298 §5.3): "When an ACK is received that acknowledges new
+/// data, restart the retransmission timer so that it will expire after
+/// RTO seconds". Two segments go at t0; the first is acknowledged 600 ms
+/// later; the second, lost, is resent one RTO (1 s: the floor) after that
+/// ACK, at t0 + 1.6 s, not at t0 + 1 s where the timer armed by the send
+/// would have fired. After the last ACK the timer is off: nothing more.
+#[test]
+fn rfc6298_5_3_an_ack_of_new_data_restarts_the_timer() {
+    let mut p = Peer::new().established();
+    let t0 = p.now;
+    p.stack.send(p.now, p.id(), &bytes(1460)).unwrap();
+    p.stack.send(p.now, p.id(), &bytes(1460)).unwrap();
+    let segs = p.transmitted();
+    assert_eq!(segs.len(), 2, "{segs:#?}");
+    p.run_until(t0 + ms(600));
+    let first_end = segs[0].tcp.seq.wrapping_add(segs[0].payload.len() as u32);
+    p.send(ACK, p.snd_nxt, first_end, &[]);
+    let t_ack = p.now;
+    let rtx = p
+        .next_timed_segment(t0 + secs(10))
+        .expect("the retransmission");
+    assert_eq!(rtx.tcp.seq, segs[1].tcp.seq);
+    assert_eq!(
+        rtx.at,
+        t_ack + secs(1),
+        "one RTO after the ACK, not after the send"
+    );
+    p.ack();
+    assert!(p.next_timed_segment(p.now + secs(600)).is_none(), "stopped");
+}
+
+/// 6298-5 (RFC 6298 §3): without timestamps, "at least one RTT measurement
+/// per RTT" (and never of a retransmission, Karn: MUST-18). A floor of
+/// 10 ms lets the estimator show: after ten round trips at 100 ms the RTO,
+/// seen as the time from the last ACK to the retransmission of data the
+/// peer then withholds, is well under the 1 s the connection started
+/// with; after ten more at 300 ms it has followed the slower path and is
+/// above 300 ms (had the samples stopped, it would fire before the
+/// round trip and resend needlessly).
+#[test]
+fn rfc6298_3_one_sample_per_round_trip_follows_the_path() {
+    let mut p = Peer::with(Config {
+        min_rto: ms(10),
+        ..Config::default()
+    })
+    .established();
+    let rto_after = |p: &mut Peer, rtt: u64| {
+        for _ in 0..10 {
+            p.stack.send(p.now, p.id(), &bytes(1000)).unwrap();
+            let seg = p.expect_segment(PSH_ACK);
+            p.run_until(p.now + ms(rtt));
+            p.send(ACK, p.snd_nxt, seg.tcp.seq.wrapping_add(1000), &[]);
+        }
+        // One more segment, never acknowledged: when does it come again?
+        p.stack.send(p.now, p.id(), &bytes(1000)).unwrap();
+        let seg = p.expect_segment(PSH_ACK);
+        let rtx = p
+            .next_timed_segment(p.now + secs(10))
+            .expect("retransmission");
+        assert_eq!(rtx.tcp.seq, seg.tcp.seq);
+        let rto = rtx.at.saturating_since(seg.at);
+        // Acknowledge it, late enough that Karn's rule takes no sample.
+        p.send(ACK, p.snd_nxt, seg.tcp.seq.wrapping_add(1000), &[]);
+        rto
+    };
+    let fast = rto_after(&mut p, 100);
+    assert!(
+        fast >= ms(100) && fast < ms(400),
+        "{fast:?} after 100 ms rounds"
+    );
+    let slow = rto_after(&mut p, 300);
+    assert!(slow > ms(300), "{slow:?} after 300 ms rounds");
+    assert!(slow > fast, "{fast:?} then {slow:?}");
+}

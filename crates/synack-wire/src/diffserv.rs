@@ -8,6 +8,15 @@
 
 /// The two ECN bits of the TOS / Traffic Class byte (RFC 3168 §5).
 pub const ECN_MASK: u8 = 0b11;
+/// ECN field: Not-ECT, the transport is not ECN-capable (RFC 3168 §5).
+pub const NOT_ECT: u8 = 0b00;
+/// ECN field: ECT(1) (RFC 3168 §5).
+pub const ECT1: u8 = 0b01;
+/// ECN field: ECT(0), what an ECN-capable TCP sets on its data (RFC 3168
+/// §6.1.2 suggests one of the two; ECT(0) as Linux).
+pub const ECT0: u8 = 0b10;
+/// ECN field: Congestion Experienced, set by a router (RFC 3168 §5).
+pub const CE: u8 = 0b11;
 
 /// A Diffserv Codepoint: six bits, 0 to 63 (RFC 2474 §3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

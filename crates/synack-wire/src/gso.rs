@@ -90,7 +90,9 @@ pub fn gso_segment_count(packet: &[u8], segment_size: usize) -> Result<usize, Wi
 /// length: what a TSO/GSO device sends for it. Each segment gets the
 /// headers of the original with the sequence number moved on by the bytes
 /// before it, the IP length fields of its own size (and for IPv4 a fresh
-/// header checksum), FIN and PSH only on the last segment, and a complete
+/// header checksum), FIN and PSH only on the last segment, CWR only on the
+/// first (RFC 3168 §6.1.2: one window reduction, announced once, as
+/// Linux's GSO does), and a complete
 /// TCP checksum (whatever the original's field held, full or partial).
 ///
 /// Errors: a malformed packet, an `index` past the last segment or an
@@ -129,6 +131,10 @@ pub fn gso_segment(
         // FIN and PSH belong to the last byte: the last segment.
         tcp[13] &= !(0x01 | 0x08);
     }
+    if index > 0 {
+        // CWR belongs to the first new data after a reduction.
+        tcp[13] &= !0x80;
+    }
     tcp[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 2].copy_from_slice(&[0, 0]);
     let c = internet_checksum(pseudo_header_sum(l.src, l.dst, tcp.len()), tcp);
     tcp[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 2].copy_from_slice(&c.to_be_bytes());
@@ -153,7 +159,7 @@ mod tests {
             dst_port: 80,
             seq: 0xffff_f000,
             ack: 77,
-            flags: TcpFlags::ACK | TcpFlags::PSH | TcpFlags::FIN,
+            flags: TcpFlags::ACK | TcpFlags::PSH | TcpFlags::FIN | TcpFlags::CWR,
             window: 1000,
             ..TcpRepr::default()
         }
@@ -182,6 +188,7 @@ mod tests {
             let last = i + 1 == n;
             assert_eq!(seg.tcp.flags.fin(), last);
             assert_eq!(seg.tcp.flags.psh(), last);
+            assert_eq!(seg.tcp.flags.contains(TcpFlags::CWR), i == 0);
             assert!(seg.tcp.flags.ack());
             assert_eq!(seg.payload.len(), if last { 10_001 - 6 * mss } else { mss });
             joined.extend_from_slice(seg.payload);

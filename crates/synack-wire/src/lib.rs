@@ -37,7 +37,7 @@ mod template;
 mod udp;
 
 pub use checksum::{internet_checksum, pseudo_header_sum};
-pub use diffserv::{Dscp, ECN_MASK};
+pub use diffserv::{Dscp, CE, ECN_MASK, ECT0, ECT1, NOT_ECT};
 pub use error::WireError;
 pub use flags::TcpFlags;
 pub use gso::{gso_segment, gso_segment_count};

@@ -8,7 +8,9 @@ use crate::checksum;
 use crate::ip::{Ipv4Header, Ipv6Header};
 use crate::packet::TcpChecksum;
 use crate::tcp::CHECKSUM_OFFSET;
-use crate::{TcpOptions, TcpRepr, WireError, IPPROTO_TCP, IPV4_HEADER_LEN, IPV6_HEADER_LEN};
+use crate::{
+    TcpOptions, TcpRepr, WireError, ECN_MASK, IPPROTO_TCP, IPV4_HEADER_LEN, IPV6_HEADER_LEN,
+};
 
 /// The packet header of one connection (one pair of endpoints), prebuilt:
 /// [`HeaderTemplate::emit`] writes exactly the packet that
@@ -137,6 +139,22 @@ impl HeaderTemplate {
         parts: &[&[u8]],
         mode: TcpChecksum,
     ) -> Result<usize, WireError> {
+        self.emit_ecn(buf, tcp, parts, mode, None)
+    }
+
+    /// [`HeaderTemplate::emit`] with the ECN field (RFC 3168 §5) of this one
+    /// packet set to `ecn` (its low two bits) in place of the template's:
+    /// the transport marks its data ECT while its other segments stay
+    /// Not-ECT (RFC 3168 §6.1.2, §6.1.4), and the DSCP above the ECN bits
+    /// stays as the template has it. `None`: the template's TOS unchanged.
+    pub fn emit_ecn(
+        &self,
+        buf: &mut [u8],
+        tcp: &TcpRepr,
+        parts: &[&[u8]],
+        mode: TcpChecksum,
+        ecn: Option<u8>,
+    ) -> Result<usize, WireError> {
         let ip_len = self.ip_len();
         let payload_len: usize = parts.iter().map(|p| p.len()).sum();
         let header_len = tcp.header_len();
@@ -152,11 +170,24 @@ impl HeaderTemplate {
         let out = buf.get_mut(..total).ok_or(WireError::BufferTooSmall)?;
         let (ip, segment) = out.split_at_mut(ip_len);
         ip.copy_from_slice(&self.ip[..ip_len]);
+        let old_ecn = self.tos() & ECN_MASK;
+        let new_ecn = ecn.map_or(old_ecn, |e| e & ECN_MASK);
         if ip_len == IPV4_HEADER_LEN {
+            ip[1] = (ip[1] & !ECN_MASK) | new_ecn;
             ip[2..4].copy_from_slice(&length_field.to_be_bytes());
-            let sum = checksum::add_sums(u64::from(self.ip_sum), u64::from(length_field));
+            let mut sum = checksum::add_sums(u64::from(self.ip_sum), u64::from(length_field));
+            if new_ecn != old_ecn {
+                // The ECN bits are the low bits of the header's first word:
+                // add the new ones, and the old ones' complement
+                // (subtraction in one's complement arithmetic, RFC 1624).
+                let delta = u64::from(new_ecn) + u64::from(0xFFFF - u16::from(old_ecn));
+                sum = checksum::add_sums(sum, delta);
+            }
             ip[10..12].copy_from_slice(&checksum::finish(sum).to_be_bytes());
         } else {
+            // Traffic class straddles bytes 0 and 1: its low two bits are
+            // bits 4 and 5 of byte 1.
+            ip[1] = (ip[1] & !(ECN_MASK << 4)) | (new_ecn << 4);
             ip[4..6].copy_from_slice(&length_field.to_be_bytes());
         }
 
@@ -363,6 +394,43 @@ mod tests {
                 let n = t.emit(&mut buf, &reprs()[1], &[b"x"], TcpChecksum::Full);
                 let seg = parse_packet(&buf[..n.unwrap()]).unwrap();
                 assert_eq!(seg.tos, tos, "v6={v6}");
+            }
+        }
+    }
+
+    /// A packet whose ECN field is set per packet is the packet of a
+    /// template built with that field: same bytes, the IPv4 header
+    /// checksum right, the DSCP untouched.
+    #[test]
+    fn emit_ecn_sets_only_the_ecn_bits() {
+        for v6 in [false, true] {
+            let (src, dst) = endpoints(v6);
+            for dscp_tos in [0x00u8, 0xB8, 0xB9, 0xFF, 0x28] {
+                let t = HeaderTemplate::new(src, dst, 64, dscp_tos).unwrap();
+                for ecn in [0u8, 1, 2, 3] {
+                    let want_tos = (dscp_tos & !ECN_MASK) | ecn;
+                    let want_t = HeaderTemplate::new(src, dst, 64, want_tos).unwrap();
+                    for repr in reprs() {
+                        for mode in [TcpChecksum::Full, TcpChecksum::Partial] {
+                            let mut want = [0u8; 256];
+                            let mut got = [0u8; 256];
+                            let n = want_t.emit(&mut want, &repr, &[b"abc"], mode).unwrap();
+                            let m = t.emit_ecn(&mut got, &repr, &[b"abc"], mode, Some(ecn));
+                            assert_eq!(m, Ok(n));
+                            assert_eq!(&got[..n], &want[..n], "{dscp_tos:#x} {ecn} v6={v6}");
+                            if mode == TcpChecksum::Full {
+                                let seg = parse_packet(&got[..n]).unwrap();
+                                assert_eq!(seg.tos, want_tos);
+                            }
+                        }
+                    }
+                }
+                let mut a = [0u8; 256];
+                let mut b = [0u8; 256];
+                let n = t.emit(&mut a, &reprs()[0], &[], TcpChecksum::Full).unwrap();
+                t.emit_ecn(&mut b, &reprs()[0], &[], TcpChecksum::Full, None)
+                    .unwrap();
+                assert_eq!(&a[..n], &b[..n], "None keeps the template's TOS");
             }
         }
     }

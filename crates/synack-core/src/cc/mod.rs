@@ -67,6 +67,10 @@ pub struct AckInfo {
 ///   unless an RTO ends the recovery first. In between, PRR decides what
 ///   is sent, from `ssthresh`.
 /// - [`on_rto`](Self::on_rto) when the retransmission timer expires.
+/// - [`on_ecn_echo`](Self::on_ecn_echo) when an ECN-capable connection's
+///   peer echoes a Congestion Experienced mark (RFC 3168 §6.1.2), at most
+///   once per window of data and never during a recovery or in the window
+///   a loss or timeout already reduced.
 /// - [`undo`](Self::undo) when the stack learns that the last reduction
 ///   (a recovery or an RTO) was spurious (DSACK, F-RTO or timestamps).
 ///
@@ -102,6 +106,18 @@ pub trait CongestionControl {
     /// to ssthresh: cwnd becomes ssthresh (RFC 6937 §3), or stays the
     /// larger window an [`undo`](Self::undo) during the recovery restored.
     fn on_exit_recovery(&mut self, flight: u32, mss: u32);
+    /// The peer echoed congestion (ECN-Echo, RFC 3168 §6.1.2) with `flight`
+    /// bytes out: nothing was lost and nothing is resent, but the window
+    /// must shrink as for a loss (RFC 3168 §6.1.2, RFC 9438 §4.6: "a
+    /// congestion event"). The default is a loss repaired at once:
+    /// [`on_enter_recovery`](Self::on_enter_recovery) then
+    /// [`on_exit_recovery`](Self::on_exit_recovery), which leaves cwnd at
+    /// the new ssthresh. [`undo`](Self::undo) never follows it: a mark is
+    /// never spurious.
+    fn on_ecn_echo(&mut self, flight: u32, mss: u32) {
+        self.on_enter_recovery(flight, mss);
+        self.on_exit_recovery(flight, mss);
+    }
     /// The last window reduction was spurious: restore the window and the
     /// slow-start threshold from before it. A second call before the next
     /// reduction does nothing.
@@ -213,6 +229,10 @@ impl CongestionControl for Controller {
     #[inline]
     fn on_exit_recovery(&mut self, flight: u32, mss: u32) {
         dispatch!(self, c => c.on_exit_recovery(flight, mss))
+    }
+    #[inline]
+    fn on_ecn_echo(&mut self, flight: u32, mss: u32) {
+        dispatch!(self, c => c.on_ecn_echo(flight, mss))
     }
     #[inline]
     fn undo(&mut self) {

@@ -162,6 +162,11 @@ impl Tcb {
         self.negotiate(ctx, &t.options);
         if t.flags.ack() {
             self.snd_una = ack;
+            self.ecn_on_syn_ack(t.flags);
+        } else {
+            // A simultaneous open runs without ECN (RFC 3168 §6.1.1
+            // defines only the SYN / SYN-ACK exchange).
+            self.ecn_on_syn_ack(synack_wire::TcpFlags::empty());
         }
         if self.snd_una.gt(self.iss) {
             // Our SYN is acknowledged: ESTABLISHED. The window of a SYN
@@ -266,6 +271,8 @@ impl Tcb {
         let a = &mut Arrival::of(seg);
         self.check_handshake_repeat(ctx, a)?;
         self.check_sequence_number(ctx, a)?;
+        // RFC 3168 §6.1.3: CE and CWR of an acceptable segment.
+        self.ecn_on_arrival(seg);
         self.check_rst(ctx, a)?;
         // Third, check security: the IP security compartment is an IP
         // option this stack neither sends nor keeps, so there is nothing
@@ -489,6 +496,7 @@ impl Tcb {
             let delivered = self.rack_on_ack(ctx, old_una, tsecr, dsack);
             self.detect_loss(ctx, dupack, delivered);
         }
+        self.ecn_on_ack(ctx, t.flags);
         self.update_send_window(a, ack);
         self.check_fin_acked(ctx)
     }

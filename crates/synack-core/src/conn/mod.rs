@@ -14,6 +14,7 @@
 //!   ACK list.
 
 mod diffserv;
+mod ecn;
 mod handle;
 mod icmp;
 mod input;
@@ -198,6 +199,8 @@ pub(crate) struct Tcb {
     pub trouble_reported: bool,
     /// Keep-alives on (MUST-24, off by default: MUST-25).
     pub keepalive: bool,
+    /// ECN (RFC 3168): negotiated, CE to echo, CWR to send ([`ecn`]).
+    pub ecn: ecn::EcnFlags,
     /// Shift applied to window fields we receive.
     pub snd_wscale: u8,
     /// Shift applied to window fields we send.
@@ -285,6 +288,9 @@ pub(crate) struct Tcb {
     /// No fast recovery may start until SND.UNA passes this point (set at
     /// the end of a recovery or on a timeout: RFC 6582 §3.2 steps 2 and 4).
     pub recover_floor: Option<Seq>,
+    /// ECN: ECE is not answered until SND.UNA passes this point, SND.MAX
+    /// at the last window reduction (RFC 3168 §6.1.2: once per window).
+    pub ecn_floor: Option<Seq>,
     /// RACK-TLP, PRR and undo state (RFC 8985, RFC 6937, RFC 2883, RFC
     /// 3522): boxed, and only once data is sent.
     pub rack: Option<alloc::boxed::Box<rack::Rack>>,
@@ -370,6 +376,8 @@ impl Tcb {
             rack: None,
             hdr: HeaderTemplate::new(tuple.local, tuple.remote, cfg.ttl, cfg.dscp.tos(0)).ok(),
             recover_floor: None,
+            ecn: ecn::EcnFlags::default(),
+            ecn_floor: None,
         }
     }
 

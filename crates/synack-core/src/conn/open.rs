@@ -70,6 +70,7 @@ impl Tcb {
         self.rcv_adv = self.rcv_nxt;
         self.last_ack_sent = self.rcv_nxt;
         self.negotiate(ctx, &t.options);
+        self.ecn_on_syn(ctx.cfg, t.flags);
         self.snd_wnd = u32::from(t.window);
         self.max_snd_wnd = self.snd_wnd;
         self.snd_wl1 = Seq(t.seq);
@@ -83,7 +84,8 @@ impl Tcb {
     /// in the SYN-RECEIVED state that SYN-ACK would have left: IRS =
     /// SEG.SEQ-1, SND.NXT = ISS+1, the window we advertised, and the SYN's
     /// options as the cookie kept them (`syn`: the MSS, and what the
-    /// timestamp carried). The stack then hands the ACK to
+    /// timestamp carried; `ecn`: the SYN asked for ECN and the cookie
+    /// SYN-ACK agreed). The stack then hands the ACK to
     /// [`Tcb::on_segment`], as in SYN-RECEIVED (§3.10.7.4): it completes
     /// the handshake, and data or a FIN on it is taken as on any ACK that
     /// does (Linux does the same; RFC 4987 leaves it open, and the data is
@@ -93,8 +95,10 @@ impl Tcb {
         ctx: &mut Ctx<'_>,
         seg: &Segment<'_>,
         syn: &TcpOptions,
+        ecn: bool,
     ) -> Disposition {
         self.set_state(ctx, State::SynReceived);
+        self.ecn_from_cookie(ecn);
         self.rcv_nxt = Seq(seg.tcp.seq);
         self.irs = self.rcv_nxt.sub(1);
         self.rcv_adv = self.rcv_nxt.add(u32::from(synack_window(ctx.cfg)));

@@ -103,6 +103,10 @@ impl Tcb {
         if let Some(ts) = self.ts {
             repr.options.timestamps = Some((self.ts_val(ctx.now), ts.recent));
         }
+        if flags.ack() && !syn {
+            // RFC 3168 §6.1.3: ECE on every ACK until the peer's CWR.
+            repr.flags |= self.ecn_ack_flags();
+        }
         if flags.ack() && !syn && self.sack_ok {
             if self.recvq.has_ooo() || self.dsack_pending() {
                 self.fill_sack_blocks(&mut repr.options);
@@ -126,6 +130,7 @@ impl Tcb {
             &[payload],
             rtx,
             u32::MAX,
+            None,
         );
     }
 
@@ -153,6 +158,9 @@ impl Tcb {
         let mut repr = TcpRepr::default();
         self.base_repr_into(ctx, flags, seq, &mut repr);
         let off = seq.since(self.send_base()) as usize;
+        let avail = self.sendq.len().saturating_sub(off).min(len as usize) as u32;
+        let (ecn, ecn_flags) = self.ecn_for_data(seq, avail);
+        repr.flags |= ecn_flags;
         let (a, b) = self.sendq.slices_from(off, len as usize);
         let got = (a.len() + b.len()) as u32;
         ctx.out.send_segments(
@@ -164,6 +172,7 @@ impl Tcb {
             &[a, b],
             rtx,
             self.snd_mss,
+            ecn,
         );
         self.note_ack_sent(flags);
         let end = seq.add(got + u32::from(flags.fin()));
@@ -183,6 +192,8 @@ impl Tcb {
             TcpFlags::SYN
         };
         let mut repr = self.base_repr(ctx, flags, self.iss);
+        // RFC 3168 §6.1.1: the ECN-setup SYN or SYN-ACK (never ECT itself).
+        repr.flags |= self.ecn_syn_flags(ctx.cfg, synack, rtx);
         repr.options.mss = Some(self.rcv_mss.min(0xFFFF) as u16);
         if synack {
             if self.snd_wscale_offered() {
@@ -257,6 +268,7 @@ impl Tcb {
             &[],
             false,
             u32::MAX,
+            None,
         );
     }
 

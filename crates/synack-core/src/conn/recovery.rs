@@ -119,7 +119,12 @@ impl Tcb {
         self.rack_on_recovery_start();
         self.recover = Some(self.snd_max);
         ctx.out.stats.fast_recoveries += 1;
-        self.cc.on_enter_recovery(flight, self.snd_mss);
+        if !self.ecn_window_reduced() {
+            // RFC 3168 §6.1.2: once per window; an ECE reduction of this
+            // window already set the ssthresh PRR now works down to.
+            self.cc.on_enter_recovery(flight, self.snd_mss);
+        }
+        self.ecn_note_reduction();
         self.timing.clear();
         self.timers.clear(TimerKind::LossProbe);
     }
@@ -237,13 +242,16 @@ impl Tcb {
         }
         self.rack_end_dsack_round();
         if self.snd_una.gt(old_una) {
-            self.eifel_check(tsecr);
+            if self.eifel_check(tsecr) {
+                ctx.out.stats.spurious_timeouts += 1;
+            }
             if self.take_tlp_loss() && self.recover.is_none() {
                 // RFC 8985 §7.4.2: the probe repaired a loss; answer it as
                 // a fast recovery would.
                 let flight = self.snd_max.since(old_una);
                 self.cc.on_enter_recovery(flight, self.snd_mss);
                 self.cc.on_exit_recovery(flight, self.snd_mss);
+                self.ecn_note_reduction();
             }
             self.arm_loss_probe(ctx.now);
         }
@@ -254,17 +262,19 @@ impl Tcb {
     /// timeout: if it echoes a timestamp older than our retransmission's,
     /// the original was delivered and the timeout was spurious. The
     /// response (RFC 4015 §2): the window as before, and no go-back: new
-    /// data resumes from SND.MAX.
-    fn eifel_check(&mut self, tsecr: Option<u32>) {
+    /// data resumes from SND.MAX. Returns whether the timeout was spurious.
+    fn eifel_check(&mut self, tsecr: Option<u32>) -> bool {
         let Some(tsv) = self.rack.as_deref_mut().and_then(|r| r.rto_tsval.take()) else {
-            return;
+            return false;
         };
-        if tsecr.is_some_and(|e| e != 0 && (e.wrapping_sub(tsv) as i32) < 0) {
+        let spurious = tsecr.is_some_and(|e| e != 0 && (e.wrapping_sub(tsv) as i32) < 0);
+        if spurious {
             self.cc.undo();
             if self.snd_nxt.lt(self.snd_max) {
                 self.snd_nxt = self.snd_max;
             }
         }
+        spurious
     }
 
     /// A timeout: Eifel keeps the TSval the first retransmission carries

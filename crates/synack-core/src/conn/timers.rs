@@ -186,6 +186,7 @@ impl Tcb {
                 self.recovery_on_rto(ctx);
                 self.rack_note_rto(ctx.now);
                 self.cc.on_rto(flight, self.snd_mss);
+                self.ecn_note_reduction();
                 self.rtt.backoff();
                 // Go back to the earliest unacknowledged byte (RFC 6298 §5.4).
                 self.snd_nxt = self.snd_una;

@@ -46,6 +46,8 @@ impl Stack {
     /// RFC 4987 §3.6: answers a SYN with `<SEQ=cookie><ACK=SEG.SEQ+1>
     /// <CTL=SYN,ACK>` and keeps nothing. Data on the SYN is not kept either:
     /// the SYN-ACK acknowledges only the SYN, and the peer sends it again.
+    /// An ECN-setup SYN is agreed to (ECE on the SYN-ACK, RFC 3168 §6.1.1)
+    /// only where the timestamp can remember it.
     pub(super) fn send_cookie(
         &mut self,
         now: Instant,
@@ -72,9 +74,15 @@ impl Stack {
         if let (true, Some((tsval, _))) = (self.cfg.timestamps, t.options.timestamps) {
             let wscale = t.options.window_scale.filter(|_| self.cfg.window_scaling);
             let sack = self.cfg.sack && t.options.sack_permitted;
+            let ecn_setup = t.flags.contains(TcpFlags::ECE | TcpFlags::CWR);
+            let ecn = self.cfg.ecn.accepts() && ecn_setup;
             let offset = self.isn.ts_offset(tuple.local, tuple.remote);
             let clock = ((now.micros() / 1000) as u32).wrapping_add(offset);
-            repr.options.timestamps = Some((syncookie::ts_encode(clock, wscale, sack), tsval));
+            let tsv = syncookie::ts_encode(clock, wscale, sack, ecn);
+            repr.options.timestamps = Some((tsv, tsval));
+            if ecn {
+                repr.flags |= TcpFlags::ECE;
+            }
             repr.options.window_scale = wscale.map(|_| offered_wscale(&self.cfg));
             repr.options.sack_permitted = sack;
         }
@@ -141,15 +149,25 @@ impl Stack {
         }
         let id = self.insert_passive(tuple, Seq(cookie), lid);
         self.out.stats.syn_cookies_accepted += 1;
-        self.with_conn(now, id, |tcb, ctx| tcb.resume_from_cookie(ctx, seg, &syn));
+        let (syn, ecn) = syn;
+        self.with_conn(now, id, |tcb, ctx| {
+            tcb.resume_from_cookie(ctx, seg, &syn, ecn)
+        });
         self.with_conn(now, id, |tcb, ctx| tcb.on_segment(ctx, seg, None));
         true
     }
 
     /// The SYN's options as a valid cookie on this ACK kept them: the MSS
     /// from the cookie, window scale and SACK-Permitted from the TSecr,
-    /// and the ACK's TSval as TS.Recent. `None`: not a cookie of ours.
-    fn cookie_syn(&self, now: Instant, tuple: ConnTuple, seg: &Segment<'_>) -> Option<TcpOptions> {
+    /// and the ACK's TSval as TS.Recent; with them, whether the cookie
+    /// SYN-ACK agreed to ECN (from the TSecr too; never without
+    /// timestamps). `None`: not a cookie of ours.
+    fn cookie_syn(
+        &self,
+        now: Instant,
+        tuple: ConnTuple,
+        seg: &Segment<'_>,
+    ) -> Option<(TcpOptions, bool)> {
         let t = &seg.tcp;
         let irs = t.seq.wrapping_sub(1);
         let mss = syncookie::check(&self.isn, now, tuple, irs, t.ack.wrapping_sub(1))?;
@@ -157,12 +175,14 @@ impl Stack {
             mss: Some(mss),
             ..TcpOptions::default()
         };
+        let mut ecn = false;
         if let Some((tsval, tsecr)) = t.options.timestamps {
-            let (wscale, sack) = syncookie::ts_decode(tsecr)?;
+            let (wscale, sack, agreed) = syncookie::ts_decode(tsecr)?;
             syn.window_scale = wscale;
             syn.sack_permitted = sack;
             syn.timestamps = Some((tsval, 0));
+            ecn = agreed;
         }
-        Some(syn)
+        Some((syn, ecn))
     }
 }
