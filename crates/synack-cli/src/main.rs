@@ -10,6 +10,8 @@ mod echo_server;
 mod explain;
 mod svg;
 #[cfg(target_os = "linux")]
+mod tun2socks;
+#[cfg(target_os = "linux")]
 mod tun_common;
 mod window;
 
