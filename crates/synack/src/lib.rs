@@ -17,6 +17,7 @@
 #![deny(unsafe_code)]
 
 pub use synack_core as core;
+pub use synack_core::{Handshake, Refusal, RequestId, Unreachable};
 pub use synack_wire as wire;
 
 #[cfg(target_os = "linux")]
