@@ -312,7 +312,13 @@ pub async fn ping(egress: &Egress, req: &EchoRequest) -> io::Result<Option<Vec<u
     // is dropped (socket2's `as_raw_fd` always returns it).
     let socket = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }
         .map_err(|e| e.into_parts().1)?;
-    socket.get_ref().send(&req.message)?;
+    let mut message = req.message.clone();
+    let ident = if raw {
+        fresh_ident(&mut message, req.dst)
+    } else {
+        req.ident
+    };
+    socket.get_ref().send(&message)?;
     let wait = async {
         let mut buf = vec![0u8; 65_536];
         loop {
@@ -321,7 +327,7 @@ pub async fn ping(egress: &Egress, req: &EchoRequest) -> io::Result<Option<Vec<u
                 Ok(r) => r?,
                 Err(_would_block) => continue,
             };
-            if let Some(data) = match_reply(&buf[..n], req, raw) {
+            if let Some(data) = match_reply(&buf[..n], req, raw.then_some(ident)) {
                 return Ok::<_, io::Error>(data.to_vec());
             }
         }
@@ -332,12 +338,33 @@ pub async fn ping(egress: &Egress, req: &EchoRequest) -> io::Result<Option<Vec<u
     }
 }
 
+/// Gives an echo request sent on a raw socket an identifier of its own
+/// (and the ICMPv4 checksum that goes with it; the kernel computes
+/// ICMPv6's, RFC 3542 §3.1), so that the reply is not also taken by the
+/// pinging application when it runs on this host: its own ping socket
+/// would match the original identifier (a ping socket gets a fresh one
+/// from the kernel anyway).
+fn fresh_ident(message: &mut [u8], dst: IpAddr) -> u16 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    // Spread from this process's id, so two relays on a host differ.
+    let ident = (u64::from(std::process::id()).wrapping_mul(0x9e37) + n) as u16;
+    message[4..6].copy_from_slice(&ident.to_be_bytes());
+    message[2..4].copy_from_slice(&[0, 0]);
+    if dst.is_ipv4() {
+        let sum = synack_wire::internet_checksum(0, message);
+        message[2..4].copy_from_slice(&sum.to_be_bytes());
+    }
+    ident
+}
+
 /// The data of `got` when it is the echo reply to `req`. A raw IPv4
 /// socket hands over the IP header too, and sees every ICMP message the
-/// host receives, so the identifier must match; a ping socket's kernel
-/// rewrote the identifier and delivers only its own replies.
-fn match_reply<'a>(got: &'a [u8], req: &EchoRequest, raw: bool) -> Option<&'a [u8]> {
-    let message = if raw && req.dst.is_ipv4() {
+/// host receives, so the identifier (`raw_ident`, the one sent) must match;
+/// a ping socket's kernel rewrote the identifier and delivers only its own
+/// replies.
+fn match_reply<'a>(got: &'a [u8], req: &EchoRequest, raw_ident: Option<u16>) -> Option<&'a [u8]> {
+    let message = if raw_ident.is_some() && req.dst.is_ipv4() {
         let ihl = usize::from(got.first()? & 0x0f) * 4;
         got.get(ihl..)?
     } else {
@@ -353,7 +380,7 @@ fn match_reply<'a>(got: &'a [u8], req: &EchoRequest, raw: bool) -> Option<&'a [u
     }
     let ident = u16::from_be_bytes([message[4], message[5]]);
     let seq = u16::from_be_bytes([message[6], message[7]]);
-    if seq != req.seq || (raw && ident != req.ident) {
+    if seq != req.seq || raw_ident.is_some_and(|want| ident != want) {
         return None;
     }
     Some(&message[8..])

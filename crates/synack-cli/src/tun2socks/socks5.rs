@@ -141,6 +141,12 @@ impl Proxy {
         })
     }
 
+    /// Connects to the proxy and logs in, to tell at start that it is
+    /// there and takes us.
+    pub async fn check(&self) -> io::Result<()> {
+        self.open().await.map(drop)
+    }
+
     /// Opens a TCP connection to `dst` through the proxy (CONNECT).
     pub async fn connect(&self, dst: SocketAddr) -> io::Result<TcpStream> {
         let mut stream = self.open().await?;
@@ -180,11 +186,7 @@ impl Proxy {
             relay.set_ip(self.addr.ip());
         }
         udp.connect(relay).await?;
-        Ok(UdpAssociation {
-            control,
-            udp,
-            relay,
-        })
+        Ok(UdpAssociation { control, udp })
     }
 
     /// Connects to the proxy and negotiates the method.
@@ -359,12 +361,12 @@ fn protocol(what: &str) -> io::Error {
 }
 
 /// A UDP association: the control connection (the association lasts as
-/// long as it, RFC 1928 §7) and a UDP socket connected to the relay.
+/// long as it, RFC 1928 §7) and a UDP socket connected to the proxy's
+/// relay address.
 #[derive(Debug)]
 pub struct UdpAssociation {
     control: TcpStream,
     udp: UdpSocket,
-    relay: SocketAddr,
 }
 
 /// Room for the SOCKS5 UDP header before the payload: RSV(2) FRAG(1)
@@ -372,11 +374,6 @@ pub struct UdpAssociation {
 const UDP_HEADER_MAX: usize = 4 + 16 + 2;
 
 impl UdpAssociation {
-    /// The proxy's relay address datagrams go to.
-    pub fn relay(&self) -> SocketAddr {
-        self.relay
-    }
-
     /// Sends `payload` to `dst` through the relay (RFC 1928 §7 header,
     /// FRAG 0).
     pub async fn send_to(&self, payload: &[u8], dst: SocketAddr) -> io::Result<()> {
@@ -387,15 +384,15 @@ impl UdpAssociation {
         self.udp.send(&msg).await.map(|_| ())
     }
 
-    /// Receives the next datagram from the relay: its payload is moved to
-    /// the front of `buf`; returns its length and the remote it came from.
-    /// Fragments and datagrams from a named (domain) source are skipped.
+    /// Waits for the next datagram from the relay (see
+    /// [`UdpAssociation::try_recv_from`]).
+    #[cfg(test)]
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         loop {
-            let n = self.udp.recv(buf).await?;
-            if let Some((from, at)) = parse_udp_header(&buf[..n]) {
-                buf.copy_within(at..n, 0);
-                return Ok((n - at, from));
+            self.readable().await?;
+            match self.try_recv_from(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return r,
             }
         }
     }

@@ -147,6 +147,7 @@ impl FlowTable {
     }
 
     /// The table's counters.
+    #[cfg(test)]
     pub fn stats(&self) -> UdpStats {
         self.stats
     }
