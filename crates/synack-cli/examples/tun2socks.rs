@@ -6,7 +6,8 @@
 //! into the device: `ip route add 192.0.2.0/24 dev tun0`. (`synack
 //! tun2socks` is the full tool: SOCKS5, limits, idle timeouts, ping.)
 
-use std::{collections::HashMap, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::collections::{hash_map::Entry, HashMap};
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use synack::tokio::{ConnectionRequest, TcpListener};
 use synack::{Handshake, Net, Refusal, Unreachable};
@@ -70,7 +71,7 @@ async fn udp(net: Net, out: Arc<String>) {
     });
     let mut flows: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     while let Some(d) = rx.recv().await {
-        if !flows.contains_key(&d.src) {
+        if let Entry::Vacant(slot) = flows.entry(d.src) {
             let Ok(s) = udp_socket(d.src, &out).await else {
                 continue;
             };
@@ -81,7 +82,7 @@ async fn udp(net: Net, out: Arc<String>) {
                     let _ = net.send_datagram(from, client, &buf[..len]); // from the remote
                 }
             });
-            flows.insert(d.src, s);
+            slot.insert(s);
         }
         let _ = flows[&d.src].send_to(&d.payload, d.dst).await;
     }
