@@ -10,10 +10,11 @@
 //! smoltcp's users who recycle sockets run it: smoltcp's best case, since
 //! it finds a segment's socket by scanning them all.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use hashbrown::HashMap;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant as SmolInstant;
@@ -159,16 +160,26 @@ impl synack_side::App for SynackClient {
 }
 
 /// The echo server on synack: echoes what arrives, closes at the peer's FIN.
-pub struct SynackEchoServer;
+pub struct SynackEchoServer {
+    /// Where a read lands before it is echoed (kept, so that no event
+    /// pays for zeroing it).
+    buf: Vec<u8>,
+}
+
+impl Default for SynackEchoServer {
+    fn default() -> Self {
+        SynackEchoServer { buf: vec![0; 2048] }
+    }
+}
 
 impl synack_side::App for SynackEchoServer {
     fn on_event(&mut self, now: Instant, stack: &mut Stack, event: Event) {
         match event {
             Event::Incoming(lid) => while stack.accept(lid).is_ok() {},
             Event::Readable(id) => {
-                let mut buf = [0u8; 2048];
+                let buf = &mut self.buf[..];
                 loop {
-                    match stack.recv(now, id, &mut buf) {
+                    match stack.recv(now, id, buf) {
                         Ok(0) => {
                             let _ = stack.close(now, id);
                             break;
@@ -212,7 +223,7 @@ pub fn synack(
         completed: 0,
         failed: 0,
     };
-    let mut srv = SynackEchoServer;
+    let mut srv = SynackEchoServer::default();
     let t0 = std::time::Instant::now();
     let mut capped = false;
     client.refill(pair.instant(), &mut pair.a);
@@ -360,6 +371,8 @@ impl smoltcp_side::App for SmoltcpClient {
 /// its connection has closed.
 pub struct SmoltcpEchoServer {
     pool: Vec<SocketHandle>,
+    /// Where a read lands before it is echoed (kept, as synack's server's).
+    buf: Vec<u8>,
 }
 
 impl SmoltcpEchoServer {
@@ -372,7 +385,10 @@ impl SmoltcpEchoServer {
                 host.sockets.add(s)
             })
             .collect();
-        SmoltcpEchoServer { pool }
+        SmoltcpEchoServer {
+            pool,
+            buf: vec![0; 2048],
+        }
     }
 }
 
@@ -381,7 +397,7 @@ impl smoltcp_side::App for SmoltcpEchoServer {
         if !changed {
             return;
         }
-        let mut buf = [0u8; 2048];
+        let buf = &mut self.buf[..];
         for &h in &self.pool {
             let s = host.sockets.get_mut::<tcp::Socket>(h);
             match s.state() {
@@ -391,7 +407,7 @@ impl smoltcp_side::App for SmoltcpEchoServer {
                 tcp::State::Listen | tcp::State::SynReceived => {}
                 _ => {
                     while s.can_recv() && s.can_send() {
-                        let n = s.recv_slice(&mut buf).unwrap_or(0);
+                        let n = s.recv_slice(buf).unwrap_or(0);
                         let _ = s.send_slice(&buf[..n]);
                     }
                     if s.state() == tcp::State::CloseWait && !s.can_recv() {

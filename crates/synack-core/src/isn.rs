@@ -4,15 +4,18 @@
 //! where M is a clock ticking every 4 µs (MUST-8) and F is a keyed
 //! pseudorandom function of the connection's 4-tuple (MUST-9, SHLD-1), here
 //! SipHash-2-4 with a 128-bit secret. The same key also derives the starting
-//! point of the ephemeral port search (RFC 6056 algorithm 3) and per-connection
-//! timestamp offsets (RFC 7323 section 7.1), each with its own
-//! domain-separation byte so the three values are unrelated.
+//! point of the ephemeral port search (RFC 6056 algorithm 3), with its own
+//! domain-separation byte, and per-connection timestamp offsets (RFC 7323
+//! section 7.1): the upper 32 bits of the hash whose lower 32 bits are the
+//! ISN's F, so that opening a connection hashes its tuple once, and the two
+//! values are as unrelated as two halves of one PRF output.
 //!
 //! The tuple is fed to the hash byte by byte (a family tag, the address octets
 //! and the big-endian port), never through `Hash for SocketAddr`, so values are
 //! stable across builds and platforms. IPv6 flow labels and scope ids are not
 //! part of the tuple.
 
+use core::cell::Cell;
 use core::hash::Hasher;
 use core::net::{IpAddr, SocketAddr};
 
@@ -24,8 +27,6 @@ use crate::Instant;
 const DOMAIN_ISN: u8 = 1;
 /// Domain-separation byte for the ephemeral port offset.
 const DOMAIN_PORT: u8 = 2;
-/// Domain-separation byte for the timestamp offset.
-const DOMAIN_TS: u8 = 3;
 /// Domain-separation byte for the MAC of a SYN cookie.
 const DOMAIN_COOKIE: u8 = 4;
 
@@ -38,6 +39,9 @@ const DOMAIN_COOKIE: u8 = 4;
 pub(crate) struct IsnGenerator {
     /// The 128-bit SipHash key.
     key: [u8; 16],
+    /// The tuple last given an ISN and the upper half of its hash: the
+    /// timestamp offset asked for next, when the connection is set up.
+    last: Cell<Option<(SocketAddr, SocketAddr, u32)>>,
 }
 
 impl core::fmt::Debug for IsnGenerator {
@@ -50,15 +54,20 @@ impl core::fmt::Debug for IsnGenerator {
 impl IsnGenerator {
     /// A generator keyed with `secret`.
     pub fn new(secret: [u8; 16]) -> Self {
-        IsnGenerator { key: secret }
+        IsnGenerator {
+            key: secret,
+            last: Cell::new(None),
+        }
     }
 
     /// The ISN for a connection from `local` to `remote` opened at `now`:
     /// M + F (mod 2^32), with M = `now` in units of 4 µs and F the keyed hash
-    /// of the 4-tuple truncated to 32 bits.
+    /// of the 4-tuple, its lower 32 bits.
     pub fn isn(&self, now: Instant, local: SocketAddr, remote: SocketAddr) -> u32 {
         let m = (now.micros() / 4) as u32;
-        m.wrapping_add(self.tuple_hash(DOMAIN_ISN, local, remote))
+        let h = self.tuple_hash(DOMAIN_ISN, local, remote);
+        self.last.set(Some((local, remote, (h >> 32) as u32)));
+        m.wrapping_add(h as u32)
     }
 
     /// A keyed offset for choosing the first ephemeral port to try
@@ -74,9 +83,14 @@ impl IsnGenerator {
     }
 
     /// A keyed per-connection offset to add to the timestamp clock
-    /// (RFC 7323 section 7.1), unrelated to the ISN's F.
+    /// (RFC 7323 section 7.1), unrelated to the ISN's F: the upper half of
+    /// the hash whose lower half F is, kept from the [`IsnGenerator::isn`]
+    /// call just made for the same tuple, hashed again otherwise.
     pub fn ts_offset(&self, local: SocketAddr, remote: SocketAddr) -> u32 {
-        self.tuple_hash(DOMAIN_TS, local, remote)
+        match self.last.get() {
+            Some((l, r, ts)) if l == local && r == remote => ts,
+            _ => (self.tuple_hash(DOMAIN_ISN, local, remote) >> 32) as u32,
+        }
     }
 
     /// The keyed MAC of a SYN cookie (see `crate::syncookie`): the 4-tuple,
@@ -99,13 +113,13 @@ impl IsnGenerator {
         h.finish() as u32
     }
 
-    /// SipHash-2-4 of a domain byte and the 4-tuple, truncated to 32 bits.
-    fn tuple_hash(&self, domain: u8, local: SocketAddr, remote: SocketAddr) -> u32 {
+    /// SipHash-2-4 of a domain byte and the 4-tuple.
+    fn tuple_hash(&self, domain: u8, local: SocketAddr, remote: SocketAddr) -> u64 {
         let mut h = SipHasher24::new_with_key(&self.key);
         h.write_u8(domain);
         write_sock(&mut h, local);
         write_sock(&mut h, remote);
-        h.finish() as u32
+        h.finish()
     }
 }
 
@@ -238,7 +252,26 @@ mod tests {
         assert_eq!(a, b);
         let mut h = SipHasher24::new_with_key(&[0; 16]);
         h.write(&[DOMAIN_ISN, 4, 127, 0, 0, 1, 0, 1, 4, 127, 0, 0, 1, 0, 2]);
-        assert_eq!(a, h.finish() as u32);
+        let full = h.finish();
+        assert_eq!(a, full as u32);
+        assert_eq!(g.ts_offset(l, r), (full >> 32) as u32);
+    }
+
+    #[test]
+    fn ts_offset_is_the_same_with_or_without_the_isn_before_it() {
+        let g = IsnGenerator::new(KEY);
+        let (l, r) = (v4([10, 0, 0, 1], 5000), v4([10, 0, 0, 2], 80));
+        let other = v4([10, 0, 0, 1], 5001);
+        let alone = g.ts_offset(l, r);
+        g.isn(Instant::ZERO, l, r);
+        assert_eq!(g.ts_offset(l, r), alone);
+        // The kept half is another tuple's: hashed again.
+        g.isn(Instant::ZERO, other, r);
+        assert_eq!(g.ts_offset(l, r), alone);
+        assert_eq!(
+            IsnGenerator::new(KEY).ts_offset(other, r),
+            g.ts_offset(other, r)
+        );
     }
 
     #[test]

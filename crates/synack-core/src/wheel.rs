@@ -55,11 +55,18 @@ struct Entry<T> {
     item: T,
 }
 
-/// One level of the wheel: 64 slots and a bitmap of the non-empty ones.
+/// One level of the wheel: 64 slots, a bitmap of the non-empty ones, and
+/// the earliest deadline in each.
 #[derive(Debug)]
 struct Level<T> {
     /// Bit `s` is set exactly when `slots[s]` is non-empty.
     occupied: u64,
+    /// The earliest deadline (µs) among `slots[s]`'s entries; meaningless
+    /// for an empty slot. Exact, since a slot is only ever emptied whole:
+    /// it makes [`TimerWheel::next_deadline`] exact, so that a driver
+    /// sleeping until it wakes once per deadline, not once per level the
+    /// entry cascades through.
+    earliest: [u64; SLOTS],
     /// The entries of each slot, in no particular order.
     slots: [Vec<Entry<T>>; SLOTS],
 }
@@ -69,6 +76,7 @@ impl<T> Level<T> {
     fn new() -> Self {
         Level {
             occupied: 0,
+            earliest: [u64::MAX; SLOTS],
             slots: core::array::from_fn(|_| Vec::new()),
         }
     }
@@ -77,9 +85,7 @@ impl<T> Level<T> {
 /// A hierarchical timing wheel of items of type `T`, each with a deadline.
 ///
 /// See the module documentation for the layout. Costs: [`insert`] is O(1),
-/// [`next_deadline`] is O(levels) (plus the length of the due list, which is
-/// only non-empty when deadlines at or before the wheel's time were
-/// inserted), and [`poll_expired`] costs O(levels) per occupied slot it
+/// [`next_deadline`] is O(levels), and [`poll_expired`] costs O(levels) per occupied slot it
 /// passes plus O(1) per entry it fires or moves; an entry moves at most once
 /// per level between insertion and firing.
 ///
@@ -158,20 +164,18 @@ impl<T> TimerWheel<T> {
         self.len = self.len.saturating_add(1);
     }
 
-    /// The earliest instant at which something may be due, or `None` if the
-    /// wheel is empty.
-    ///
-    /// Never later than the earliest deadline held. It is exact when the
-    /// earliest entry sits at level 0 (within 64 µs of the wheel's time) or
-    /// on the due list; otherwise it is the start of the earliest occupied
-    /// slot, a lower bound: polling at that instant may return nothing (it
-    /// moves entries to lower levels), after which this returns a later,
-    /// more precise instant. O(levels).
+    /// The earliest deadline held, or `None` if the wheel is empty. Exact:
+    /// a poll at that instant returns its entry, cascading it down the
+    /// levels in the same call. O(levels).
     pub fn next_deadline(&self) -> Option<Instant> {
         if !self.due.is_empty() {
             return Some(Instant(self.due_min));
         }
-        self.next_slot().map(|(_, _, start)| Instant(start))
+        // The earliest occupied slot holds the earliest entry: every entry
+        // of a later slot, or of a higher level, is later than all of its.
+        let (level, slot, _) = self.next_slot()?;
+        let at = self.levels.get(level)?.earliest.get(slot)?;
+        Some(Instant(*at))
     }
 
     /// Advances the wheel to `now` and appends to `out` every item whose
@@ -200,6 +204,9 @@ impl<T> TimerWheel<T> {
                 break;
             };
             lvl.occupied &= !(1u64 << slot);
+            if let Some(e) = lvl.earliest.get_mut(slot) {
+                *e = u64::MAX;
+            }
             let Some(cell) = lvl.slots.get_mut(slot) else {
                 break;
             };
@@ -255,7 +262,8 @@ impl<T> TimerWheel<T> {
         let (level, shift) = self.level_for(key);
         let slot = ((key >> shift) & SLOT_MASK) as usize;
         if let Some(lvl) = self.levels.get_mut(level) {
-            if let Some(cell) = lvl.slots.get_mut(slot) {
+            if let (Some(cell), Some(e)) = (lvl.slots.get_mut(slot), lvl.earliest.get_mut(slot)) {
+                *e = (*e).min(entry.at);
                 cell.push(entry);
                 lvl.occupied |= 1u64 << slot;
             }
@@ -348,21 +356,26 @@ mod tests {
     }
 
     #[test]
-    fn next_deadline_exact_at_level_0_and_lower_bound_above() {
+    fn next_deadline_exact_at_every_level() {
         let mut w = TimerWheel::new();
         w.insert(Instant(40), 1);
         assert_eq!(w.next_deadline(), Some(Instant(40)));
         let mut w = TimerWheel::new();
         w.insert(Instant(5_000), 1);
-        // 5000 = 1*4096 + 14*64 + 8: level 2, slot 1, starting at 4096.
-        assert_eq!(w.next_deadline(), Some(Instant(4096)));
-        assert!(drain(&mut w, 4096).is_empty());
-        // Cascaded to level 1 (slot start 4096 + 14*64 = 4992).
-        assert_eq!(w.next_deadline(), Some(Instant(4992)));
-        assert!(drain(&mut w, 4992).is_empty());
+        w.insert(Instant(5_100), 2);
+        // 5000 = 1*4096 + 14*64 + 8: level 2, slot 1 (from 4096), which
+        // also holds 5100; the slot's earliest is the deadline.
         assert_eq!(w.next_deadline(), Some(Instant(5_000)));
+        assert!(drain(&mut w, 4999).is_empty());
+        assert_eq!(w.next_deadline(), Some(Instant(5_000)));
+        // One poll cascades it through level 1 to level 0 and fires it.
         assert_eq!(drain(&mut w, 5_000), vec![1]);
+        assert_eq!(w.next_deadline(), Some(Instant(5_100)));
+        assert_eq!(drain(&mut w, 5_100), vec![2]);
         assert_eq!(w.next_deadline(), None);
+        // A slot emptied and filled again forgets its old earliest.
+        w.insert(Instant(9_000), 3);
+        assert_eq!(w.next_deadline(), Some(Instant(9_000)));
     }
 
     #[test]
@@ -414,22 +427,12 @@ mod tests {
         let far = 1u64 << 50; // about 35.7 years
         w.insert(Instant(far), 1);
         w.insert(Instant(u64::MAX), 2);
-        let nd = w.next_deadline().unwrap();
-        assert!(nd.0 <= far);
-        assert!(nd.0 < 1u64 << 48);
-        // Walk to the far deadline via the wheel's own next_deadline.
-        let mut polls = 0;
-        loop {
-            let nd = w.next_deadline().unwrap();
-            if nd.0 >= far {
-                break;
-            }
-            assert!(drain(&mut w, nd.0).is_empty());
-            polls += 1;
-            assert!(polls < 10_000);
-        }
+        // Placed at the furthest top-level position, it keeps its deadline.
+        assert_eq!(w.next_deadline(), Some(Instant(far)));
+        assert!(drain(&mut w, far - 1).is_empty());
         assert_eq!(w.next_deadline(), Some(Instant(far)));
         assert_eq!(drain(&mut w, far), vec![1]);
+        assert_eq!(w.next_deadline(), Some(Instant(u64::MAX)));
         assert!(drain(&mut w, u64::MAX - 1).is_empty());
         assert_eq!(drain(&mut w, u64::MAX), vec![2]);
     }
@@ -469,10 +472,8 @@ mod tests {
         assert!(drain(&mut w, t).is_empty());
         w.insert(Instant(u64::MAX), 1);
         w.insert(Instant(u64::MAX - 50), 2);
-        let nd = w.next_deadline().unwrap();
-        assert!(nd.0 <= u64::MAX - 50);
-        assert!(drain(&mut w, nd.0).is_empty());
         assert_eq!(w.next_deadline(), Some(Instant(u64::MAX - 50)));
+        assert!(drain(&mut w, u64::MAX - 51).is_empty());
         assert_eq!(drain(&mut w, u64::MAX - 50), vec![2]);
         assert_eq!(w.next_deadline(), Some(Instant(u64::MAX)));
         assert_eq!(drain(&mut w, u64::MAX), vec![1]);
@@ -514,7 +515,7 @@ mod tests {
 
         /// Thousands of random timers and random poll times: each fires exactly
         /// once, never before its deadline, and every due one fires at the
-        /// poll; next_deadline never exceeds the true minimum.
+        /// poll; next_deadline is the true minimum.
         #[test]
         fn random_timers_fire_exactly_once_on_time(
             deadlines in proptest::collection::vec(0u64..4 * 3_600_000_000, 1..3000),
@@ -543,7 +544,7 @@ mod tests {
                 prop_assert_eq!(w.len(), pending.len());
                 let true_min = pending.iter().map(|p| p.0).min();
                 match (w.next_deadline(), true_min) {
-                    (Some(nd), Some(m)) => prop_assert!(nd.0 <= m),
+                    (Some(nd), Some(m)) => prop_assert_eq!(nd.0, m),
                     (None, None) => {}
                     (a, b) => prop_assert!(false, "next_deadline {:?} vs min {:?}", a, b),
                 }

@@ -495,13 +495,16 @@ fn last_syn_arriving_is_not_excused() {
     assert!(!passed.excused, "{passed:?}");
 }
 
-/// A second proptest case (seed 5061173654664390924, found with
-/// PROPTEST_CASES=20000): the SYN got through, but each of the client's
-/// ACK-bearing segments in the server's 64 s of SYN-RECEIVED (4 ACKs, 5
-/// tries of its 1 byte) was lost or corrupted, so the server gave up and
-/// returned to LISTEN; the client's next retransmission drew a RST
-/// (RFC 9293 §3.10.7.2) and the client ended with `Reset`. The same trace
-/// at da6e978: not a stack bug; excused because the records prove it.
+/// A second proptest case: the SYN got through, but each of the client's
+/// ACK-bearing segments in the server's 64 s of SYN-RECEIVED (its ACKs
+/// and the tries of its 1 byte) was lost or corrupted, so the server gave
+/// up and returned to LISTEN; the client's next retransmission drew a RST
+/// (RFC 9293 §3.10.7.2) and the client ended with `Reset`: not a stack
+/// bug; excused because the records prove it. Found as seed
+/// 5061173654664390924 (PROPTEST_CASES=20000); since the handshake's ACK
+/// rides on the client's first data, that seed's run succeeds, and seed
+/// 231857 (the first of a scan of seeds from 0 on this link to give this
+/// trace) is the same case.
 #[test]
 fn handshake_ack_never_arriving_is_excused_seeded() {
     let link = LinkConfig {
@@ -513,7 +516,7 @@ fn handshake_ack_never_arriving_is_excused_seeded() {
         corrupt: 0.041437500196477656,
         ..LinkConfig::default()
     };
-    let passed = faulty_run(5061173654664390924, 1, link, ClientMode::Echo).unwrap();
+    let passed = faulty_run(231857, 1, link, ClientMode::Echo).unwrap();
     assert!(passed.excused, "{passed:?}");
 }
 

@@ -195,9 +195,12 @@ impl Tcb {
             let end = data_seq.add(seg.payload.len() as u32);
             self.check_fin(ctx, end, t.flags.fin());
             // §3.10.7.3: "form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT>
-            // <CTL=ACK> and send it", at once: the third segment of the
-            // handshake stands on its own, whatever the application sends.
-            self.send_ack(ctx);
+            // <CTL=ACK> and send it". Owed at once, so it leaves when the
+            // driver drains this batch's output (`output` queues it), on
+            // the application's first data when that is queued by then (a
+            // data segment with ACK is that ACK), alone otherwise: never
+            // later than a lone ACK sent now would reach the wire.
+            self.ack_now = true;
             Disposition::Stay
         } else {
             // Simultaneous open (MUST-10): SYN-RECEIVED, answer with SYN-ACK.
