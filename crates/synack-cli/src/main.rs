@@ -10,6 +10,8 @@ mod echo_server;
 mod explain;
 mod svg;
 #[cfg(target_os = "linux")]
+mod tun2socks;
+#[cfg(target_os = "linux")]
 mod tun_common;
 mod window;
 
@@ -40,6 +42,10 @@ enum Command {
     /// A netcat-like client on the user-space stack, over a Linux TUN device.
     #[cfg(target_os = "linux")]
     Connect(connect::ConnectArgs),
+    /// Relays every TCP connection and UDP datagram that arrives on a TUN
+    /// device through a SOCKS5 proxy or the host's own sockets.
+    #[cfg(target_os = "linux")]
+    Tun2socks(tun2socks::Tun2socksArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +75,8 @@ fn main() -> ExitCode {
         Command::EchoServer(args) => echo_server::run(args),
         #[cfg(target_os = "linux")]
         Command::Connect(args) => connect::run(args),
+        #[cfg(target_os = "linux")]
+        Command::Tun2socks(args) => tun2socks::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -112,6 +112,11 @@ pub struct Config {
     /// established connections are never disturbed. Unbounded by default:
     /// a host sets it from the memory it can give.
     pub memory_budget: usize,
+    /// How long a connection request of a [`crate::Handshake::Defer`]
+    /// listener waits for the application's decision. Past it the request
+    /// is dropped without an answer (counted in `Stats::requests_expired`):
+    /// the client sees what an unanswered SYN looks like.
+    pub request_timeout: Duration,
     /// The congestion controller of every connection unless
     /// [`crate::Stack::set_congestion_control`] picks another: CUBIC
     /// (RFC 9438, with HyStart++) by default, as Linux; Reno (RFC 5681)
@@ -156,6 +161,7 @@ impl Default for Config {
             max_syn_backlog: 1024,
             syn_cookies: true,
             memory_budget: usize::MAX,
+            request_timeout: Duration::from_secs(30),
             congestion_control: CongestionControlChoice::Cubic,
         }
     }

@@ -14,13 +14,23 @@ pub struct ConnId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ListenerId(pub(crate) u32);
 
+/// Handle of a connection request held by a [`crate::Handshake::Defer`]
+/// listener (see [`crate::Stack::poll_request`]). Never reused: a request
+/// decided, expired or reset leaves its handle stale for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub(crate) u64);
+
 /// An application-visible event, drained with [`crate::Stack::poll_event`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
     /// A connection is waiting in the listener's accept queue.
     Incoming(ListenerId),
-    /// An active open completed: the connection is ESTABLISHED.
+    /// A connection request is waiting on a [`crate::Handshake::Defer`]
+    /// listener: take it with [`crate::Stack::poll_request`].
+    Request(ListenerId),
+    /// An active open completed, or a connection made by
+    /// [`crate::Stack::accept_request`]: the connection is ESTABLISHED.
     Connected(ConnId),
     /// New data (or the peer's FIN, read as end of stream) can be read.
     Readable(ConnId),

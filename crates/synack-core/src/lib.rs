@@ -45,10 +45,12 @@ pub use cc::{
 };
 pub use config::Config;
 pub use error::Error;
-pub use event::{ConnId, Event, ListenerId};
+pub use event::{ConnId, Event, ListenerId, RequestId};
 pub use outbox::{Stats, Transmit};
 pub use seq::Seq;
-pub use stack::{RxChecksum, Stack, PREFETCH_AHEAD};
+pub use stack::{
+    ConnectionRequest, Handshake, Refusal, RxChecksum, Stack, Unreachable, PREFETCH_AHEAD,
+};
 pub use state::State;
 pub use synack_wire::Dscp;
 pub use time::Instant;

@@ -40,6 +40,26 @@ pub struct Stats {
     pub syn_cookies_sent: u64,
     /// Connections opened from a valid SYN cookie.
     pub syn_cookies_accepted: u64,
+    /// SYNs held unanswered as connection requests (`Handshake::Defer`).
+    pub requests_deferred: u64,
+    /// Connection requests the application accepted (SYN-ACK sent).
+    pub requests_accepted: u64,
+    /// Connection requests the application refused (RST, ICMP or silence).
+    pub requests_refused: u64,
+    /// Connection requests dropped undecided after `Config::request_timeout`.
+    pub requests_expired: u64,
+    /// Connection requests the client withdrew with an RST.
+    pub requests_reset: u64,
+    /// Retransmitted SYNs for a pending connection request, absorbed (the
+    /// request stays one).
+    pub request_syns_absorbed: u64,
+    /// SYNs to a transparent listener refused with RST because a limit was
+    /// reached (`Config::max_connections`, `Config::max_syn_backlog`,
+    /// `Config::memory_budget`).
+    pub syns_refused_at_limit: u64,
+    /// ICMP or ICMPv6 destination unreachable messages sent (refused
+    /// connection requests).
+    pub icmp_unreachable_sent: u64,
 }
 
 /// A packet for the device, with what a device that offloads checksums and
@@ -168,6 +188,17 @@ impl Outbox {
         repr: &TcpRepr,
     ) {
         self.push(now, None, tos, local, remote, repr, &[], false, u32::MAX);
+    }
+
+    /// Queues a complete IP packet that is not TCP (an ICMP error the
+    /// stack built): nothing for a device to finish.
+    pub fn send_raw(&mut self, packet: Vec<u8>) {
+        self.stats.packets_out += 1;
+        self.packets.push_back(Transmit {
+            packet,
+            segment_size: None,
+            checksum_partial: false,
+        });
     }
 
     /// As [`Outbox::send`], for a payload that may span several segments of

@@ -28,6 +28,10 @@ pub enum WireError {
     BufferTooSmall,
     /// Source and destination are not of the same IP version.
     AddressFamilyMismatch,
+    /// The packet does not carry UDP.
+    NotUdp,
+    /// UDP length below the header or past the end of the IP payload.
+    BadUdpLength,
 }
 
 impl WireError {
@@ -46,6 +50,8 @@ impl WireError {
             WireError::BadChecksum => "bad checksum",
             WireError::BufferTooSmall => "buffer too small",
             WireError::AddressFamilyMismatch => "address family mismatch",
+            WireError::NotUdp => "not UDP",
+            WireError::BadUdpLength => "bad UDP length",
         }
     }
 }

@@ -11,7 +11,9 @@
 //! place and leaves the payload's checksum to the caller's copy),
 //! [`peek_tuple`] to name the connection of a packet that did not parse,
 //! and [`parse_icmp_error`] / [`emit_icmp_error`] for the ICMP and ICMPv6
-//! errors that quote a TCP segment. The layers they are made
+//! errors that quote a TCP segment, and [`parse_udp_packet`] /
+//! [`emit_udp_packet`] for UDP datagrams (which synack hands to the
+//! application rather than running itself). The layers they are made
 //! of ([`Ipv4Header`], [`Ipv6Header`], [`ipv6_upper_layer`], [`TcpRepr`],
 //! [`TcpOptions`], [`internet_checksum`]) are public too.
 #![no_std]
@@ -32,6 +34,7 @@ mod packet;
 mod prefetch;
 mod tcp;
 mod template;
+mod udp;
 
 pub use checksum::{internet_checksum, pseudo_header_sum};
 pub use diffserv::{Dscp, ECN_MASK};
@@ -55,6 +58,10 @@ pub use packet::{
 pub use prefetch::prefetch;
 pub use tcp::{TcpRepr, TCP_HEADER_LEN};
 pub use template::HeaderTemplate;
+pub use udp::{
+    emit_udp_packet, parse_udp, parse_udp_packet, udp_packet_len, UdpDatagram, UdpRepr,
+    IPPROTO_UDP, UDP_HEADER_LEN,
+};
 
 /// Length of an IPv4 header without options.
 pub const IPV4_HEADER_LEN: usize = 20;

@@ -16,15 +16,24 @@ use synack_wire::internet_checksum;
 const PROTO_ICMP: u8 = 1;
 /// IP protocol number of TCP.
 const PROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+const PROTO_UDP: u8 = 17;
 /// IPv6 next-header number of ICMPv6.
 const PROTO_ICMPV6: u8 = 58;
 
-/// What an arriving packet is, for the driver's sorting.
+/// What an arriving packet is, for the driver's sorting. Only the fixed
+/// headers are looked at (cheaply, for every packet); whoever takes the
+/// packet parses it in full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Classified {
-    /// A TCP segment or an ICMP message (other than an echo request) to
-    /// `dst`: the stack's business, if `dst` is one of its addresses.
-    ForStack {
+    /// A TCP segment to `dst`: the stack's, if it takes that destination.
+    Tcp {
+        /// The destination address.
+        dst: IpAddr,
+    },
+    /// An ICMP message (other than an echo request) or an ICMPv6 error to
+    /// `dst`: the stack's when it is about one of its segments.
+    IcmpError {
         /// The destination address.
         dst: IpAddr,
     },
@@ -33,7 +42,11 @@ pub enum Classified {
         /// The destination address.
         dst: IpAddr,
     },
-    /// Anything else (another protocol, a broken header).
+    /// A UDP datagram (IPv6: UDP right after the fixed header; behind
+    /// extension headers it is [`Classified::Other`]).
+    Udp,
+    /// Anything else (another protocol, ICMPv6 informational messages, a
+    /// broken header).
     Other,
 }
 
@@ -46,12 +59,13 @@ pub fn classify(packet: &[u8]) -> Classified {
                 packet[16], packet[17], packet[18], packet[19],
             ));
             match packet[9] {
-                PROTO_TCP => Classified::ForStack { dst },
+                PROTO_TCP => Classified::Tcp { dst },
+                PROTO_UDP => Classified::Udp,
                 PROTO_ICMP if ihl >= 20 && packet.len() > ihl => {
                     if packet[ihl] == 8 {
                         Classified::EchoRequest { dst }
                     } else {
-                        Classified::ForStack { dst }
+                        Classified::IcmpError { dst }
                     }
                 }
                 _ => Classified::Other,
@@ -62,12 +76,13 @@ pub fn classify(packet: &[u8]) -> Classified {
             d.copy_from_slice(&packet[24..40]);
             let dst = IpAddr::V6(Ipv6Addr::from(d));
             match packet[6] {
-                PROTO_TCP => Classified::ForStack { dst },
+                PROTO_TCP => Classified::Tcp { dst },
+                PROTO_UDP => Classified::Udp,
                 PROTO_ICMPV6 if packet.len() > 40 => match packet[40] {
                     128 => Classified::EchoRequest { dst },
                     // Errors (destination unreachable, packet too big,
-                    // time exceeded, parameter problem) concern the stack.
-                    1..=4 => Classified::ForStack { dst },
+                    // time exceeded, parameter problem).
+                    1..=4 => Classified::IcmpError { dst },
                     _ => Classified::Other,
                 },
                 _ => Classified::Other,
@@ -204,10 +219,19 @@ mod tests {
         assert_eq!(classify(&[]), Classified::Other);
         let mut udp = v4_echo_request();
         udp[9] = 17;
-        assert_eq!(classify(&udp), Classified::Other);
+        assert_eq!(classify(&udp), Classified::Udp);
         assert_eq!(echo_reply(&udp, 64), None);
         let mut tcp = v4_echo_request();
         tcp[9] = PROTO_TCP;
-        assert!(matches!(classify(&tcp), Classified::ForStack { .. }));
+        assert!(matches!(classify(&tcp), Classified::Tcp { .. }));
+        let mut other = v4_echo_request();
+        other[9] = 47; // GRE
+        assert_eq!(classify(&other), Classified::Other);
+        let mut unreachable = v4_echo_request();
+        unreachable[20] = 3;
+        assert!(matches!(
+            classify(&unreachable),
+            Classified::IcmpError { .. }
+        ));
     }
 }

@@ -93,6 +93,18 @@ pub fn set_up(name: &str) -> io::Result<()> {
     ioctl(&sock, libc::SIOCSIFFLAGS, &mut req)
 }
 
+/// The MTU of interface `name` (`SIOCGIFMTU`).
+pub fn mtu(name: &str) -> io::Result<usize> {
+    let sock = socket(libc::AF_INET)?;
+    let mut req = IfReqInt {
+        name: ifname(name)?,
+        value: 0,
+        _pad: [0; 20],
+    };
+    ioctl(&sock, libc::SIOCGIFMTU, &mut req)?;
+    usize::try_from(req.value).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
 fn set_ipv4(name: &str, addr: Ipv4Addr, prefix: u8) -> io::Result<()> {
     let sock = socket(libc::AF_INET)?;
     let mask = if prefix == 0 {

@@ -2,8 +2,12 @@
 //!
 //! This crate is what applications use: the deterministic network simulator
 //! ([`sim`]), trace output as JSON Lines ([`trace_json`]) and pcap ([`pcap`]),
-//! and on Linux the TUN driver ([`driver`], [`tun`]) with blocking sockets
-//! ([`net`]) and, behind the `tokio` feature, async ones (`tokio`).
+//! and on Linux the driver ([`driver`]) over a packet device ([`device`]:
+//! synack's own TUN device ([`tun`]), a TUN descriptor the application
+//! opened, in-memory queues, or the application's own), with blocking
+//! sockets ([`net`]), UDP datagrams and other packets for the application
+//! ([`datagram`], [`Net::recv_datagram`]) and, behind the `tokio` feature,
+//! async ones (`tokio`).
 //! The TCP engine itself is `synack-core`, re-exported as [`core`].
 #![warn(missing_docs)]
 // `unsafe` only where the crate calls the kernel through `libc`: the TUN
@@ -13,8 +17,18 @@
 #![deny(unsafe_code)]
 
 pub use synack_core as core;
+pub use synack_core::{Handshake, Refusal, RequestId, Unreachable};
 pub use synack_wire as wire;
 
+#[cfg(target_os = "linux")]
+pub mod datagram;
+// SAFETY: `ioctl`s on a TUN descriptor (`TUNGETIFF`, the offload ones) with
+// live `repr(C)` arguments, `fcntl` for `O_NONBLOCK`, and the channel's
+// `eventfd` (created, read and written 8 bytes at a time), each on
+// descriptors the device owns.
+#[allow(unsafe_code)]
+#[cfg(target_os = "linux")]
+pub mod device;
 pub mod icmp_echo;
 pub mod pcap;
 pub mod record;
@@ -43,5 +57,7 @@ pub mod tokio;
 #[cfg(target_os = "linux")]
 pub mod tun;
 
+#[cfg(target_os = "linux")]
+pub use datagram::Datagram;
 #[cfg(target_os = "linux")]
 pub use driver::{DriverStats, Net, NetBuilder};

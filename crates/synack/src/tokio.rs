@@ -1,5 +1,6 @@
-//! Async sockets for tokio (the `tokio` feature): [`TcpListener`] and
-//! [`TcpStream`] implementing tokio's `AsyncRead` and `AsyncWrite`.
+//! Async sockets for tokio (the `tokio` feature): [`TcpListener`] (with
+//! the transparent listener's [`ConnectionRequest`]s) and [`TcpStream`]
+//! implementing tokio's `AsyncRead` and `AsyncWrite`.
 //!
 //! They are woken by the driver thread (a `Waker` per connection direction,
 //! registered under the stack's lock, so no wake-up is lost), so they work
@@ -12,7 +13,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use synack_core::Error;
+use synack_core::{Error, Handshake, Refusal};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::driver::{io_error, Net, Wait};
@@ -32,6 +33,21 @@ impl TcpListener {
         })
     }
 
+    /// A transparent listener: every destination that arrives (see
+    /// [`net::TcpListener::bind_transparent`]).
+    pub fn bind_transparent(net: &Net, handshake: Handshake) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            inner: net::TcpListener::bind_transparent(net, handshake)?,
+        })
+    }
+
+    /// Waits for the next connection request of a listener bound with
+    /// [`Handshake::Defer`] (see [`net::TcpListener::request`]).
+    pub async fn request(&self) -> io::Result<ConnectionRequest> {
+        let inner = poll_fn(|cx| self.inner.poll_request(cx.waker())).await?;
+        Ok(ConnectionRequest { inner })
+    }
+
     /// The address it listens on.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
@@ -46,6 +62,46 @@ impl TcpListener {
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (inner, peer) = poll_fn(|cx| self.inner.poll_accept(cx.waker())).await?;
         Ok((TcpStream { inner }, peer))
+    }
+}
+
+/// A connection request of a transparent listener that defers (see
+/// [`net::ConnectionRequest`]): dropping it undecided refuses it with an
+/// RST.
+#[derive(Debug)]
+pub struct ConnectionRequest {
+    inner: net::ConnectionRequest,
+}
+
+impl ConnectionRequest {
+    /// The address and port the client asked for: the original destination.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr()
+    }
+
+    /// The client's address and port.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.inner.peer_addr()
+    }
+
+    /// Completes the handshake and waits until the connection is
+    /// established (see [`net::ConnectionRequest::accept`]).
+    pub async fn accept(self) -> io::Result<TcpStream> {
+        let inner = self.inner.start_accept()?;
+        poll_fn(|cx| {
+            let mut g = inner.net().lock();
+            match inner.connect_status(&mut g) {
+                Some(r) => Poll::Ready(r),
+                None => g.register_waker(Wait::Write(inner.id()), cx.waker()),
+            }
+        })
+        .await?;
+        Ok(TcpStream { inner })
+    }
+
+    /// Refuses the request (see [`net::ConnectionRequest::refuse`]).
+    pub fn refuse(self, how: Refusal) -> io::Result<()> {
+        self.inner.refuse(how)
     }
 }
 

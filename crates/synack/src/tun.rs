@@ -15,6 +15,10 @@
 //! to cut up itself: one system call and one trip through the kernel's stack
 //! per 64 KiB instead of per segment, while the MTU stays what it is. When
 //! the kernel refuses, the device is opened as [`TunDevice::open`] does.
+//!
+//! [`TunDevice`] is one [`Device`]: as such its frames are whole (the
+//! virtio header included when it offloads; [`Device::send`] writes the
+//! frame as given).
 
 use std::ffi::CStr;
 use std::fs::{File, OpenOptions};
@@ -23,26 +27,28 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use synack_core::RxChecksum;
+
+use crate::device::{Capabilities, Device};
 use synack_wire::{complete_checksum, ipv6_upper_layer, IPPROTO_TCP};
 
 /// `TUNSETIFF` = `_IOW('T', 202, int)`.
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 /// `TUNSETOFFLOAD` = `_IOW('T', 208, unsigned int)`.
-const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+pub(crate) const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
 /// `TUNSETVNETHDRSZ` = `_IOW('T', 216, int)`.
-const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
+pub(crate) const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
 /// `IFF_TUN`: an IP-level device.
-const IFF_TUN: libc::c_short = 0x0001;
+pub(crate) const IFF_TUN: libc::c_short = 0x0001;
 /// `IFF_NO_PI`: no 4-byte packet-info header before each packet.
-const IFF_NO_PI: libc::c_short = 0x1000;
+pub(crate) const IFF_NO_PI: libc::c_short = 0x1000;
 /// `IFF_VNET_HDR`: a `struct virtio_net_hdr` before each packet.
-const IFF_VNET_HDR: libc::c_short = 0x4000;
+pub(crate) const IFF_VNET_HDR: libc::c_short = 0x4000;
 /// `TUN_F_CSUM`: we take packets with partial checksums.
-const TUN_F_CSUM: libc::c_uint = 0x01;
+pub(crate) const TUN_F_CSUM: libc::c_uint = 0x01;
 /// `TUN_F_TSO4`: we take IPv4 TCP packets of several segments.
-const TUN_F_TSO4: libc::c_uint = 0x02;
+pub(crate) const TUN_F_TSO4: libc::c_uint = 0x02;
 /// `TUN_F_TSO6`: we take IPv6 TCP packets of several segments.
-const TUN_F_TSO6: libc::c_uint = 0x04;
+pub(crate) const TUN_F_TSO6: libc::c_uint = 0x04;
 
 /// Length of `struct virtio_net_hdr`, the header before each packet on a
 /// device opened with offloads.
@@ -293,6 +299,37 @@ impl TunDevice {
         let h = hdr.emit();
         let n = (&self.file).write_vectored(&[IoSlice::new(&h), IoSlice::new(packet)])?;
         Ok(n.saturating_sub(VNET_HDR_LEN))
+    }
+}
+
+impl Device for TunDevice {
+    /// The interface's MTU as the kernel has it now (1500 when it does not
+    /// say), and whether the device was opened with offloads.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            mtu: crate::ifconfig::mtu(&self.name).unwrap_or(1500),
+            offload: self.offload,
+        }
+    }
+
+    fn recv(&self, frame: &mut [u8]) -> io::Result<usize> {
+        TunDevice::recv(self, frame)
+    }
+
+    fn send(&self, frame: &[u8]) -> io::Result<()> {
+        (&self.file).write(frame).map(|_| ())
+    }
+
+    fn send_vectored(&self, parts: &[IoSlice<'_>]) -> io::Result<()> {
+        (&self.file).write_vectored(parts).map(|_| ())
+    }
+
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    fn name(&self) -> Option<&str> {
+        Some(&self.name)
     }
 }
 

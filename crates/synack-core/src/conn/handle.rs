@@ -15,6 +15,18 @@ impl Tcb {
         self.listener = None;
     }
 
+    /// The application took this child of a listener from a connection
+    /// request (`Stack::accept_request`) before its SYN-ACK, and holds it
+    /// as after an active OPEN: told `Connected` at ESTABLISHED, and
+    /// `Closed` with the error when the handshake fails (an RST is
+    /// "refused", the SYN-ACK's retries spent "timed out") instead of
+    /// returning to a LISTEN it was never queued in (MUST-11's LISTEN is
+    /// the request table, which it has left).
+    pub(crate) fn held_from_request(&mut self) {
+        self.listener = None;
+        self.passive = false;
+    }
+
     /// The application lets go of its handle (CLOSE or ABORT): the TCB is
     /// freed once the connection reaches CLOSED. True when it has already
     /// left the state machine (TIME-WAIT is the table's, or CLOSED), so it

@@ -57,7 +57,7 @@ impl Stack {
             }
             _ => self.ephemeral_port(local_ip, remote)?,
         };
-        if self.conns.len() >= self.cfg.max_connections {
+        if self.conns.len() + self.requests.len() >= self.cfg.max_connections {
             return Err(Error::NoPorts);
         }
         let tuple = ConnTuple {

@@ -89,6 +89,7 @@ impl Stack {
         let Some(tcb) = self.tcb(id) else { return };
         let after = tcb.state;
         let (passive, listener) = (tcb.passive, tcb.listener);
+        self.request_opened(id, after);
         // A passive child that reached ESTABLISHED joins the accept queue.
         if before == State::SynReceived && after.is_synchronized() && passive {
             if let Some(lid) = listener {

@@ -8,10 +8,10 @@ use core::net::{IpAddr, SocketAddr};
 
 use synack_wire::{Dscp, Segment, TcpFlags, TcpRepr};
 
-use super::Stack;
+use super::{Handshake, Stack};
 use crate::conn::Tcb;
 use crate::seq::Seq;
-use crate::{ConnId, ConnTuple, Error, Event, Instant, ListenerId};
+use crate::{ConnId, ConnTuple, Error, Event, Instant, ListenerId, RequestId};
 
 /// A passive OPEN (RFC 9293 §3.10.1), its SYN queue and its accept queue.
 pub(super) struct Listener {
@@ -29,6 +29,14 @@ pub(super) struct Listener {
     /// checked for one (two clock ticks), so that a listener never flooded
     /// gives forgers nothing to guess at.
     pub(super) cookie_at: Option<Instant>,
+    /// `Some` for the transparent listener: how it answers SYNs.
+    pub(super) handshake: Option<Handshake>,
+    /// Its pending connection requests ([`Handshake::Defer`]), which count
+    /// with `pending` against `Config::max_syn_backlog`.
+    pub(super) requests: usize,
+    /// Requests not yet handed out by `poll_request`, oldest first (some
+    /// may have expired meanwhile: skipped then).
+    pub(super) unpolled: VecDeque<RequestId>,
 }
 
 impl Stack {
@@ -45,6 +53,18 @@ impl Stack {
         if self.listen_map.contains_key(&local) {
             return Err(Error::AddrInUse);
         }
+        let id = self.add_listener(local, backlog, None);
+        self.listen_map.insert(local, id);
+        Ok(id)
+    }
+
+    /// Stores a new listener in the first free slot.
+    pub(super) fn add_listener(
+        &mut self,
+        local: SocketAddr,
+        backlog: usize,
+        handshake: Option<Handshake>,
+    ) -> ListenerId {
         let l = Listener {
             local,
             backlog: backlog.max(1),
@@ -52,6 +72,9 @@ impl Stack {
             ready: VecDeque::new(),
             dscp: self.cfg.dscp,
             cookie_at: None,
+            handshake,
+            requests: 0,
+            unpolled: VecDeque::new(),
         };
         let idx = match self.listeners.iter().position(Option::is_none) {
             Some(i) => {
@@ -63,12 +86,11 @@ impl Stack {
                 self.listeners.len() - 1
             }
         };
-        let id = ListenerId(idx as u32);
-        self.listen_map.insert(local, id);
-        Ok(id)
+        ListenerId(idx as u32)
     }
 
-    /// The local address a listener listens on.
+    /// The local address a listener listens on (`[::]:0` for the
+    /// transparent one, which has none of its own).
     pub fn listener_addr(&self, lid: ListenerId) -> Result<SocketAddr, Error> {
         self.listener(lid).map(|l| l.local)
     }
@@ -94,7 +116,12 @@ impl Stack {
             .get_mut(lid.0 as usize)
             .and_then(Option::take)
             .ok_or(Error::InvalidHandle)?;
-        self.listen_map.remove(&l.local);
+        if self.transparent == Some(lid) {
+            self.transparent = None;
+        } else {
+            self.listen_map.remove(&l.local);
+        }
+        self.refuse_requests_of(now, lid);
         let children: Vec<ConnId> = self
             .conns
             .iter()
@@ -114,9 +141,27 @@ impl Stack {
             .ok_or(Error::InvalidHandle)
     }
 
+    pub(super) fn listener_mut(&mut self, lid: ListenerId) -> Option<&mut Listener> {
+        self.listeners
+            .get_mut(lid.0 as usize)
+            .and_then(Option::as_mut)
+    }
+
+    /// The listener a segment for `local` (no connection's) goes to: on one
+    /// of our addresses an ordinary listener of it, else the transparent
+    /// one.
+    pub(super) fn listener_for(&self, local: SocketAddr) -> Option<ListenerId> {
+        let ordinary = if self.listen_map.is_empty() || !self.is_local(local.ip()) {
+            None
+        } else {
+            self.find_listener(local)
+        };
+        ordinary.or(self.transparent)
+    }
+
     /// The listener for `local`: one bound to that address, else one bound
     /// to the unspecified address of its family on the same port.
-    pub(super) fn find_listener(&self, local: SocketAddr) -> Option<ListenerId> {
+    fn find_listener(&self, local: SocketAddr) -> Option<ListenerId> {
         self.listen_map.get(&local).copied().or_else(|| {
             let any = match local {
                 SocketAddr::V4(_) => IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
@@ -194,15 +239,37 @@ impl Stack {
             return;
         };
         // As Linux: with the accept queue full a SYN is dropped, cookie or
-        // not (the peer retransmits it; the application is behind).
-        if l.ready.len() >= l.backlog {
+        // not (the peer retransmits it; the application is behind). The
+        // requests a Defer listener has not handed out yet are its queue.
+        let handshake = l.handshake;
+        let queued = match handshake {
+            Some(Handshake::Defer) => l.unpolled.len(),
+            _ => l.ready.len(),
+        };
+        if queued >= l.backlog {
             self.out.recv(now, tuple, t, seg.payload.len());
             self.out.drop(now, Some(tuple), "accept queue full");
             return;
         }
-        let room = l.pending < self.cfg.max_syn_backlog
-            && self.conns.len() < self.cfg.max_connections
-            && self.admits_passive_open();
+        let half_open = l.pending + l.requests < self.cfg.max_syn_backlog;
+        let slots = self.conns.len() + self.requests.len() < self.cfg.max_connections;
+        let room = half_open && slots && self.admits_passive_open();
+        if !room && handshake.is_some() {
+            // A limit the tool set: the client is refused at once and
+            // cleanly, as by a closed port (§3.10.7.1); nothing already
+            // open is touched. No cookies: a Defer listener must decide
+            // before answering, and a tool wants its limit kept.
+            self.out.recv(now, tuple, t, seg.payload.len());
+            let reason = if half_open {
+                "connection limit reached"
+            } else {
+                "half-open limit reached"
+            };
+            self.out.drop(now, Some(tuple), reason);
+            self.out.stats.syns_refused_at_limit += 1;
+            self.reply_rst(now, tuple, seg);
+            return;
+        }
         if !room {
             if self.cfg.syn_cookies {
                 self.send_cookie(now, lid, tuple, seg);
@@ -212,7 +279,11 @@ impl Stack {
             }
             return;
         }
-        self.open_half(now, lid, tuple, seg, iss_floor);
+        if handshake == Some(Handshake::Defer) {
+            self.defer_syn(now, lid, tuple, seg, iss_floor);
+        } else {
+            self.open_half(now, lid, tuple, seg, iss_floor);
+        }
     }
 
     /// A SYN with room in the SYN queue: a TCB in SYN-RECEIVED answers it

@@ -10,7 +10,8 @@
 //! [`lifecycle`] (running a connection's handler and applying what it
 //! returns), [`time_wait`] (the compact TIME-WAIT table's side) and
 //! [`ports`] (ephemeral ports), [`cookies`] (SYN cookies and the memory
-//! budget of passive opens). The `Stack` finds connections and hands
+//! budget of passive opens), [`requests`] (the transparent listener and
+//! connection requests held for the application's decision). The `Stack` finds connections and hands
 //! them what arrived; every transition is the connection's (`conn/`).
 
 mod calls;
@@ -20,6 +21,7 @@ mod lifecycle;
 mod listen;
 mod ports;
 mod receive;
+mod requests;
 mod time_wait;
 mod timers;
 mod transmit;
@@ -42,6 +44,8 @@ use crate::{Config, ConnId, ConnTuple, Event, Instant, ListenerId, TraceEvent};
 
 use listen::Listener;
 pub use receive::{RxChecksum, PREFETCH_AHEAD};
+use requests::Requests;
+pub use requests::{ConnectionRequest, Handshake, Refusal, Unreachable};
 use timers::TimerItem;
 
 /// Keyed SipHash for the connection tables, so that a remote host cannot
@@ -74,6 +78,13 @@ pub struct Stack {
     tw_owners: HashMap<ConnTuple, ConnId, KeyedHash>,
     listeners: Vec<Option<Listener>>,
     listen_map: HashMap<SocketAddr, ListenerId, KeyedHash>,
+    /// The transparent listener, if one is open.
+    transparent: Option<ListenerId>,
+    /// Segments to any (valid) destination are taken: set by the first
+    /// transparent listener, and kept, so that its connections outlive it.
+    any_destination: bool,
+    /// Connection requests held for the application (`Handshake::Defer`).
+    requests: Requests,
     wheel: TimerWheel<TimerItem>,
     expired: Vec<TimerItem>,
     out: Outbox,
@@ -104,6 +115,9 @@ impl Stack {
             tw_owners: HashMap::with_hasher(KeyedHash(table_key)),
             listeners: Vec::new(),
             listen_map: HashMap::with_hasher(KeyedHash(table_key)),
+            transparent: None,
+            any_destination: false,
+            requests: Requests::new(KeyedHash(table_key)),
             wheel: TimerWheel::new(),
             expired: Vec::new(),
             events: VecDeque::new(),
@@ -137,11 +151,13 @@ impl Stack {
     }
 
     /// Should a TCP segment addressed to `dst` be handed to this stack? True
-    /// for one of its addresses; a transparent listener widens this to any
-    /// destination.
+    /// for one of its addresses; a transparent listener
+    /// ([`Stack::listen_transparent`]) widens this to any destination a
+    /// host may be reached at: not unspecified, multicast, broadcast
+    /// (MUST-57) or loopback (which never arrives from a device).
     #[inline]
     pub fn accepts_destination(&self, dst: IpAddr) -> bool {
-        self.is_local(dst)
+        self.is_local(dst) || (self.any_destination && valid_remote(dst) && !dst.is_loopback())
     }
 
     /// The local addresses.

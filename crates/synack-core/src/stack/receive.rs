@@ -241,8 +241,9 @@ impl Stack {
             }
         }
         // MUST-57: segments to broadcast or multicast (or anyone else) are
-        // not ours. MUST-63: nor are those from invalid sources.
-        if !self.is_local(seg.dst) {
+        // not ours. MUST-63: nor are those from invalid sources. A
+        // connection's own address was checked when it was made.
+        if conn.is_none() && !self.accepts_destination(seg.dst) {
             self.out.drop(now, Some(tuple), "not our address");
             return;
         }
@@ -263,7 +264,11 @@ impl Stack {
             self.time_wait_segment(now, tuple, entry, &seg);
             return;
         }
-        let lid = self.find_listener(tuple.local);
+        if let Some(rid) = self.requests.find(&tuple) {
+            self.request_segment(now, rid, tuple, &seg);
+            return;
+        }
+        let lid = self.listener_for(tuple.local);
         match lid {
             Some(lid) => self.listen_segment(now, lid, tuple, &seg, None),
             None => self.closed_segment(now, tuple, &seg),
@@ -284,7 +289,7 @@ impl Stack {
             local: e.quoted_src,
             remote: e.quoted_dst,
         };
-        if !self.is_local(e.to) {
+        if !self.accepts_destination(e.to) {
             self.out.drop(now, Some(tuple), "not our address");
             return;
         }

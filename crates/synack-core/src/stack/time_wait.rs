@@ -92,7 +92,7 @@ impl Stack {
                 }
             }
             TwAction::Reopen => {
-                let lid = self.find_listener(tuple.local);
+                let lid = self.listener_for(tuple.local);
                 match lid {
                     Some(lid) => {
                         self.end_time_wait(now, tuple);

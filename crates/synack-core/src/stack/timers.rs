@@ -18,10 +18,10 @@ impl Stack {
     /// user call can change it.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let tw = self.time_wait.first().map(|(_, at)| at);
-        match (self.wheel.next_deadline(), tw) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.wheel.next_deadline(), tw, self.requests.next_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs every timer due at `now`.
@@ -29,6 +29,7 @@ impl Stack {
         while let Some(tuple) = self.time_wait.pop_expired(now) {
             self.time_wait_ended(now, tuple);
         }
+        self.expire_requests(now);
         let mut expired = core::mem::take(&mut self.expired);
         self.wheel.poll_expired(now, &mut expired);
         for TimerItem(id) in expired.drain(..) {

@@ -4,9 +4,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant as StdInstant};
 
-use synack_core::{Error, ListenerId};
+use synack_core::{Error, Handshake, ListenerId};
 
-use super::TcpStream;
+use super::{ConnectionRequest, TcpStream};
 use crate::driver::{io_error, Net, Wait};
 
 /// A listening socket (passive OPEN) on a [`Net`].
@@ -15,6 +15,8 @@ pub struct TcpListener {
     net: Net,
     id: ListenerId,
     local: SocketAddr,
+    /// `Some` for a transparent listener: how it answers SYNs.
+    handshake: Option<Handshake>,
 }
 
 impl TcpListener {
@@ -30,10 +32,74 @@ impl TcpListener {
             net: net.clone(),
             id,
             local: addr,
+            handshake: None,
         })
     }
 
-    /// The address it listens on.
+    /// A transparent listener: it takes connections to every destination
+    /// address and port that arrives on the device, IPv4 and IPv6 (as
+    /// tun2socks tools need); each stream's `local_addr` is the
+    /// destination its client asked for. Listeners bound to the stack's
+    /// own addresses keep theirs. With [`Handshake::Complete`] streams come
+    /// from [`TcpListener::accept`]; with [`Handshake::Defer`] nothing is
+    /// answered until the application decides on each
+    /// [`TcpListener::request`]. One per stack (`AddrInUse`).
+    pub fn bind_transparent(net: &Net, handshake: Handshake) -> io::Result<TcpListener> {
+        let mut g = net.lock();
+        let backlog = g.stack().config().default_backlog;
+        let id = g
+            .stack()
+            .listen_transparent(backlog, handshake)
+            .map_err(io_error)?;
+        let local = g.stack().listener_addr(id).map_err(io_error)?;
+        g.add_listener(id);
+        Ok(TcpListener {
+            net: net.clone(),
+            id,
+            local,
+            handshake: Some(handshake),
+        })
+    }
+
+    /// Waits for the next connection request of a listener bound with
+    /// [`Handshake::Defer`] (`InvalidInput` for any other).
+    pub fn request(&self) -> io::Result<ConnectionRequest> {
+        self.defers()?;
+        let mut g = self.net.lock();
+        loop {
+            if let Some(r) = g.stack().poll_request(self.id) {
+                return Ok(ConnectionRequest::new(&self.net, r));
+            }
+            g = g.wait(Wait::Accept(self.id), None, io::ErrorKind::TimedOut)?;
+        }
+    }
+
+    /// `Ok` for a listener bound with [`Handshake::Defer`].
+    fn defers(&self) -> io::Result<()> {
+        if self.handshake == Some(Handshake::Defer) {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "connection requests come only from a listener bound with Handshake::Defer",
+            ))
+        }
+    }
+
+    /// `Ok` unless the listener defers (its streams come from requests).
+    fn completes(&self) -> io::Result<()> {
+        if self.handshake == Some(Handshake::Defer) {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a listener bound with Handshake::Defer gives requests, not streams: use request()",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The address it listens on (`[::]:0` for a transparent listener,
+    /// which has none of its own).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.local)
     }
@@ -71,6 +137,7 @@ impl TcpListener {
     }
 
     fn accept_until(&self, deadline: Option<StdInstant>) -> io::Result<(TcpStream, SocketAddr)> {
+        self.completes()?;
         let mut g = self.net.lock();
         loop {
             match g.stack().accept(self.id) {
@@ -95,6 +162,7 @@ impl TcpListener {
         waker: &std::task::Waker,
     ) -> std::task::Poll<io::Result<(TcpStream, SocketAddr)>> {
         use std::task::Poll;
+        self.completes()?;
         let mut g = self.net.lock();
         match g.stack().accept(self.id) {
             Ok(id) => {
@@ -104,6 +172,24 @@ impl TcpListener {
             }
             Err(Error::WouldBlock) => g.register_waker(Wait::Accept(self.id), waker),
             Err(e) => Poll::Ready(Err(io_error(e))),
+        }
+    }
+}
+
+impl TcpListener {
+    /// Registers `waker` to be woken at the next connection request and
+    /// takes one now if there is one (for the async flavour).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn poll_request(
+        &self,
+        waker: &std::task::Waker,
+    ) -> std::task::Poll<io::Result<ConnectionRequest>> {
+        use std::task::Poll;
+        self.defers()?;
+        let mut g = self.net.lock();
+        match g.stack().poll_request(self.id) {
+            Some(r) => Poll::Ready(Ok(ConnectionRequest::new(&self.net, r))),
+            None => g.register_waker(Wait::Accept(self.id), waker),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! `std::net`: [`TcpListener`] (`bind`, `accept`, `incoming`) and
 //! [`TcpStream`] (`connect`, `connect_timeout`, `Read`, `Write`,
 //! `shutdown`, timeouts, `set_nodelay`, `set_linger`, and `set_tos` as
-//! `IP_TOS` / `IPV6_TCLASS` set it).
+//! `IP_TOS` / `IPV6_TCLASS` set it), and for tunnels a transparent
+//! listener ([`TcpListener::bind_transparent`]) whose connection requests
+//! ([`ConnectionRequest`]) are accepted or refused before the handshake.
 //!
 //! The difference from `std::net`: the stack is named explicitly, as the
 //! first argument of `bind` and `connect`, since a process may run several.
@@ -12,9 +14,11 @@
 //! `AddrInUse`, `WouldBlock` when a read or write timeout passes, ...).
 
 mod listener;
+mod request;
 mod stream;
 
 pub use listener::{Incoming, TcpListener};
+pub use request::ConnectionRequest;
 pub use stream::TcpStream;
 
 use std::io;

@@ -281,13 +281,11 @@ impl TcpStream {
     }
 
     /// The connection's id in the stack.
-    #[cfg(feature = "tokio")]
     pub(crate) fn id(&self) -> ConnId {
         self.inner.id
     }
 
     /// The network it lives on.
-    #[cfg(feature = "tokio")]
     pub(crate) fn net(&self) -> &Net {
         &self.inner.net
     }
