@@ -294,13 +294,22 @@ impl Topo {
         // BLACKHOLE neighbour is a MAC nobody has, so what is sent to it
         // is dropped by the other end without an answer (no ARP failure,
         // no ICMP).
-        s.ip(&["link", "add", "t2sfar0", "type", "veth", "peer", "name", "t2sfar1"]);
+        s.ip(&[
+            "link", "add", "t2sfar0", "type", "veth", "peer", "name", "t2sfar1",
+        ]);
         s.ip(&["addr", "add", &format!("{FAR}/24"), "dev", "t2sfar0"]);
         s.ip(&["link", "set", "t2sfar0", "up"]);
         s.ip(&["link", "set", "t2sfar1", "up"]);
         s.ip(&[
-            "neigh", "add", &BLACKHOLE.to_string(), "lladdr", "02:00:00:00:00:99", "dev",
-            "t2sfar0", "nud", "permanent",
+            "neigh",
+            "add",
+            &BLACKHOLE.to_string(),
+            "lladdr",
+            "02:00:00:00:00:99",
+            "dev",
+            "t2sfar0",
+            "nud",
+            "permanent",
         ]);
         // Replies from the servers to the tool's upstream sockets (direct)
         // go back over the veth; that is the connected route already.
@@ -499,7 +508,12 @@ impl Topo {
 
     /// The tool's stderr so far.
     pub fn tool_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("tool.stderr")).unwrap_or_default()
+        let log = std::fs::read_to_string(self.dir.join("tool.stderr")).unwrap_or_default();
+        // The end is what explains a failure; keep messages readable.
+        match log.char_indices().rev().nth(2000) {
+            Some((at, _)) => format!("...{}", &log[at..]),
+            None => log,
+        }
     }
 
     /// The trace file the tool writes (synack's, when started with it).
@@ -528,7 +542,14 @@ impl Topo {
                     "--proxy",
                     &format!("socks5://{PROXY_IP}:{PROXY_PORT}"),
                 ]);
-                c.args(["-v", "warn", "--max-sessions", "20000", "--tcp-mss", "1460"]);
+                c.args([
+                    "-v",
+                    "error",
+                    "--max-sessions",
+                    "20000",
+                    "--tcp-mss",
+                    "1460",
+                ]);
                 c
             }
         };
@@ -540,10 +561,15 @@ impl Topo {
         // settings) leaves it down and bare, as its README's manual setup
         // says: that is done here.
         let synack = self.tool.is_synack();
-        let up = wait_for("the TUN device up with its address", Duration::from_secs(10), || {
-            let out = app.run("ip", &["-o", "-4", "addr", "show", "dev", TUN]);
-            out.status.success() && (!synack || String::from_utf8_lossy(&out.stdout).contains("inet "))
-        });
+        let up = wait_for(
+            "the TUN device up with its address",
+            Duration::from_secs(10),
+            || {
+                let out = app.run("ip", &["-o", "-4", "addr", "show", "dev", TUN]);
+                out.status.success()
+                    && (!synack || String::from_utf8_lossy(&out.stdout).contains("inet "))
+            },
+        );
         if let Err(e) = up {
             panic!("{e}; the tool said: {}", self.tool_log());
         }
