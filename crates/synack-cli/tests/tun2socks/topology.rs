@@ -236,7 +236,7 @@ impl Topo {
         };
         t.links();
         t.servers(sunk_tx, heard_tx);
-        t.start_socks();
+        t.start_socks(needs.contains(&Needs::HalfClose));
         t.start_tool(extra);
         Some(t)
     }
@@ -460,9 +460,11 @@ impl Topo {
         });
     }
 
-    fn start_socks(&mut self) {
-        let use_dante =
-            self.mode == Mode::Socks5Udp || (self.mode == Mode::Socks5 && !on_path("microsocks"));
+    /// Starts the proxy: dante for UDP ASSOCIATE and for half-close (microsocks
+    /// closes both directions at the first EOF), microsocks otherwise.
+    fn start_socks(&mut self, half_close: bool) {
+        let use_dante = self.mode == Mode::Socks5Udp
+            || (self.mode == Mode::Socks5 && (half_close || !on_path("microsocks")));
         let child = match self.mode {
             Mode::Direct => return,
             _ if use_dante => {
