@@ -162,6 +162,27 @@ fn may_1_no_reading_after_close_and_data_after_close_resets() {
     assert_eq!(p.stack.connection_count(), 0, "the connection is gone");
 }
 
+/// MAY-1 as a step of its own (`Stack::stop_reading`): with bytes unread
+/// it changes nothing and says how many; once they are read it stops
+/// reading, and data that arrives later is answered with RST, never
+/// acknowledged, so every byte the peer saw acknowledged was read.
+#[test]
+fn may_1_stop_reading_only_when_nothing_is_unread() {
+    let mut p = Peer::new().established();
+    p.data(b"accepted");
+    let ack = p.stack_nxt();
+    assert_eq!(p.stack.stop_reading(p.id()), Ok(8), "8 bytes unread");
+    let mut buf = [0u8; 16];
+    assert_eq!(p.stack.recv(p.now, p.id(), &mut buf), Ok(8));
+    assert_eq!(p.stack.stop_reading(p.id()), Ok(0));
+    p.data(b"too late");
+    let rst = p.expect_segment(RST);
+    assert_eq!(rst.tcp.seq, ack);
+    // The handle is still the application's: closed, and it says why.
+    assert_eq!(p.state(), State::Closed);
+    assert_eq!(p.stack.error(p.id()), Ok(Some(Error::Aborted)));
+}
+
 /// MAY-2 (RFC 9293 §3.6.1) without timestamps: a SYN in TIME-WAIT at or
 /// below the old RCV.NXT is an old duplicate: it is answered by an ACK and
 /// TIME-WAIT stays (one above it reopens: `transitions.rs:

@@ -158,6 +158,11 @@ impl TcpStream {
         self.inner.set_linger(linger)
     }
 
+    /// See [`net::TcpStream::stop_reading`].
+    pub fn stop_reading(&self) -> io::Result<usize> {
+        self.inner.stop_reading()
+    }
+
     /// The blocking handle on the same connection.
     pub fn as_blocking(&self) -> &net::TcpStream {
         &self.inner

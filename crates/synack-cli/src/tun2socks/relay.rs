@@ -9,7 +9,9 @@
 //! On a stop (SIGINT/SIGTERM) nothing accepted is lost: each direction
 //! stops waiting for new data, reads what is already buffered (the bytes
 //! the peer was told we received), writes it to the other side, and then
-//! shuts that side down as at EOF.
+//! shuts that side down as at EOF. The end of the reading is one step
+//! under the stack's lock ([`Settle`]): a segment acknowledged between the
+//! last read and the close would otherwise be lost (and reset) with it.
 //!
 //! Reads go into one scratch buffer per thread; only what the other side
 //! does not take at once is copied out and kept for the connection, so an
@@ -51,6 +53,30 @@ pub struct Traffic {
 /// A stop signal for every relay: `true` once the process is stopping.
 pub type Stop = watch::Receiver<bool>;
 
+/// A reader that, at the end of a drain, says whether it still holds
+/// bytes it acknowledged to its peer.
+pub trait Settle {
+    /// `Ok(true)` when nothing acknowledged is left unread and no more will
+    /// be accepted; `Ok(false)` when there is more to read first.
+    fn settle(&mut self) -> io::Result<bool> {
+        Ok(true)
+    }
+}
+
+/// The client side on synack: stops reading only when nothing is unread,
+/// after which data that still arrives is refused with RST, not
+/// acknowledged.
+impl Settle for synack::tokio::TcpStream {
+    fn settle(&mut self) -> io::Result<bool> {
+        Ok(self.stop_reading()? == 0)
+    }
+}
+
+/// The upstream side: what the host's kernel acknowledged and we did not
+/// read is the kernel's to reset; the upstream server's data has no
+/// promise to keep towards the client.
+impl Settle for tokio::net::TcpStream {}
+
 /// One direction: reads one side, writes the other.
 #[derive(Default)]
 struct Direction {
@@ -74,8 +100,8 @@ pub async fn relay<A, B>(
     stop: &mut Stop,
 ) -> io::Result<()>
 where
-    A: AsyncRead + AsyncWrite + Unpin,
-    B: AsyncRead + AsyncWrite + Unpin,
+    A: AsyncRead + AsyncWrite + Settle + Unpin,
+    B: AsyncRead + AsyncWrite + Settle + Unpin,
 {
     let stopping = AtomicBool::new(*stop.borrow());
     let mut up = Direction::default();
@@ -126,7 +152,7 @@ fn poll_direction<R, W>(
     draining: bool,
 ) -> Poll<io::Result<()>>
 where
-    R: AsyncRead + Unpin,
+    R: AsyncRead + Settle + Unpin,
     W: AsyncWrite + Unpin,
 {
     if dir.done {
@@ -147,8 +173,9 @@ where
             read_and_write(cx, reader, writer, dir, counter, &mut scratch)
         })?;
         match turn {
-            // Nothing more buffered: after a stop, that is the end.
-            Poll::Pending if draining => dir.eof = true,
+            // Nothing more buffered: after a stop, that is the end, once
+            // the reader agrees that nothing arrived since.
+            Poll::Pending if draining => dir.eof = reader.settle()?,
             Poll::Pending => return Poll::Pending,
             Poll::Ready(()) => {}
         }
@@ -224,6 +251,8 @@ mod tests {
     use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
 
     use super::*;
+
+    impl Settle for DuplexStream {}
 
     /// An app and a server joined through a relay, with small pipes so
     /// that writes are partial and back-pressure is exercised.
@@ -387,6 +416,7 @@ mod tests {
                 Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()))
             }
         }
+        impl Settle for Broken {}
         impl AsyncWrite for Broken {
             fn poll_write(
                 self: Pin<&mut Self>,

@@ -119,6 +119,19 @@ impl Tcb {
         }
     }
 
+    /// Stops reading once everything received has been read: from then on
+    /// segment text that arrives is answered with RST (MAY-1, SHLD-3)
+    /// instead of being acknowledged, so no byte is acknowledged that the
+    /// application will not read. With bytes still unread it changes
+    /// nothing and returns how many there are (read them, then ask again).
+    pub(crate) fn stop_reading(&mut self) -> usize {
+        let unread = self.recvq.readable();
+        if unread == 0 {
+            self.read_closed = true;
+        }
+        unread
+    }
+
     /// True when reading has opened the window enough to advertise it.
     fn window_update_due(&self) -> bool {
         if !self.state.is_synchronized() || self.fin_rcvd {

@@ -139,6 +139,18 @@ impl Stack {
         res
     }
 
+    /// Stops reading, atomically with the check that nothing is unread:
+    /// `Ok(0)` means every byte acknowledged so far was read and data that
+    /// arrives from now on is refused with RST (MAY-1, SHLD-3), never
+    /// acknowledged; `Ok(n)` means `n` bytes are still unread and nothing
+    /// changed. A proxy that stops uses it to end a direction without
+    /// dropping data it has acknowledged: read until `Ok(0)`.
+    pub fn stop_reading(&mut self, id: ConnId) -> Result<usize, Error> {
+        self.tcb_mut(id)
+            .map(|t| t.stop_reading())
+            .ok_or(Error::InvalidHandle)
+    }
+
     /// CLOSE and let go of the handle: the stack finishes the orderly close
     /// (FIN, TIME-WAIT) on its own and then frees everything. Unread data
     /// turns it into a reset (SHLD-3). The handle is invalid afterwards.

@@ -194,6 +194,22 @@ impl TcpStream {
         Ok(())
     }
 
+    /// Stops reading if nothing is unread, as one step under the stack's
+    /// lock ([`synack_core::Stack::stop_reading`]): `Ok(0)` when every byte
+    /// the peer was told we received has been read; from then on reads
+    /// return end of stream and data that still arrives is answered with
+    /// RST, not acknowledged. `Ok(n)`: `n` bytes are still unread; read
+    /// them and ask again. What a relay calls to stop without losing a
+    /// byte it acknowledged.
+    pub fn stop_reading(&self) -> io::Result<usize> {
+        let mut g = self.inner.net.lock();
+        let unread = g.stack().stop_reading(self.inner.id).map_err(io_error)?;
+        if unread == 0 {
+            self.opts().read_shut = true;
+        }
+        Ok(unread)
+    }
+
     /// Turns Nagle's algorithm off (`true`) or on.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         let mut g = self.inner.net.lock();
