@@ -1,0 +1,542 @@
+//! Idle: `synack echo-server` holding many idle connections from the
+//! kernel, over TUN (needs root: it makes its own network namespace and
+//! removes it afterwards; no packet leaves it).
+//!
+//! The `synack` binary is re-executed as `synack echo-server` inside a
+//! namespace this benchmark makes (it creates the TUN device there and
+//! gives the device's host side [`HOST_IP`]); the kernel of that namespace
+//! is the client. The client opens [`Sizes::idle_connections`] connections
+//! with non-blocking connects, at most [`WINDOW`] in flight, each bound to
+//! one of several source addresses (a source address has about 64,000
+//! ports, fewer than the 100,000 connections) and an explicit port, and then
+//! sends nothing. Four figures of the echo-server process:
+//!
+//! - **conn/s**: connections the kernel opened per second (first connect to
+//!   the last connect done).
+//! - **bytes/conn**: its `VmRSS` once all are open (and a settle of
+//!   [`SETTLE`]) minus its `VmRSS` before the first, over the count. No data
+//!   has crossed, so no buffer holds any: this is the cost of the
+//!   connection itself (the stack's state, the task, the driver's waiters).
+//! - **threads**: its `Threads` once all are open.
+//! - **ms**: the CPU time (user and system, all its threads) it used over
+//!   [`IDLE`] of idleness after that.
+//!
+//! Afterwards every connection sends one byte and must get it back: the
+//! check that each was accepted by the server, not only handshaken by the
+//! stack. A run that fails it reports no figures.
+
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::report::{Figure, Progress};
+use crate::tun::{in_ns, ip, join, unavailable, Netns};
+use crate::Sizes;
+
+/// The name of the benchmark (and of its rows).
+const BENCH: &str = "idle";
+
+/// The TUN device echo-server creates in the namespace.
+const TUN: &str = "sbidle0";
+
+/// echo-server's address (the stack's).
+const STACK_IP: Ipv4Addr = Ipv4Addr::new(10, 202, 0, 2);
+
+/// The host side of the device: the kernel's first address.
+const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 202, 0, 1);
+
+/// The port echo-server listens on.
+const PORT: u16 = 7;
+
+/// Connections per source address, on ports
+/// `FIRST_PORT..FIRST_PORT + PER_ADDR`.
+const PER_ADDR: usize = 25_000;
+
+/// The first source port of each address.
+const FIRST_PORT: u16 = 20_000;
+
+/// Connects in flight at most: under the stack's SYN queue (1,024 by
+/// default) and the TUN device's queue (500 packets), so that neither
+/// drops a SYN and the rate is the stack's, not a retransmission timer's.
+pub const WINDOW: usize = 256;
+
+/// How long the connections are held idle while the CPU time is measured.
+pub const IDLE: Duration = Duration::from_secs(10);
+
+/// A pause after the last connect, before the RSS is read: the server
+/// accepts (and spawns the task of) the last connections.
+pub const SETTLE: Duration = Duration::from_secs(1);
+
+/// Longest a phase may go without progress before the run is given up.
+const STALL: Duration = Duration::from_secs(60);
+
+/// What one run measured.
+struct Measured {
+    rate: f64,
+    bytes_per_conn: f64,
+    threads: u64,
+    cpu_ms: f64,
+    fds: usize,
+    rss_before: u64,
+    rss_after: u64,
+}
+
+/// The rows of the benchmark: one run at `sizes.idle_connections`.
+/// `exe` is the `synack` binary to run as echo-server.
+pub fn run(sizes: &Sizes, progress: &mut dyn Progress, exe: Option<&Path>) -> Vec<Figure> {
+    let n = sizes.idle_connections;
+    let why = unavailable().or_else(|| {
+        exe.is_none()
+            .then(|| "needs the synack binary to run echo-server".to_string())
+    });
+    progress.case(&format!("idle synack echo-server n={n}"));
+    let r = match (why, exe) {
+        (None, Some(exe)) => measure(exe, n),
+        (Some(why), _) => {
+            progress.say(&format!("idle: skipped: {why}"));
+            Err(why)
+        }
+        (None, None) => Err("no synack binary".into()),
+    };
+    rows(n, r)
+}
+
+/// The four rows of one run (or four skipped rows saying why).
+fn rows(n: usize, r: Result<Measured, String>) -> Vec<Figure> {
+    let units = ["conn/s", "bytes/conn", "threads", "ms"];
+    let figs = match r {
+        Ok(m) => {
+            let rss = format!(
+                "VmRSS {} KiB before, {} KiB after; {} descriptors open",
+                m.rss_before >> 10,
+                m.rss_after >> 10,
+                m.fds
+            );
+            vec![
+                Figure::new(BENCH, "synack", m.rate, units[0])
+                    .note("the kernel connecting to echo-server over TUN"),
+                Figure::new(BENCH, "synack", m.bytes_per_conn, units[1]).note(rss),
+                Figure::new(BENCH, "synack", m.threads as f64, units[2])
+                    .note("threads of the echo-server process"),
+                Figure::new(BENCH, "synack", m.cpu_ms, units[3]).note(format!(
+                    "CPU time of echo-server over {} idle seconds",
+                    IDLE.as_secs()
+                )),
+            ]
+        }
+        Err(e) => units
+            .iter()
+            .map(|u| Figure::skipped(BENCH, "synack", u, &e))
+            .collect(),
+    };
+    figs.into_iter()
+        .map(|f| f.param("connections", n))
+        .collect()
+}
+
+/// One run: a namespace, echo-server in it, the kernel's connections.
+fn measure(exe: &Path, n: usize) -> Result<Measured, String> {
+    raise_nofile(n as u64 + 1024)?;
+    let ns = Netns::new("idle")?;
+    let mut server = Server::start(&ns.name, exe)?;
+    let r = with_server(&ns, server.pid(), n);
+    server.stop();
+    r
+}
+
+/// The measurements, with echo-server running as `pid` in `ns`.
+fn with_server(ns: &Netns, pid: u32, n: usize) -> Result<Measured, String> {
+    let sources = n.div_ceil(PER_ADDR);
+    let mut addrs = Vec::with_capacity(sources);
+    for i in 0..sources {
+        let a = Ipv4Addr::new(10, 202, 1, 1 + i as u8);
+        ip(&[
+            "-n",
+            &ns.name,
+            "addr",
+            "add",
+            &format!("{a}/32"),
+            "dev",
+            TUN,
+        ])?;
+        addrs.push(a);
+    }
+    let rss_before = proc_status(pid, "VmRSS:")? * 1024;
+    let client = in_ns(&ns.name, move || Client::open(&addrs, n));
+    let (mut client, rate) = join(client, "client")?;
+    std::thread::sleep(SETTLE);
+    let rss_after = proc_status(pid, "VmRSS:")? * 1024;
+    let threads = proc_status(pid, "Threads:")?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let cpu0 = cpu_ns(pid)?;
+    std::thread::sleep(IDLE);
+    let cpu1 = cpu_ns(pid)?;
+    client.echo_check()?;
+    Ok(Measured {
+        rate,
+        bytes_per_conn: rss_after.saturating_sub(rss_before) as f64 / n as f64,
+        threads,
+        cpu_ms: cpu1.saturating_sub(cpu0) as f64 / 1e6,
+        fds,
+        rss_before,
+        rss_after,
+    })
+}
+
+/// Raises this process's `RLIMIT_NOFILE` to at least `want` (its hard
+/// limit too when it is lower, which root may do): the kernel's end of
+/// each connection is a descriptor.
+fn raise_nofile(want: u64) -> Result<(), String> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(format!("getrlimit: {}", std::io::Error::last_os_error()));
+    }
+    if lim.rlim_cur >= want {
+        return Ok(());
+    }
+    lim.rlim_max = lim.rlim_max.max(want);
+    lim.rlim_cur = want;
+    // SAFETY: `lim` is a valid rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        return Err(format!(
+            "cannot raise RLIMIT_NOFILE to {want}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// A field of `/proc/PID/status`, its number (kB for sizes).
+fn proc_status(pid: u32, field: &str) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/status");
+    let s = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("no {field} in {path}"))
+}
+
+/// CPU time of every thread of process `pid`, nanoseconds: the sum of the
+/// first field of each `/proc/PID/task/TID/schedstat` (nanosecond
+/// resolution, where `/proc/PID/stat` counts clock ticks).
+fn cpu_ns(pid: u32) -> Result<u64, String> {
+    let dir = format!("/proc/{pid}/task");
+    let tasks = std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))?;
+    let mut total = 0;
+    for t in tasks.flatten() {
+        let p = t.path().join("schedstat");
+        let s = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        total += s
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| format!("bad {}", p.display()))?;
+    }
+    Ok(total)
+}
+
+/// `synack echo-server` running in the namespace.
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    /// Starts `exe echo-server` in namespace `ns` and waits until it says
+    /// it listens.
+    fn start(ns: &str, exe: &Path) -> Result<Server, String> {
+        let exe = exe.to_path_buf();
+        // Spawned from a thread inside the namespace: the child starts there.
+        let child = in_ns(ns, move || {
+            Command::new(&exe)
+                .args(["echo-server", "--tun", TUN])
+                .args(["--addr", &STACK_IP.to_string()])
+                .args(["--host", &format!("{HOST_IP}/16")])
+                .args(["--port", &PORT.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("cannot run {} echo-server: {e}", exe.display()))
+        });
+        let mut server = Server {
+            child: join(child, "spawn")?,
+        };
+        let stderr = server.child.stderr.take().ok_or("no stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads echo-server's stderr to its end (so it never blocks on a
+        // full pipe); the first line says it listens, or why not.
+        std::thread::spawn(move || {
+            let mut first = true;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if first {
+                    let _ = tx.send(line);
+                    first = false;
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) if line.contains("listening") => Ok(server),
+            Ok(line) => {
+                server.stop();
+                Err(format!("echo-server: {line}"))
+            }
+            Err(_) => {
+                server.stop();
+                Err("echo-server did not start".into())
+            }
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then SIGKILL when it has not exited within 20 s (it closes
+    /// every connection gracefully first).
+    fn stop(&mut self) {
+        // SAFETY: kill on the pid of our own child, not yet reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let until = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The kernel's connections: one non-blocking socket each.
+struct Client {
+    socks: Vec<OwnedFd>,
+    epoll: OwnedFd,
+}
+
+impl Client {
+    /// Opens `n` connections to echo-server, sources spread over `addrs`,
+    /// at most [`WINDOW`] connects in flight. Returns them and the rate
+    /// (connections per second).
+    fn open(addrs: &[Ipv4Addr], n: usize) -> Result<(Client, f64), String> {
+        let epoll = new_epoll()?;
+        let mut socks = Vec::with_capacity(n);
+        let mut in_flight = 0usize;
+        let mut done = 0usize;
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; WINDOW];
+        let t0 = Instant::now();
+        let mut progress_at = Instant::now();
+        while done < n {
+            while in_flight < WINDOW && socks.len() < n {
+                let i = socks.len();
+                let src = (addrs[i / PER_ADDR], FIRST_PORT + (i % PER_ADDR) as u16);
+                socks.push(start_connect(src, (STACK_IP, PORT))?);
+                watch(
+                    &epoll,
+                    socks[i].as_raw_fd(),
+                    libc::EPOLLOUT as u32,
+                    i as u64,
+                )?;
+                in_flight += 1;
+            }
+            let ready = wait(&epoll, &mut events, 100)?;
+            for ev in &events[..ready] {
+                let i = ev.u64 as usize;
+                let fd = socks[i].as_raw_fd();
+                let err = so_error(fd)?;
+                if err != 0 {
+                    return Err(format!(
+                        "connection {i} of {n} failed after {done} opened: {}",
+                        std::io::Error::from_raw_os_error(err)
+                    ));
+                }
+                unwatch(&epoll, fd)?;
+                in_flight -= 1;
+                done += 1;
+                progress_at = Instant::now();
+            }
+            if progress_at.elapsed() > STALL {
+                return Err(format!("{done} of {n} connections opened, then a stall"));
+            }
+        }
+        let rate = n as f64 / t0.elapsed().as_secs_f64();
+        Ok((Client { socks, epoll }, rate))
+    }
+
+    /// Each connection sends one byte and reads it back ([`WINDOW`] at a
+    /// time): the server accepted every one.
+    fn echo_check(&mut self) -> Result<(), String> {
+        let n = self.socks.len();
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; WINDOW];
+        let (mut next, mut in_flight, mut done) = (0usize, 0usize, 0usize);
+        let mut progress_at = Instant::now();
+        while done < n {
+            while in_flight < WINDOW && next < n {
+                let fd = self.socks[next].as_raw_fd();
+                // SAFETY: one byte from a live buffer to our socket.
+                let w = unsafe { libc::write(fd, [0x5au8].as_ptr().cast(), 1) };
+                if w != 1 {
+                    return Err(format!(
+                        "echo check: write on connection {next}: {}",
+                        std::io::Error::last_os_error()
+                    ));
+                }
+                watch(&self.epoll, fd, libc::EPOLLIN as u32, next as u64)?;
+                next += 1;
+                in_flight += 1;
+            }
+            let ready = wait(&self.epoll, &mut events, 100)?;
+            for ev in &events[..ready] {
+                let i = ev.u64 as usize;
+                let fd = self.socks[i].as_raw_fd();
+                let mut b = [0u8; 1];
+                // SAFETY: reads at most one byte into a live buffer.
+                let r = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
+                if r != 1 || b[0] != 0x5a {
+                    return Err(format!(
+                        "echo check: connection {i} of {n} did not echo ({} echoed before)",
+                        done
+                    ));
+                }
+                unwatch(&self.epoll, fd)?;
+                in_flight -= 1;
+                done += 1;
+                progress_at = Instant::now();
+            }
+            if progress_at.elapsed() > STALL {
+                return Err(format!("echo check: {done} of {n} echoed, then a stall"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn os_err(what: &str) -> String {
+    format!("{what}: {}", std::io::Error::last_os_error())
+}
+
+fn new_epoll() -> Result<OwnedFd, String> {
+    // SAFETY: plain syscall; the descriptor is owned from here on.
+    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if fd < 0 {
+        return Err(os_err("epoll_create1"));
+    }
+    // SAFETY: `fd` is a new descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn watch(epoll: &OwnedFd, fd: RawFd, events: u32, key: u64) -> Result<(), String> {
+    let mut ev = libc::epoll_event { events, u64: key };
+    // SAFETY: both descriptors are live; `ev` outlives the call.
+    let rc = unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+    if rc != 0 {
+        return Err(os_err("epoll_ctl add"));
+    }
+    Ok(())
+}
+
+fn unwatch(epoll: &OwnedFd, fd: RawFd) -> Result<(), String> {
+    let mut ev = libc::epoll_event { events: 0, u64: 0 };
+    // SAFETY: both descriptors are live; `ev` outlives the call.
+    let rc = unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut ev) };
+    if rc != 0 {
+        return Err(os_err("epoll_ctl del"));
+    }
+    Ok(())
+}
+
+/// Waits up to `ms` for events; how many arrived.
+fn wait(epoll: &OwnedFd, events: &mut [libc::epoll_event], ms: i32) -> Result<usize, String> {
+    // SAFETY: `events` is a live, writable array of its length.
+    let n = unsafe {
+        libc::epoll_wait(
+            epoll.as_raw_fd(),
+            events.as_mut_ptr(),
+            events.len() as i32,
+            ms,
+        )
+    };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        return Err(format!("epoll_wait: {e}"));
+    }
+    Ok(n as usize)
+}
+
+/// `sockaddr_in` of an IPv4 address and port.
+fn sockaddr((addr, port): (Ipv4Addr, u16)) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(addr).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+/// A non-blocking TCP socket bound to `src`, connecting to `dst`.
+fn start_connect(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Result<OwnedFd, String> {
+    // SAFETY: plain syscall; the descriptor is owned from here on.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(os_err("socket"));
+    }
+    // SAFETY: `fd` is a new descriptor nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let from = sockaddr(src);
+    // SAFETY: `from` is a valid sockaddr_in of length `len`.
+    if unsafe { libc::bind(fd, (&from as *const libc::sockaddr_in).cast(), len) } != 0 {
+        return Err(os_err(&format!("bind {}:{}", src.0, src.1)));
+    }
+    let to = sockaddr(dst);
+    // SAFETY: `to` is a valid sockaddr_in of length `len`.
+    let rc = unsafe { libc::connect(fd, (&to as *const libc::sockaddr_in).cast(), len) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(format!("connect: {e}"));
+        }
+    }
+    Ok(sock)
+}
+
+/// The pending error of socket `fd` (0: connected).
+fn so_error(fd: RawFd) -> Result<i32, String> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are valid for writing, `len` its size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(os_err("getsockopt SO_ERROR"));
+    }
+    Ok(err)
+}
