@@ -25,7 +25,7 @@
 //! check that each was accepted by the server, not only handshaken by the
 //! stack. A run that fails it reports no figures.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -139,20 +139,17 @@ fn rows(n: usize, r: Result<Measured, String>) -> Vec<Figure> {
 
 /// One run: a namespace, echo-server in it, the kernel's connections.
 fn measure(exe: &Path, n: usize) -> Result<Measured, String> {
-    raise_nofile(n as u64 + 1024)?;
     let ns = Netns::new("idle")?;
     let mut server = Server::start(&ns.name, exe)?;
-    let r = with_server(&ns, server.pid(), n);
+    let r = with_server(&ns, exe, server.pid(), n);
     server.stop();
     r
 }
 
 /// The measurements, with echo-server running as `pid` in `ns`.
-fn with_server(ns: &Netns, pid: u32, n: usize) -> Result<Measured, String> {
-    let sources = n.div_ceil(PER_ADDR);
-    let mut addrs = Vec::with_capacity(sources);
-    for i in 0..sources {
-        let a = Ipv4Addr::new(10, 202, 1, 1 + i as u8);
+fn with_server(ns: &Netns, exe: &Path, pid: u32, n: usize) -> Result<Measured, String> {
+    for i in 0..n.div_ceil(PER_ADDR) {
+        let a = source_addr(i * PER_ADDR);
         ip(&[
             "-n",
             &ns.name,
@@ -162,11 +159,10 @@ fn with_server(ns: &Netns, pid: u32, n: usize) -> Result<Measured, String> {
             "dev",
             TUN,
         ])?;
-        addrs.push(a);
     }
     let rss_before = proc_status(pid, "VmRSS:")? * 1024;
-    let client = in_ns(&ns.name, move || Client::open(&addrs, n));
-    let (mut client, rate) = join(client, "client")?;
+    let mut clients = Clients::start(&ns.name, exe, n)?;
+    let rate = clients.open()?;
     std::thread::sleep(SETTLE);
     let rss_after = proc_status(pid, "VmRSS:")? * 1024;
     let threads = proc_status(pid, "Threads:")?;
@@ -176,7 +172,7 @@ fn with_server(ns: &Netns, pid: u32, n: usize) -> Result<Measured, String> {
     let cpu0 = cpu_ns(pid)?;
     std::thread::sleep(IDLE);
     let cpu1 = cpu_ns(pid)?;
-    client.echo_check()?;
+    clients.check()?;
     Ok(Measured {
         rate,
         bytes_per_conn: rss_after.saturating_sub(rss_before) as f64 / n as f64,
@@ -186,6 +182,168 @@ fn with_server(ns: &Netns, pid: u32, n: usize) -> Result<Measured, String> {
         rss_before,
         rss_after,
     })
+}
+
+/// The source address and port of connection `i`.
+fn source(i: usize) -> (Ipv4Addr, u16) {
+    (source_addr(i), FIRST_PORT + (i % PER_ADDR) as u16)
+}
+
+/// The source address of connection `i`: [`PER_ADDR`] connections each.
+fn source_addr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 202, 1, 1 + (i / PER_ADDR) as u8)
+}
+
+/// Connections one client process holds at most: each is a descriptor,
+/// and a process may not raise its hard `RLIMIT_NOFILE` without
+/// `CAP_SYS_RESOURCE` (containers often drop it, with the hard limit at
+/// 20,000 or lower), so the kernel's ends are spread over processes.
+pub const PER_CLIENT: usize = 16_000;
+
+/// The environment variable that makes a re-executed bench binary one
+/// client process of this benchmark: its value is `FIRST:COUNT:WINDOW`
+/// (see [`client_from_env`]).
+pub const CLIENT_ENV: &str = "SYNACK_BENCH_IDLE_CLIENT";
+
+/// The kernel's side: client processes started in the namespace, driven
+/// over their stdin and stdout one line at a time.
+struct Clients {
+    procs: Vec<(Child, BufReader<std::process::ChildStdout>)>,
+    /// Connections over all the processes.
+    n: usize,
+}
+
+impl Clients {
+    /// Starts the processes for `n` connections and waits until each is
+    /// ready.
+    fn start(ns: &str, exe: &Path, n: usize) -> Result<Clients, String> {
+        let k = n.div_ceil(PER_CLIENT);
+        let window = WINDOW.div_ceil(k).max(8);
+        let mut clients = Clients {
+            procs: Vec::new(),
+            n,
+        };
+        for c in 0..k {
+            let first = c * PER_CLIENT;
+            let count = PER_CLIENT.min(n - first);
+            let exe = exe.to_path_buf();
+            // Spawned from a thread inside the namespace: the child starts there.
+            let mut child = join(
+                in_ns(ns, move || {
+                    Command::new(&exe)
+                        .arg("bench")
+                        .env(CLIENT_ENV, format!("{first}:{count}:{window}"))
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::inherit())
+                        .spawn()
+                        .map_err(|e| format!("cannot run {}: {e}", exe.display()))
+                }),
+                "spawn",
+            )?;
+            let out = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+            clients.procs.push((child, out));
+        }
+        clients.expect_all("ready")?;
+        Ok(clients)
+    }
+
+    /// Tells every process `cmd`.
+    fn tell_all(&mut self, cmd: &str) -> Result<(), String> {
+        for (child, _) in &mut self.procs {
+            let stdin = child.stdin.as_mut().ok_or("no stdin")?;
+            writeln!(stdin, "{cmd}").map_err(|e| format!("client: {e}"))?;
+            stdin.flush().map_err(|e| format!("client: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Reads one line from every process; each must be `want` (or it is
+    /// the error).
+    fn expect_all(&mut self, want: &str) -> Result<(), String> {
+        for (_, out) in &mut self.procs {
+            let mut line = String::new();
+            out.read_line(&mut line)
+                .map_err(|e| format!("client: {e}"))?;
+            let line = line.trim();
+            if line != want {
+                return Err(if line.is_empty() {
+                    "a client process exited".to_string()
+                } else {
+                    line.to_string()
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens every connection; connections per second, from the word go
+    /// to the last process done.
+    fn open(&mut self) -> Result<f64, String> {
+        let n = self.n;
+        let t0 = Instant::now();
+        self.tell_all("open")?;
+        self.expect_all("opened")?;
+        Ok(n as f64 / t0.elapsed().as_secs_f64())
+    }
+
+    /// The echo check on every connection.
+    fn check(&mut self) -> Result<(), String> {
+        self.tell_all("check")?;
+        self.expect_all("checked")
+    }
+}
+
+impl Drop for Clients {
+    fn drop(&mut self) {
+        // Closing stdin ends a process (and closes its connections).
+        for (child, _) in &mut self.procs {
+            drop(child.stdin.take());
+        }
+        for (child, _) in &mut self.procs {
+            let _ = child.wait();
+        }
+    }
+}
+
+/// In a process started as a client ([`CLIENT_ENV`] set): runs it and
+/// returns how it ended. `None` in any other process.
+pub fn client_from_env() -> Option<Result<(), String>> {
+    let spec = std::env::var(CLIENT_ENV).ok()?;
+    Some(client_main(&spec))
+}
+
+/// A client process: says `ready`, opens its connections at `open` (then
+/// says `opened`), runs the echo check at `check` (then says `checked`),
+/// and exits at the end of its stdin. A failure is said as its line.
+fn client_main(spec: &str) -> Result<(), String> {
+    let nums: Vec<usize> = spec.split(':').filter_map(|v| v.parse().ok()).collect();
+    let [first, count, window] = nums[..] else {
+        return Err(format!("bad {CLIENT_ENV} `{spec}`"));
+    };
+    raise_nofile(count as u64 + 64)?;
+    let say = |line: &str| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    say("ready");
+    let mut client = None;
+    for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+        let r = match (line.trim(), client.as_mut()) {
+            ("open", None) => Client::open(first, count, window).map(|c| {
+                client = Some(c);
+                "opened"
+            }),
+            ("check", Some(c)) => c.echo_check().map(|()| "checked"),
+            (other, _) => Err(format!("client: unexpected `{other}`")),
+        };
+        match r {
+            Ok(word) => say(word),
+            Err(e) => say(&e),
+        }
+    }
+    Ok(())
 }
 
 /// Raises this process's `RLIMIT_NOFILE` to at least `want` (its hard
@@ -322,25 +480,23 @@ impl Server {
 struct Client {
     socks: Vec<OwnedFd>,
     epoll: OwnedFd,
+    window: usize,
 }
 
 impl Client {
-    /// Opens `n` connections to echo-server, sources spread over `addrs`,
-    /// at most [`WINDOW`] connects in flight. Returns them and the rate
-    /// (connections per second).
-    fn open(addrs: &[Ipv4Addr], n: usize) -> Result<(Client, f64), String> {
+    /// Opens connections `first..first + n` to echo-server (each from its
+    /// [`source`]), at most `window` connects in flight.
+    fn open(first: usize, n: usize, window: usize) -> Result<Client, String> {
         let epoll = new_epoll()?;
         let mut socks = Vec::with_capacity(n);
         let mut in_flight = 0usize;
         let mut done = 0usize;
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; WINDOW];
-        let t0 = Instant::now();
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; window];
         let mut progress_at = Instant::now();
         while done < n {
-            while in_flight < WINDOW && socks.len() < n {
+            while in_flight < window && socks.len() < n {
                 let i = socks.len();
-                let src = (addrs[i / PER_ADDR], FIRST_PORT + (i % PER_ADDR) as u16);
-                socks.push(start_connect(src, (STACK_IP, PORT))?);
+                socks.push(start_connect(source(first + i), (STACK_IP, PORT))?);
                 watch(
                     &epoll,
                     socks[i].as_raw_fd(),
@@ -369,19 +525,23 @@ impl Client {
                 return Err(format!("{done} of {n} connections opened, then a stall"));
             }
         }
-        let rate = n as f64 / t0.elapsed().as_secs_f64();
-        Ok((Client { socks, epoll }, rate))
+        Ok(Client {
+            socks,
+            epoll,
+            window,
+        })
     }
 
-    /// Each connection sends one byte and reads it back ([`WINDOW`] at a
+    /// Each connection sends one byte and reads it back (a window at a
     /// time): the server accepted every one.
     fn echo_check(&mut self) -> Result<(), String> {
         let n = self.socks.len();
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; WINDOW];
+        let window = self.window;
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; window];
         let (mut next, mut in_flight, mut done) = (0usize, 0usize, 0usize);
         let mut progress_at = Instant::now();
         while done < n {
-            while in_flight < WINDOW && next < n {
+            while in_flight < window && next < n {
                 let fd = self.socks[next].as_raw_fd();
                 // SAFETY: one byte from a live buffer to our socket.
                 let w = unsafe { libc::write(fd, [0x5au8].as_ptr().cast(), 1) };
