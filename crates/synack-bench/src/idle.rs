@@ -7,12 +7,20 @@
 //! gives the device's host side [`HOST_IP`]); the kernel of that namespace
 //! is the client. The client opens [`Sizes::idle_connections`] connections
 //! with non-blocking connects, at most [`WINDOW`] in flight, each bound to
-//! one of several source addresses (a source address has about 64,000
-//! ports, fewer than the 100,000 connections) and an explicit port, and then
-//! sends nothing. Four figures of the echo-server process:
+//! one of several source addresses ([`PER_ADDR`] each: one address has
+//! about 64,000 ports, fewer than the 100,000 connections) and an explicit
+//! port, and then sends nothing. The kernel's ends are descriptors, so they
+//! are spread over client processes of at most [`PER_CLIENT`] each (the
+//! bench binary re-executed with [`CLIENT_ENV`] set), under a hard
+//! `RLIMIT_NOFILE` that may not be raisable. echo-server needs no
+//! descriptor per connection (its connections are the stack's, in its own
+//! memory): the run reports how many it has open.
 //!
-//! - **conn/s**: connections the kernel opened per second (first connect to
-//!   the last connect done).
+//! Four figures of the echo-server process:
+//!
+//! - **conn/s**: connections the kernel opened per second (the word go to
+//!   every client's last connect done), with the SYNs the kernel had to
+//!   send again and the packets dropped at the device meanwhile.
 //! - **bytes/conn**: its `VmRSS` once all are open (and a settle of
 //!   [`SETTLE`]) minus its `VmRSS` before the first, over the count. No data
 //!   has crossed, so no buffer holds any: this is the cost of the
@@ -76,6 +84,11 @@ const STALL: Duration = Duration::from_secs(60);
 /// What one run measured.
 struct Measured {
     rate: f64,
+    /// SYNs the kernel sent again while opening (a SYN or its answer lost).
+    syns_resent: u64,
+    /// Packets the kernel dropped at the TUN device while opening (its
+    /// queue full: the stack's driver behind).
+    tun_drops: u64,
     bytes_per_conn: f64,
     threads: u64,
     cpu_ms: f64,
@@ -116,8 +129,11 @@ fn rows(n: usize, r: Result<Measured, String>) -> Vec<Figure> {
                 m.fds
             );
             vec![
-                Figure::new(BENCH, "synack", m.rate, units[0])
-                    .note("the kernel connecting to echo-server over TUN"),
+                Figure::new(BENCH, "synack", m.rate, units[0]).note(format!(
+                    "the kernel connecting to echo-server over TUN; {} SYNs resent, \
+                     {} packets dropped at the device",
+                    m.syns_resent, m.tun_drops
+                )),
                 Figure::new(BENCH, "synack", m.bytes_per_conn, units[1]).note(rss),
                 Figure::new(BENCH, "synack", m.threads as f64, units[2])
                     .note("threads of the echo-server process"),
@@ -162,7 +178,9 @@ fn with_server(ns: &Netns, exe: &Path, pid: u32, n: usize) -> Result<Measured, S
     }
     let rss_before = proc_status(pid, "VmRSS:")? * 1024;
     let mut clients = Clients::start(&ns.name, exe, n)?;
+    let before = kernel_counters(&ns.name)?;
     let rate = clients.open()?;
+    let after = kernel_counters(&ns.name)?;
     std::thread::sleep(SETTLE);
     let rss_after = proc_status(pid, "VmRSS:")? * 1024;
     let threads = proc_status(pid, "Threads:")?;
@@ -175,6 +193,8 @@ fn with_server(ns: &Netns, exe: &Path, pid: u32, n: usize) -> Result<Measured, S
     clients.check()?;
     Ok(Measured {
         rate,
+        syns_resent: after.0.saturating_sub(before.0),
+        tun_drops: after.1.saturating_sub(before.1),
         bytes_per_conn: rss_after.saturating_sub(rss_before) as f64 / n as f64,
         threads,
         cpu_ms: cpu1.saturating_sub(cpu0) as f64 / 1e6,
@@ -371,6 +391,50 @@ fn raise_nofile(want: u64) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The kernel's counters in namespace `ns`: SYN retransmissions
+/// (`TcpExt: TCPSynRetrans`) and packets dropped on their way out to the
+/// TUN device (its `tx_dropped`, the queue the stack reads full).
+fn kernel_counters(ns: &str) -> Result<(u64, u64), String> {
+    join(
+        in_ns(ns, || {
+            let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"));
+            // /proc/thread-self: this thread's namespace, not the process's.
+            let netstat = read("/proc/thread-self/net/netstat")?;
+            let dev = read("/proc/thread-self/net/dev")?;
+            Ok((
+                netstat_field(&netstat, "TcpExt:", "TCPSynRetrans"),
+                tx_dropped(&dev),
+            ))
+        }),
+        "counters",
+    )
+}
+
+/// A counter of `/proc/net/netstat` (a line of names, then one of values,
+/// under the same prefix); 0 when absent.
+fn netstat_field(text: &str, prefix: &str, name: &str) -> u64 {
+    let mut lines = text.lines().filter(|l| l.starts_with(prefix));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The TUN device's `tx_dropped` in `/proc/net/dev` (the 12th number of
+/// its line); 0 when absent.
+fn tx_dropped(text: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.trim_start().strip_prefix(&format!("{TUN}:")))
+        .and_then(|rest| rest.split_whitespace().nth(11))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A field of `/proc/PID/status`, its number (kB for sizes).
