@@ -4,10 +4,10 @@
 //!
 //! The `synack` binary is re-executed as `synack echo-server` inside a
 //! namespace this benchmark makes (it creates the TUN device there and
-//! gives the device's host side [`HOST_IP`]); the kernel of that namespace
+//! gives the device's host side `HOST_IP` (10.202.0.1)); the kernel of that namespace
 //! is the client. The client opens [`Sizes::idle_connections`] connections
 //! with non-blocking connects, at most [`WINDOW`] in flight, each bound to
-//! one of several source addresses ([`PER_ADDR`] each: one address has
+//! one of several source addresses (25,000 each: one address has
 //! about 64,000 ports, fewer than the 100,000 connections) and an explicit
 //! port, and then sends nothing. The kernel's ends are descriptors, so they
 //! are spread over client processes of at most [`PER_CLIENT`] each (the
