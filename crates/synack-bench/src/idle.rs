@@ -4,7 +4,7 @@
 //!
 //! The `synack` binary is re-executed as `synack echo-server` inside a
 //! namespace this benchmark makes (it creates the TUN device there and
-//! gives the device's host side `HOST_IP` (10.202.0.1)); the kernel of that namespace
+//! gives the device's host side 10.202.0.1/16); the kernel of that namespace
 //! is the client. The client opens [`Sizes::idle_connections`] connections
 //! with non-blocking connects, at most [`WINDOW`] in flight, each bound to
 //! one of several source addresses (25,000 each: one address has
