@@ -11,10 +11,11 @@
 //! built with its `bench` feature: `cargo run --release --features bench --
 //! bench`; `cargo bench -p synack-bench` has criterion targets for the same
 //! workloads at small sizes):
-//! [`churn`], [`bulk`], [`memory`], [`scaling`], [`tun`], [`path`].
+//! [`churn`], [`bulk`], [`memory`], [`scaling`], [`tun`], [`path`], [`idle`].
 
 pub mod bulk;
 pub mod churn;
+pub mod idle;
 pub mod memory;
 pub mod path;
 pub mod pipe;
@@ -62,6 +63,8 @@ pub struct Sizes {
     pub cap: std::time::Duration,
     /// Path: how long each timed flow over the emulated path sends.
     pub path_transfer: std::time::Duration,
+    /// Idle: connections the kernel opens to `synack echo-server` and holds.
+    pub idle_connections: usize,
 }
 
 impl Sizes {
@@ -85,6 +88,7 @@ impl Sizes {
             tun_round_trips: 20_000,
             cap: std::time::Duration::from_secs(30),
             path_transfer: std::time::Duration::from_secs(30),
+            idle_connections: 100_000,
         }
     }
 
@@ -107,6 +111,7 @@ impl Sizes {
             tun_round_trips: 1_000,
             cap: std::time::Duration::from_secs(5),
             path_transfer: std::time::Duration::from_secs(5),
+            idle_connections: 2_000,
         }
     }
 
@@ -125,12 +130,13 @@ impl Sizes {
             tun_round_trips: 50,
             cap: std::time::Duration::from_secs(30),
             path_transfer: std::time::Duration::from_secs(2),
+            idle_connections: 200,
         }
     }
 }
 
 /// Names of the benchmarks, in the order `synack bench` runs them.
-pub const BENCHES: [&str; 6] = ["churn", "bulk", "memory", "scaling", "tun", "path"];
+pub const BENCHES: [&str; 7] = ["churn", "bulk", "memory", "scaling", "tun", "path", "idle"];
 
 /// CPU time this process has used so far, in nanoseconds.
 pub fn cpu_time_ns() -> u64 {
@@ -160,6 +166,7 @@ pub fn case_count(bench: &str, sizes: &Sizes) -> usize {
         "scaling" => sizes.scaling_synack.len() + sizes.scaling_smoltcp.len(),
         "tun" => 5,
         "path" => path::CASES,
+        "idle" => 1,
         _ => 0,
     }
 }
@@ -180,6 +187,7 @@ pub fn run_bench(
         "scaling" => scaling::run(sizes, progress),
         "tun" => tun::run(sizes, progress),
         "path" => path::run(sizes, progress),
+        "idle" => idle::run(sizes, progress, exe),
         _ => Vec::new(),
     }
 }

@@ -21,7 +21,7 @@ use synack_bench::{Figure, Progress, Sizes, BENCHES};
 // but not read.
 #[cfg_attr(not(feature = "bench"), allow(dead_code))]
 pub struct BenchArgs {
-    /// Benchmarks to run: churn, bulk, memory, scaling, tun, path (all when
+    /// Benchmarks to run: churn, bulk, memory, scaling, tun, path, idle (all when
     /// none is named).
     names: Vec<String>,
     /// Small sizes: the whole suite in seconds (a smoke run, not figures to
@@ -80,6 +80,10 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     if let Some(v) = synack_bench::memory::child_from_env() {
         println!("{}", v?);
         return Ok(());
+    }
+    // Re-executed by the idle benchmark as one of its kernel clients.
+    if let Some(r) = synack_bench::idle::client_from_env() {
+        return r;
     }
     for n in &args.names {
         if !BENCHES.contains(&n.as_str()) {

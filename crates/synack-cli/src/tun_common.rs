@@ -43,13 +43,20 @@ pub struct TunArgs {
 impl TunArgs {
     /// Opens the outputs, the device, and starts the driver.
     pub fn start(&self) -> Result<Net, String> {
+        self.start_with(|_| {})
+    }
+
+    /// [`TunArgs::start`], with the command's own settings applied to the
+    /// stack's configuration (`tweak`) after the shared flags'.
+    pub fn start_with(&self, tweak: impl FnOnce(&mut Config)) -> Result<Net, String> {
         if !(self.msl.is_finite() && self.msl >= 0.0) {
             return Err(format!("bad --msl {}: seconds, 0 or more", self.msl));
         }
-        let config = Config {
+        let mut config = Config {
             msl: Duration::from_secs_f64(self.msl),
             ..Config::default()
         };
+        tweak(&mut config);
         let mut b = Net::builder(&self.tun)
             .addr(self.addr)
             .config(config)
