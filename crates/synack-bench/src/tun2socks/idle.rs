@@ -35,19 +35,21 @@ pub fn rss_of(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// User plus system CPU time of process `pid` and its threads.
+/// CPU time of process `pid`, all its threads, from the scheduler's
+/// nanosecond counts (`/proc/PID/task/*/schedstat`: /proc/PID/stat counts
+/// in clock ticks, too coarse for an idle process).
 pub fn cpu_of(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces: count from its end.
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|w| w.parse().unwrap_or(0))
-        .collect();
-    let ticks = f.get(11)? + f.get(12)?;
-    // SAFETY: a plain query.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Some(Duration::from_nanos(ticks * 1_000_000_000 / hz))
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut ns = 0u64;
+    for t in tasks.flatten() {
+        let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        ns += stat
+            .split_whitespace()
+            .next()
+            .and_then(|w| w.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(Duration::from_nanos(ns))
 }
 
 /// Opens `n` connections to the hold server from the app namespace, waits

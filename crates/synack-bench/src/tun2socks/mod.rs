@@ -140,7 +140,8 @@ fn figure(peer: &Peer, mtu: usize, row: Row, fig: Fig, sizes: &Sizes) -> Figure 
 /// row in turn (a row that fails says why; the others still run).
 fn case(peer: &Peer, mtu: usize, sizes: &Sizes, tag: &str) -> Result<Vec<Fig>, String> {
     let rows = rows_of(peer);
-    let mut t = Topo::new(tag, mtu, *peer != Peer::Kernel)?;
+    let proxied = *peer != Peer::Kernel && peer.upstream() == Upstream::Socks5;
+    let mut t = Topo::new(tag, mtu, proxied)?;
     t.start(peer, mtu)?;
     let mut out: Vec<Fig> = Vec::with_capacity(rows.len());
     let mut i = 0;
