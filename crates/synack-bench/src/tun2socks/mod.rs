@@ -82,6 +82,12 @@ impl Row {
 /// weigh).
 fn rows_of(peer: &Peer) -> Vec<Row> {
     let mut v = Vec::new();
+    // First, on the tool as it starts: the traffic of the other rows would
+    // leave freed memory in its allocator for the idle connections to
+    // reuse, hiding what they cost.
+    if *peer != Peer::Kernel {
+        v.extend([Row::Memory, Row::IdleCpu]);
+    }
     for streams in [1, 8] {
         for d in [Direction::Upload, Direction::Download] {
             v.push(Row::Throughput(streams, d));
@@ -92,9 +98,6 @@ fn rows_of(peer: &Peer) -> Vec<Row> {
         for p in ["p50", "p99"] {
             v.push(Row::Latency(what, p));
         }
-    }
-    if *peer != Peer::Kernel {
-        v.extend([Row::Memory, Row::IdleCpu]);
     }
     v
 }
