@@ -59,6 +59,7 @@ pub fn measure(t: &mut Topo, n: usize, idle: Duration) -> Result<Idle, String> {
     let rss = || rss_of(pid).ok_or("cannot read the tool's /proc status");
     // What the readiness probe and earlier cases left settles first.
     std::thread::sleep(Duration::from_millis(500));
+    let hold = t.start_hold()?;
     let before = rss()?;
     let t0 = Instant::now();
     let openers: Vec<_> = (0..OPENERS)
@@ -87,14 +88,17 @@ pub fn measure(t: &mut Topo, n: usize, idle: Duration) -> Result<Idle, String> {
     if let Some(e) = failed {
         return Err(format!("{} of {n} opened; {e}", clients.len()));
     }
-    let held = t.held.clone();
-    let count = || held.lock().map_or(0, |h| h.len());
-    wait_for(
+    let mut arrived = 0;
+    let all = wait_for(
         "every idle connection relayed to the hold server",
         Duration::from_secs(60),
-        || count() >= n,
-    )
-    .map_err(|e| format!("{e}: {} of {n} arrived", count()))?;
+        || {
+            std::thread::sleep(Duration::from_millis(200));
+            arrived = t.held();
+            arrived >= n
+        },
+    );
+    all.map_err(|e| format!("{e}: {arrived} of {n} arrived"))?;
     let open = t0.elapsed();
     // The tool's buffers for the handshakes' packets are back in its
     // allocator by now.
@@ -105,9 +109,7 @@ pub fn measure(t: &mut Topo, n: usize, idle: Duration) -> Result<Idle, String> {
     let cpu1 = cpu_of(pid).ok_or("cannot read the tool's /proc stat")?;
     t.tool_alive()?;
     drop(clients);
-    if let Ok(mut h) = t.held.lock() {
-        h.clear();
-    }
+    drop(hold);
     Ok(Idle {
         bytes_per_conn: with.saturating_sub(before) as f64 / n as f64,
         rss: (before, with),

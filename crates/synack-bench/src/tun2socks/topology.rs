@@ -3,7 +3,7 @@
 //! ```text
 //!  namespace app                                 namespace srv
 //!  clients (this process, setns)                 servers on FAR (local)
-//!   │ default route                                iperf3 -s, exchange, hold
+//!   │ default route                                iperf3 -s, exchange, hold (python3)
 //!   ▼                                              ▲ (local delivery)
 //!  sabt0 (TUN, the tool's) ─ tool ─ sabv0 ══ veth ══ sabv1  SOCKS5 proxy
 //! ```
@@ -20,7 +20,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -45,7 +45,8 @@ pub const IPERF_PORT: u16 = 5201;
 /// The exchange server: reads [`EXCHANGE`] bytes, writes as many back,
 /// closes after the client's FIN.
 pub const EXCHANGE_PORT: u16 = 7001;
-/// The hold server: accepts and holds every connection, silent.
+/// The hold server ([`Topo::start_hold`]): accepts and holds every
+/// connection, silent.
 pub const HOLD_PORT: u16 = 7002;
 /// Bytes each way on an exchange connection.
 pub const EXCHANGE: usize = 1024;
@@ -147,9 +148,6 @@ impl Drop for Proc {
     }
 }
 
-/// The connections the hold server holds.
-pub type Held = Arc<Mutex<Vec<TcpStream>>>;
-
 /// One case's topology; everything is removed on drop (processes first,
 /// then the server threads, then the namespaces with their devices).
 pub struct Topo {
@@ -159,8 +157,6 @@ pub struct Topo {
     iperf: Option<Proc>,
     stop: Arc<AtomicBool>,
     servers: Vec<JoinHandle<Result<(), String>>>,
-    /// What the hold server holds.
-    pub held: Held,
     /// The applications' namespace.
     pub app: Netns,
     /// The servers' namespace.
@@ -174,9 +170,6 @@ impl Drop for Topo {
         self.proxy.take();
         self.iperf.take();
         self.stop.store(true, Ordering::SeqCst);
-        if let Ok(mut h) = self.held.lock() {
-            h.clear();
-        }
         for s in self.servers.drain(..) {
             let _ = s.join();
         }
@@ -300,7 +293,6 @@ impl Topo {
             iperf: None,
             stop: Arc::new(AtomicBool::new(false)),
             servers: Vec::new(),
-            held: Arc::new(Mutex::new(Vec::new())),
             app,
             srv,
             dir,
@@ -393,16 +385,6 @@ impl Topo {
                 Ok(())
             }));
         }
-        let l = self.listen(HOLD_PORT)?;
-        let (stop, held) = (Arc::clone(&self.stop), Arc::clone(&self.held));
-        self.servers.push(std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                if let Some(s) = accept_within(&l) {
-                    held.lock().map_err(|_| "poisoned")?.push(s);
-                }
-            }
-            Ok(())
-        }));
         let log = self.log_file("iperf3")?;
         let child = in_netns(&self.srv, Path::new("iperf3"))
             .args(["-s", "-B", &FAR.to_string(), "-p", &IPERF_PORT.to_string()])
@@ -548,6 +530,63 @@ impl Topo {
             return Err(format!("{e}{said}"));
         }
         Ok(())
+    }
+
+    /// Starts the hold server in srv: a process of its own (python3), as
+    /// one process may have no more than 20,000 descriptors here and the
+    /// clients' 10,000 ends are in this one. Killing it closes them all.
+    pub fn start_hold(&self) -> Result<Proc, String> {
+        let script = format!(
+            "import socket\n\
+             l = socket.socket()\n\
+             l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             l.bind(('{FAR}', {HOLD_PORT}))\n\
+             l.listen(65535)\n\
+             held = []\n\
+             while True:\n    held.append(l.accept()[0])\n"
+        );
+        let log = self.log_file("hold")?;
+        let child = in_netns(&self.srv, Path::new("python3"))
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(log.0)
+            .spawn()
+            .map_err(|e| format!("cannot run python3: {e}"))?;
+        let p = Proc {
+            child,
+            what: "the hold server (python3)",
+            log: Some(log.1),
+        };
+        let srv = self.srv.name.clone();
+        wait_for("the hold server", Duration::from_secs(10), || {
+            listening(&srv, HOLD_PORT)
+        })?;
+        Ok(p)
+    }
+
+    /// Connections established to the hold server (accepted or queued:
+    /// either way relayed all the way).
+    pub fn held(&self) -> usize {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.srv.name,
+                "ss",
+                "-Htn",
+                "state",
+                "established",
+            ])
+            .arg(format!("( sport = :{HOLD_PORT} )"))
+            .output();
+        match out {
+            Ok(o) if o.status.success() => o
+                .stdout
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count(),
+            _ => 0,
+        }
     }
 
     /// One exchange from the app namespace.
