@@ -117,9 +117,12 @@ fn figure(peer: &Peer, mtu: usize, row: Row, fig: Fig, sizes: &Sizes) -> Figure 
         }
         Err(e) => Figure::skipped(BENCH, peer.stack(), row.unit(), &e),
     };
-    let f = f
-        .param("upstream", peer.upstream().name())
-        .param("mtu", mtu);
+    let mut f = f.param("upstream", peer.upstream().name());
+    if peer.upstream() == Upstream::Socks5 {
+        // Which proxy both tools went through.
+        f = f.param("proxy", topology::proxy_program().unwrap_or("none"));
+    }
+    let f = f.param("mtu", mtu);
     match row {
         Row::Throughput(streams, d) => f
             .param("streams", streams)
@@ -369,7 +372,7 @@ fn twin<'a>(
             && like
                 .params
                 .iter()
-                .filter(|(k, _)| *k != "upstream")
+                .filter(|(k, _)| *k != "upstream" && *k != "proxy")
                 .all(|(k, v)| param(f, k) == Some(v))
     })
 }
@@ -438,8 +441,8 @@ mod tests {
     fn targets_compare_like_with_like() {
         let figures = [
             row("kernel", "direct", 10.0),
-            row("synack", "socks5", 5.0),
-            row("tun2proxy", "socks5", 2.0),
+            row("synack", "socks5", 5.0).param("proxy", "danted"),
+            row("tun2proxy", "socks5", 2.0).param("proxy", "danted"),
             row("synack", "direct", 9.0),
             Figure::new(BENCH, "synack", 300.0, "bytes/conn")
                 .param("upstream", "socks5")

@@ -219,12 +219,19 @@ pub fn on_path(program: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
-/// The SOCKS5 proxy both tools go through: dante where it is installed
-/// (Debian's `dante-server`: `danted`), microsocks otherwise.
+/// Picks the SOCKS5 proxy instead of the default (`danted`, `sockd` or
+/// `microsocks`).
+pub const PROXY_ENV: &str = "SYNACK_BENCH_SOCKS";
+
+/// The SOCKS5 proxy both tools go through: [`PROXY_ENV`]'s, or dante where
+/// it is installed (Debian's `dante-server`: `danted`), microsocks
+/// otherwise.
 pub fn proxy_program() -> Option<&'static str> {
-    ["danted", "sockd", "microsocks"]
-        .into_iter()
-        .find(|p| on_path(p))
+    let known = ["danted", "sockd", "microsocks"];
+    if let Some(want) = std::env::var_os(PROXY_ENV) {
+        return known.into_iter().find(|p| want == *p && on_path(p));
+    }
+    known.into_iter().find(|p| on_path(p))
 }
 
 /// Raises this process's open-file limit (inherited by everything it
