@@ -11,7 +11,8 @@
 //! built with its `bench` feature: `cargo run --release --features bench --
 //! bench`; `cargo bench -p synack-bench` has criterion targets for the same
 //! workloads at small sizes):
-//! [`churn`], [`bulk`], [`memory`], [`scaling`], [`tun`], [`path`], [`idle`].
+//! [`churn`], [`bulk`], [`memory`], [`scaling`], [`tun`], [`path`],
+//! [`idle`], [`tun2socks`].
 
 pub mod bulk;
 pub mod churn;
@@ -24,6 +25,7 @@ pub mod scaling;
 pub mod smoltcp_side;
 pub mod synack_side;
 pub mod tun;
+pub mod tun2socks;
 
 pub use report::{Figure, Progress, Silent};
 
@@ -65,6 +67,14 @@ pub struct Sizes {
     pub path_transfer: std::time::Duration,
     /// Idle: connections the kernel opens to `synack echo-server` and holds.
     pub idle_connections: usize,
+    /// tun2socks: seconds of each iperf3 run and of the connection-rate run.
+    pub tun2socks_secs: u64,
+    /// tun2socks: connections timed one at a time for the latencies.
+    pub tun2socks_latency_conns: usize,
+    /// tun2socks: idle relayed connections weighed.
+    pub tun2socks_idle: usize,
+    /// tun2socks: seconds they sit idle while the tool's CPU time is taken.
+    pub tun2socks_idle_secs: u64,
 }
 
 impl Sizes {
@@ -89,6 +99,10 @@ impl Sizes {
             cap: std::time::Duration::from_secs(30),
             path_transfer: std::time::Duration::from_secs(30),
             idle_connections: 100_000,
+            tun2socks_secs: 5,
+            tun2socks_latency_conns: 2_000,
+            tun2socks_idle: 10_000,
+            tun2socks_idle_secs: 5,
         }
     }
 
@@ -112,6 +126,10 @@ impl Sizes {
             cap: std::time::Duration::from_secs(5),
             path_transfer: std::time::Duration::from_secs(5),
             idle_connections: 2_000,
+            tun2socks_secs: 1,
+            tun2socks_latency_conns: 200,
+            tun2socks_idle: 1_000,
+            tun2socks_idle_secs: 1,
         }
     }
 
@@ -131,12 +149,25 @@ impl Sizes {
             cap: std::time::Duration::from_secs(30),
             path_transfer: std::time::Duration::from_secs(2),
             idle_connections: 200,
+            tun2socks_secs: 1,
+            tun2socks_latency_conns: 50,
+            tun2socks_idle: 100,
+            tun2socks_idle_secs: 1,
         }
     }
 }
 
 /// Names of the benchmarks, in the order `synack bench` runs them.
-pub const BENCHES: [&str; 7] = ["churn", "bulk", "memory", "scaling", "tun", "path", "idle"];
+pub const BENCHES: [&str; 8] = [
+    "churn",
+    "bulk",
+    "memory",
+    "scaling",
+    "tun",
+    "path",
+    "idle",
+    "tun2socks",
+];
 
 /// CPU time this process has used so far, in nanoseconds.
 pub fn cpu_time_ns() -> u64 {
@@ -167,13 +198,15 @@ pub fn case_count(bench: &str, sizes: &Sizes) -> usize {
         "tun" => 5,
         "path" => path::CASES,
         "idle" => 1,
+        "tun2socks" => tun2socks::CASES,
         _ => 0,
     }
 }
 
 /// Runs one benchmark by name. `exe` is the `synack` binary (built with the
 /// `bench` feature), re-executed for each memory measurement (`None`:
-/// measure in this process).
+/// measure in this process) and as `synack tun2socks` (`None`: its rows
+/// are skipped).
 pub fn run_bench(
     bench: &str,
     sizes: &Sizes,
@@ -188,6 +221,7 @@ pub fn run_bench(
         "tun" => tun::run(sizes, progress),
         "path" => path::run(sizes, progress),
         "idle" => idle::run(sizes, progress, exe),
+        "tun2socks" => tun2socks::run(sizes, progress, exe),
         _ => Vec::new(),
     }
 }

@@ -370,6 +370,7 @@ pub fn verdicts(figures: &[Figure]) -> Vec<String> {
         }
     }
     out.extend(crate::path::verdicts(figures));
+    out.extend(crate::tun2socks::verdicts(figures));
     out
 }
 

@@ -21,8 +21,8 @@ use synack_bench::{Figure, Progress, Sizes, BENCHES};
 // but not read.
 #[cfg_attr(not(feature = "bench"), allow(dead_code))]
 pub struct BenchArgs {
-    /// Benchmarks to run: churn, bulk, memory, scaling, tun, path, idle (all when
-    /// none is named).
+    /// Benchmarks to run: churn, bulk, memory, scaling, tun, path, idle,
+    /// tun2socks (all when none is named).
     names: Vec<String>,
     /// Small sizes: the whole suite in seconds (a smoke run, not figures to
     /// quote).
