@@ -49,6 +49,7 @@
 
 mod builder;
 mod datagrams;
+mod leader;
 mod net;
 mod run;
 mod shared;
