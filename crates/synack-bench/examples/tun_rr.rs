@@ -13,7 +13,15 @@ fn main() {
     let round_trips = args.first().and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let rounds = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
     for f in synack_bench::tun::rr_rounds(round_trips, rounds) {
-        let v = f.value.map_or("-".to_string(), synack_bench::report::format_value);
-        println!("{:8} {:>10} {}  {}", f.stack, v, f.unit, f.note.unwrap_or_default());
+        let v = f
+            .value
+            .map_or("-".to_string(), synack_bench::report::format_value);
+        println!(
+            "{:8} {:>10} {}  {}",
+            f.stack,
+            v,
+            f.unit,
+            f.note.unwrap_or_default()
+        );
     }
 }

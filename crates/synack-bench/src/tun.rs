@@ -861,9 +861,9 @@ pub fn rr_rounds(round_trips: u64, rounds: usize) -> Vec<Figure> {
             .param("round_trips", round_trips)
     };
     for _ in 0..rounds {
-        let k = VethPair::new().and_then(|pair| {
+        let k = VethPair::new().map(|pair| {
             let c = median(|| veth_rr(&pair, round_trips));
-            Ok(vec![c.map(|v| (v, "kernel to kernel over veth".to_string()))])
+            vec![c.map(|v| (v, "kernel to kernel over veth".to_string()))]
         });
         out.push(rr("kernel", k));
         let s = user_space("synack", move || synack_tun(0, Some(round_trips), MTU));
