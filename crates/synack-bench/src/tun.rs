@@ -489,7 +489,7 @@ fn synack_tun(bytes: u64, round_trips: Option<u64>, mtu: usize) -> Result<Figs, 
 
     // Kernel to synack: a sink on synack, the kernel writes.
     let before = counters();
-    let down = median(|| {
+    let down = bulk_case(bytes, || {
         let l = SListener::bind(&net, stack_addr(SINK_PORT)).map_err(|e| e.to_string())?;
         let rx = std::thread::spawn(move || {
             let (s, _) = l
@@ -509,7 +509,7 @@ fn synack_tun(bytes: u64, round_trips: Option<u64>, mtu: usize) -> Result<Figs, 
 
     // synack to the kernel: a kernel sink, synack connects and writes.
     let before = counters();
-    let up = median(|| {
+    let up = bulk_case(bytes, || {
         let rx = kernel_sink(any_addr(KERNEL_SINK_PORT), bytes)?;
         let t0 = WallInstant::now();
         let sent =
@@ -793,7 +793,7 @@ fn smoltcp_tun(bytes: u64, round_trips: Option<u64>, mtu: usize) -> Result<Figs,
     };
 
     // Kernel to smoltcp.
-    let down = median(|| {
+    let down = bulk_case(bytes, || {
         let (h, _stop) = start(SmolRole::Sink(bytes))?;
         let t0 = kernel_send(stack_addr(SINK_PORT), bytes);
         let (last, n) = join(h, "smoltcp")?;
@@ -804,7 +804,7 @@ fn smoltcp_tun(bytes: u64, round_trips: Option<u64>, mtu: usize) -> Result<Figs,
     });
 
     // smoltcp to the kernel: the kernel sink listens before smoltcp connects.
-    let up = median(|| {
+    let up = bulk_case(bytes, || {
         let rx = kernel_sink(any_addr(KERNEL_SINK_PORT), bytes)?;
         let t0 = WallInstant::now();
         let (h, stop) = start(SmolRole::Source(bytes))?;
@@ -831,6 +831,47 @@ fn smoltcp_tun(bytes: u64, round_trips: Option<u64>, mtu: usize) -> Result<Figs,
         Ok((rate?, note(n)))
     });
     Ok(vec![down, up, rr])
+}
+
+/// A bulk case's median, or (for `bytes` 0: request/response only) a
+/// figure skipped.
+fn bulk_case<T: Valued>(bytes: u64, f: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    if bytes == 0 {
+        return Err("not measured (request/response only)".into());
+    }
+    median(f)
+}
+
+/// Only the request/response cases (kernel over veth, synack and smoltcp
+/// over TUN), `rounds` times each, alternating the stacks: the figures of
+/// every round, for the spread (`examples/tun_rr.rs`).
+pub fn rr_rounds(round_trips: u64, rounds: usize) -> Vec<Figure> {
+    let mut out = Vec::new();
+    if let Some(why) = unavailable() {
+        out.push(Figure::skipped("tun", "synack", "req/s", &why));
+        return out;
+    }
+    let rr = |stack: &'static str, r: Result<Figs, String>| {
+        let f = match r.map(|mut v| v.pop()) {
+            Ok(Some(Ok((v, note)))) => Figure::new("tun", stack, v, "req/s").note(note),
+            Ok(Some(Err(e))) | Err(e) => Figure::skipped("tun", stack, "req/s", &e),
+            Ok(None) => Figure::skipped("tun", stack, "req/s", "no figure"),
+        };
+        f.param("direction", "request-response")
+            .param("round_trips", round_trips)
+    };
+    for _ in 0..rounds {
+        let k = VethPair::new().map(|pair| {
+            let c = median(|| veth_rr(&pair, round_trips));
+            vec![c.map(|v| (v, "kernel to kernel over veth".to_string()))]
+        });
+        out.push(rr("kernel", k));
+        let s = user_space("synack", move || synack_tun(0, Some(round_trips), MTU));
+        out.push(rr("synack", s));
+        let m = user_space("smoltcp", move || smoltcp_tun(0, Some(round_trips), MTU));
+        out.push(rr("smoltcp", m));
+    }
+    out
 }
 
 /// Runs `f` (a user-space stack's three cases) in a namespace of its own.

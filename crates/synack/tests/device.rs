@@ -404,6 +404,29 @@ fn a_blocked_receiver_is_woken_and_released_at_shutdown() {
     );
 }
 
+/// Two blocking acceptors with no deadline: one leads the device (it polls
+/// it itself), the other sleeps on its listener's condition variable. A
+/// shutdown must release both: the leader through its own wake-up, which a
+/// condition variable's signal would not reach.
+#[test]
+fn a_leading_acceptor_and_a_sleeping_one_are_released_at_shutdown() {
+    let (net, _port) = start(1500, &["10.0.0.2"]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    for port_no in [80, 81] {
+        let l = TcpListener::bind(&net, sa(&format!("10.0.0.2:{port_no}"))).unwrap();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(l.accept().map(|_| ()).map_err(|e| e.kind()));
+        });
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    net.shutdown();
+    for _ in 0..2 {
+        let got = rx.recv_timeout(T).expect("an acceptor was not released");
+        assert_eq!(got, Err(io::ErrorKind::NotConnected));
+    }
+}
+
 /// A few well-formed packets to mutate.
 fn seeds() -> Vec<Vec<u8>> {
     let repr = synack::wire::TcpRepr {

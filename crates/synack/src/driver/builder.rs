@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::sync::atomic::AtomicBool;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 
 use synack_core::{Config, Stack};
@@ -175,6 +175,8 @@ impl NetBuilder {
             Some(out) => Some(PcapWriter::new(out)?),
             None => None,
         };
+        let leader_wake = eventfd()?;
+        let device_set = super::leader::device_set(device.as_fd())?;
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 stack,
@@ -185,11 +187,19 @@ impl NetBuilder {
                 pcap,
                 stats: DriverStats::default(),
                 armed: None,
+                leader: None,
+                leader_busy: false,
+                leader_kick: leader_wake.as_raw_fd(),
             }),
             device,
             caps,
             name,
             wake: eventfd()?,
+            device_set,
+            leader_wake,
+            reading: Mutex::new(Vec::new()),
+            gone: AtomicBool::new(false),
+            grace_until: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
             stop: AtomicBool::new(false),
         });

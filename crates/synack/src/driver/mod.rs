@@ -17,6 +17,13 @@
 //! lock and then writes out what the stack queued itself, so that a `write`
 //! does not wait for the driver thread to be scheduled.
 //!
+//! A blocking call that must wait, while no other thread leads the device,
+//! leads it (`leader.rs`): it takes the device out of the driver thread's
+//! epoll set, polls the device itself and runs the stack on what arrives,
+//! so that a request is answered on the thread that waited for it without
+//! waking the driver thread. The driver thread keeps the timers and serves
+//! the device whenever nobody leads it.
+//!
 //! The device is synack's own TUN device ([`Net::builder`]) or any other
 //! ([`Net::builder_with_device`]): a TUN descriptor the application opened
 //! ([`crate::device::FdDevice`]), in-memory queues
@@ -43,12 +50,14 @@
 //! The files: `builder.rs` (starting a driver), `net.rs` (the handle),
 //! `shared.rs` (what threads share: the lock, writing out, the socket
 //! calls' guard), `waiters.rs` (who waits for what; the stack's events
-//! turned into wake-ups), `run.rs` (the driver thread's loop and the
+//! turned into wake-ups), `leader.rs` (a socket thread leading the
+//! device), `run.rs` (the driver thread's loop and the
 //! sorting of arriving packets), `datagrams.rs` (the application's
 //! datagram and packet calls).
 
 mod builder;
 mod datagrams;
+mod leader;
 mod net;
 mod run;
 mod shared;

@@ -3,6 +3,7 @@
 //! dropped and counted.
 
 use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use synack_core::{Instant, RxChecksum};
@@ -35,51 +36,36 @@ pub(super) fn run(shared: &Shared) {
             }
             wait
         };
-        let (device_events, woken) = wait(shared, timeout, device_gone);
+        let (mut device_events, woken) = wait(shared, timeout, device_gone);
+        if device_events != 0 {
+            // A socket thread that just led the device is likely back for
+            // the packet within the grace: leave it to it.
+            let until = shared.grace_until.load(Ordering::SeqCst);
+            let now = shared.now().micros();
+            if now < until {
+                let _ = wait(shared, Some(Duration::from_micros(until - now)), true);
+                device_events = 0;
+            }
+        }
         if woken {
             let mut v = [0u8; 8];
             // SAFETY: reads 8 bytes into a live buffer from our eventfd.
             let _ = unsafe { libc::read(shared.wake.as_raw_fd(), v.as_mut_ptr().cast(), 8) };
         }
+        // Device reads are ordered with a leading socket thread's
+        // (`leader.rs`): packets reach the stack in the order they were read.
+        let order = (device_events != 0).then(|| shared.lock_reading());
         let mut n = 0;
-        if device_events != 0 {
-            while n < BATCH {
-                match shared.device.recv(&mut bufs[n]) {
-                    // A zero-length frame is no packet (end of file on a
-                    // descriptor that has one).
-                    Ok(0) => break,
-                    Ok(len) => {
-                        lens[n] = len;
-                        n += 1;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
+        if order.is_some() {
+            n = read_batch(shared, &mut bufs, &mut lens);
+            if n == 0 {
+                device_gone = device_hung_up(shared);
             }
-            let hung_up = libc::POLLHUP | libc::POLLERR | libc::POLLNVAL;
-            device_gone = n == 0 && device_events & hung_up != 0;
         }
         let mut g = shared.lock();
+        drop(order);
         let now = shared.now();
-        if n > 1 {
-            g.stats.rx_batches += 1;
-        }
-        // The packets for the stack are handed in together, so that it can
-        // fetch their connections from memory ahead of them.
-        let mut for_stack: [(&[u8], RxChecksum); BATCH] = [(&[], RxChecksum::Unverified); BATCH];
-        let mut k = 0;
-        for (buf, &len) in bufs.iter_mut().zip(&lens[..n]) {
-            let Some((packet, csum)) = unwrap_frame(shared, &mut g, &mut buf[..len]) else {
-                continue;
-            };
-            if input(shared, &mut g, now, packet, csum) {
-                if let Some(slot) = for_stack.get_mut(k) {
-                    *slot = (packet, csum);
-                    k += 1;
-                }
-            }
-        }
-        g.stack.handle_packets_offloaded(now, &for_stack[..k]);
+        process(shared, &mut g, now, &mut bufs, &lens[..n]);
         if g.stack.poll_timeout().is_some_and(|d| d <= now) {
             g.stack.handle_timeout(now);
         }
@@ -95,6 +81,79 @@ pub(super) fn run(shared: &Shared) {
         }
     }
     shared.lock().wake_all();
+}
+
+/// Reads up to [`BATCH`] frames from the device into `bufs` (their lengths
+/// in `lens`) and returns how many, stopping when it runs dry.
+pub(super) fn read_batch(shared: &Shared, bufs: &mut [Vec<u8>], lens: &mut [usize]) -> usize {
+    let mut n = 0;
+    while n < bufs.len().min(lens.len()) {
+        match shared.device.recv(&mut bufs[n]) {
+            // A zero-length frame is no packet (end of file on a
+            // descriptor that has one).
+            Ok(0) => break,
+            Ok(len) => {
+                lens[n] = len;
+                n += 1;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    n
+}
+
+/// True (and the device taken out of the driver's set) when the device
+/// hung up: a descriptor whose other end closed is readable for ever with
+/// nothing to read, so it is not polled again.
+fn device_hung_up(shared: &Shared) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: shared.device.as_fd().as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` outlives the call; a zero timeout does not block.
+    let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
+    let hung_up = libc::POLLHUP | libc::POLLERR | libc::POLLNVAL;
+    if rc > 0 && pfd.revents & hung_up != 0 && pfd.revents & libc::POLLIN == 0 {
+        shared.set_device_gone();
+    }
+    shared.device_gone()
+}
+
+/// Hands the frames read (`lens` of `bufs`) to the stack, and answers or
+/// delivers the rest; the caller sends what the stack queued
+/// ([`Shared::drain`]). On the driver thread, or on a socket's thread
+/// leading the device.
+pub(super) fn process(
+    shared: &Shared,
+    g: &mut Inner,
+    now: Instant,
+    bufs: &mut [Vec<u8>],
+    lens: &[usize],
+) {
+    if lens.is_empty() {
+        return;
+    }
+    if lens.len() > 1 {
+        g.stats.rx_batches += 1;
+    }
+    // The packets for the stack are handed in together, so that it can
+    // fetch their connections from memory ahead of them.
+    let mut for_stack: [(&[u8], RxChecksum); BATCH] = [(&[], RxChecksum::Unverified); BATCH];
+    let mut k = 0;
+    for (buf, &len) in bufs.iter_mut().zip(lens) {
+        let Some((packet, csum)) = unwrap_frame(shared, g, &mut buf[..len]) else {
+            continue;
+        };
+        if input(shared, g, now, packet, csum) {
+            if let Some(slot) = for_stack.get_mut(k) {
+                *slot = (packet, csum);
+                k += 1;
+            }
+        }
+    }
+    g.stack.handle_packets_offloaded(now, &for_stack[..k]);
 }
 
 /// The packet in a frame read from the device, and what the device did
@@ -239,10 +298,12 @@ fn tcp_len(packet: &[u8]) -> usize {
 /// Waits for the device (unless it is gone), the wake-up or the timeout.
 /// Returns (the device's poll events, woken up).
 fn wait(shared: &Shared, timeout: Option<Duration>, device_gone: bool) -> (libc::c_short, bool) {
-    let device = if device_gone {
+    // The device is polled through the driver's set, out of which a
+    // leading socket thread takes it while it polls the device itself.
+    let device = if device_gone || shared.device_gone() {
         -1
     } else {
-        shared.device.as_fd().as_raw_fd()
+        shared.device_set.as_raw_fd()
     };
     let mut fds = [
         libc::pollfd {

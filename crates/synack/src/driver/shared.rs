@@ -5,7 +5,7 @@
 
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant as StdInstant;
 
@@ -24,6 +24,24 @@ pub(super) struct Shared {
     /// The interface's name, for a device that has one.
     pub(super) name: Option<String>,
     pub(super) wake: OwnedFd,
+    /// An epoll set holding the device alone: the driver thread polls the
+    /// device through it, so that a socket thread taking the lead
+    /// (`leader.rs`) can take the device out of it without waking the
+    /// driver, and put it back with a wake-up only when a packet waits.
+    pub(super) device_set: OwnedFd,
+    /// The leader's wake-up eventfd ([`Inner::kick_leader`]).
+    pub(super) leader_wake: OwnedFd,
+    /// Held while reading the device until the stack's lock is taken (so
+    /// that packets reach the stack in the order they were read); holds
+    /// the leader's frame buffers (allocated at the first lead).
+    pub(super) reading: Mutex<Vec<Vec<u8>>>,
+    /// The device hung up: nobody polls it again.
+    pub(super) gone: AtomicBool,
+    /// Until when (the stack's clock, microseconds) the driver thread
+    /// leaves a readable device to the socket thread that just stopped
+    /// leading it, which is likely to come back for its next wait
+    /// (`leader.rs`, [`super::leader::GRACE`]).
+    pub(super) grace_until: AtomicU64,
     pub(super) epoch: std::time::Instant,
     pub(super) stop: AtomicBool,
 }
@@ -53,6 +71,23 @@ impl Shared {
     /// The stack's clock: microseconds since the driver started.
     pub(super) fn now(&self) -> Instant {
         Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    /// Takes the device-reading order lock (with the leader's buffers).
+    pub(super) fn lock_reading(&self) -> MutexGuard<'_, Vec<Vec<u8>>> {
+        self.reading.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The device hung up.
+    pub(super) fn device_gone(&self) -> bool {
+        self.gone.load(Ordering::SeqCst)
+    }
+
+    /// Marks the device as hung up and takes it out of the driver's set
+    /// (where its hang-up would be reported for ever).
+    pub(super) fn set_device_gone(&self) {
+        self.gone.store(true, Ordering::SeqCst);
+        super::leader::device_in_set(self, None);
     }
 
     pub(super) fn stopped(&self) -> bool {
@@ -217,9 +252,7 @@ impl<'a> Locked<'a> {
 
     /// Wakes every caller waiting on the connection.
     pub(crate) fn wake_conn(&mut self, id: ConnId) {
-        if let Some(c) = self.g.conns.get_mut(&id) {
-            c.wake();
-        }
+        self.g.wake_conn(id);
     }
 
     /// For an async call that cannot finish yet: registers `waker` for
@@ -280,11 +313,25 @@ impl<'a> Locked<'a> {
                 "the stack's driver has stopped",
             ));
         }
-        let g = match deadline {
+        // With nobody leading the device, this thread leads it: it polls
+        // the device itself and runs the stack on what arrives, so that a
+        // reply is made on the thread that waited for the request, with no
+        // hand-off through the driver thread (see `leader.rs`).
+        if matches!(on, Wait::Read(_) | Wait::Write(_) | Wait::Accept(_))
+            && g.leader.is_none()
+            && !shared.device_gone()
+        {
+            let g = super::leader::lead(shared, g, on, deadline, on_timeout)?;
+            return Ok(Locked { shared, g });
+        }
+        let mut g = g;
+        g.sleeping(on, true);
+        let mut g = match deadline {
             None => cond.wait(g).unwrap_or_else(|p| p.into_inner()),
             Some(d) => {
                 let left = d.saturating_duration_since(StdInstant::now());
                 if left.is_zero() {
+                    g.sleeping(on, false);
                     return Err(io::Error::new(on_timeout, "timed out"));
                 }
                 cond.wait_timeout(g, left)
@@ -292,6 +339,7 @@ impl<'a> Locked<'a> {
                     .0
             }
         };
+        g.sleeping(on, false);
         Ok(Locked { shared, g })
     }
 }

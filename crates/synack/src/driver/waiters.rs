@@ -8,6 +8,7 @@ use std::task::Waker;
 
 use synack_core::{ConnId, Error, Event, Instant, ListenerId, Stack, TraceEvent, TraceKind};
 
+use super::shared::Wait;
 use super::{DriverStats, Sink};
 use crate::datagram::Delivery;
 use crate::pcap::PcapWriter;
@@ -18,6 +19,9 @@ use crate::trace_json::TraceWriter;
 pub(super) struct ConnWaiters {
     /// Blocking callers wait here (with the `Inner` lock).
     pub(super) cond: Arc<Condvar>,
+    /// How many blocking callers sleep on `cond` (no wake-up call, a
+    /// system call, when none does).
+    pub(super) sleepers: u32,
     /// An async reader to wake.
     pub(super) read: Option<Waker>,
     /// An async writer (or connector) to wake.
@@ -32,7 +36,9 @@ impl ConnWaiters {
     /// Wakes everyone waiting on the connection, blocking or async (each
     /// looks again at what it waits for; a wake-up too many costs a look).
     pub(super) fn wake(&mut self) {
-        self.cond.notify_all();
+        if self.sleepers > 0 {
+            self.cond.notify_all();
+        }
         if let Some(w) = self.read.take() {
             w.wake();
         }
@@ -47,6 +53,8 @@ impl ConnWaiters {
 pub(super) struct ListenerWaiters {
     /// Blocking acceptors wait here (with the `Inner` lock).
     pub(super) cond: Arc<Condvar>,
+    /// How many blocking acceptors sleep on `cond`.
+    pub(super) sleepers: u32,
     /// An async acceptor to wake.
     pub(super) accept: Option<Waker>,
 }
@@ -54,7 +62,9 @@ pub(super) struct ListenerWaiters {
 impl ListenerWaiters {
     /// Wakes everyone waiting to accept.
     pub(super) fn wake(&mut self) {
-        self.cond.notify_all();
+        if self.sleepers > 0 {
+            self.cond.notify_all();
+        }
         if let Some(w) = self.accept.take() {
             w.wake();
         }
@@ -73,6 +83,16 @@ pub(super) struct Inner {
     pub(super) stats: DriverStats,
     /// The deadline the driver thread is sleeping towards.
     pub(super) armed: Option<Instant>,
+    /// What the socket thread leading the device waits for, while one
+    /// does (`leader.rs`): it sleeps in `ppoll` on the device, not on a
+    /// condition variable, and is woken through [`Inner::leader_kick`].
+    pub(super) leader: Option<Wait>,
+    /// The leader is running the stack itself (it sees what it waits for
+    /// when it returns: no kick needed).
+    pub(super) leader_busy: bool,
+    /// The leader's wake-up eventfd (owned by `Shared`, which outlives
+    /// this).
+    pub(super) leader_kick: std::os::fd::RawFd,
 }
 
 impl Inner {
@@ -82,6 +102,9 @@ impl Inner {
             Event::Incoming(lid) | Event::Request(lid) => {
                 if let Some(l) = self.listeners.get_mut(&lid) {
                     l.wake();
+                }
+                if matches!(self.leader, Some(Wait::Accept(l)) if l == lid) {
+                    self.kick_leader();
                 }
                 return;
             }
@@ -105,8 +128,44 @@ impl Inner {
             // the driver learns what it means.
             _ => return,
         };
-        if let Some(c) = self.conns.get_mut(&conn) {
+        self.wake_conn(conn);
+    }
+
+    /// Wakes everyone waiting on a connection, the leader among them.
+    pub(super) fn wake_conn(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get_mut(&id) {
             c.wake();
+        }
+        if matches!(self.leader, Some(Wait::Read(c) | Wait::Write(c)) if c == id) {
+            self.kick_leader();
+        }
+    }
+
+    /// Counts a blocking caller going to sleep on what `on` waits for
+    /// (`asleep`), or waking up.
+    pub(super) fn sleeping(&mut self, on: Wait, asleep: bool) {
+        let n = match on {
+            Wait::Read(id) | Wait::Write(id) => self.conns.get_mut(&id).map(|c| &mut c.sleepers),
+            Wait::Accept(id) => self.listeners.get_mut(&id).map(|l| &mut l.sleepers),
+            Wait::Datagram | Wait::Packet => None,
+        };
+        if let Some(n) = n {
+            *n = if asleep {
+                n.saturating_add(1)
+            } else {
+                n.saturating_sub(1)
+            };
+        }
+    }
+
+    /// Wakes the socket thread leading the device, unless it is running
+    /// the stack itself.
+    pub(super) fn kick_leader(&self) {
+        if self.leader.is_some() && !self.leader_busy {
+            let one = 1u64.to_ne_bytes();
+            // SAFETY: writes 8 bytes from a live buffer to the leader's
+            // eventfd, which `Shared` keeps open as long as this.
+            let _ = unsafe { libc::write(self.leader_kick, one.as_ptr().cast(), 8) };
         }
     }
 
@@ -119,6 +178,7 @@ impl Inner {
             l.wake();
         }
         self.delivery.wake_all();
+        self.kick_leader();
     }
 
     /// Writes a `drop` trace event for an arriving packet the driver
