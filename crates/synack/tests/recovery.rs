@@ -589,3 +589,45 @@ fn rfc6937_prr_spreads_the_reduction_over_the_round_trip() {
         "{sent} bytes sent in recovery, ssthresh {ssthresh}: {per_ack:?}"
     );
 }
+
+/// RFC 6582 §3.2 step 1 (kept by RFC 6675 §5.1 and RACK's recovery): a
+/// new recovery waits until the cumulative ACK "covers more than recover",
+/// the highest sequence number sent when the last one began. One segment
+/// is lost, and in its recovery the first new segment, the one starting at
+/// the recovery point, is lost too. The full ACK of the first recovery
+/// stops just below it, which covers "recover": RACK's loss of it starts a
+/// second fast recovery at once, not a loss probe and then the 1 s RTO
+/// (what the 3 % loss path showed: a timeout every ten seconds).
+#[test]
+fn rfc6582_a_loss_at_the_recovery_point_starts_the_next_recovery() {
+    let first = data_segments(0, None)[40];
+    let lose_first = || Faults {
+        lose_seq: vec![first],
+        ..Faults::default()
+    };
+    // Where the first recovery begins: the first new data after the
+    // retransmission starts at the recovery point.
+    let trace = client_trace(&run_faults(lose_first()));
+    let resent = trace
+        .iter()
+        .position(|(_, s, sent, rtx)| *sent && *rtx && s.seq == first)
+        .expect("the first loss is resent");
+    let point = trace[resent..]
+        .iter()
+        .find(|(_, s, sent, rtx)| *sent && !*rtx && s.len > 0)
+        .map(|(_, s, _, _)| s.seq)
+        .expect("new data in the recovery");
+    let sim = run_faults(Faults {
+        lose_seq: vec![first, point],
+        ..Faults::default()
+    });
+    let st = sim.stack(CLIENT).stats();
+    let rtx = data_rtx(&sim);
+    assert_eq!(st.retransmission_timeouts, 0, "{st:?} {rtx:?}");
+    assert_eq!(st.fast_recoveries, 2, "{st:?} {rtx:?}");
+    assert_eq!(
+        rtx.iter().map(|r| r.1).collect::<Vec<_>>(),
+        [first, point],
+        "each loss resent once"
+    );
+}

@@ -309,6 +309,11 @@ impl Tcb {
         any
     }
 
+    /// Segments outstanding in RACK's record (one per MSS sent).
+    pub(crate) fn rack_outstanding(&self) -> usize {
+        self.rack.as_deref().map_or(0, |r| r.segs.len())
+    }
+
     /// The first segment RACK (or NewReno's partial-ACK rule) marked lost
     /// and that was not resent since: (start, length).
     pub(crate) fn next_lost(&self) -> Option<(Seq, u32)> {

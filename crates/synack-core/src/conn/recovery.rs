@@ -102,10 +102,15 @@ impl Tcb {
         self.dupacks >= DUP_THRESH
     }
 
-    /// RFC 6582 §3.2 step 2, RFC 6675 §5: no new recovery before SND.UNA
-    /// passes the point of the last one (or of the last timeout).
+    /// RFC 6582 §3.2 step 2, RFC 6675 §5.1: no new recovery before the
+    /// cumulative ACK covers more than the point of the last one (or of the
+    /// last timeout). RFC 6582's "recover" is the highest sequence number
+    /// sent, SND.MAX - 1, and the floor holds SND.MAX: "covers more than
+    /// recover" is SND.UNA >= floor. (With `>` the first segment sent after
+    /// the recovery point could not start a recovery when it was lost: it
+    /// waited for the loss probe and then the RTO.)
     fn may_start_recovery(&self) -> bool {
-        self.recover_floor.is_none_or(|f| self.snd_una.gt(f))
+        self.recover_floor.is_none_or(|f| self.snd_una.ge(f))
     }
 
     /// Fast recovery (RFC 6675 §5 step 4, RFC 6937 §3): RecoveryPoint =

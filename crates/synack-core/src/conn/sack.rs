@@ -9,8 +9,8 @@ use alloc::vec::Vec;
 use super::Tcb;
 use crate::seq::Seq;
 
-/// Most ranges the sender's scoreboard keeps (bounded memory whatever the
-/// peer reports).
+/// Ranges the sender's scoreboard keeps at least; beyond this, one per
+/// segment outstanding (see [`Tcb::sacked_limit`]).
 const MAX_SACKED: usize = 32;
 
 /// The sender's scoreboard: ranges above SND.UNA the peer reported
@@ -193,11 +193,24 @@ impl Tcb {
             r = r.max(b);
             self.sacked.remove(i);
         }
-        if self.sacked.len() < MAX_SACKED {
+        if self.sacked.len() < self.sacked_limit() {
             self.sacked.insert(i, (l, r));
             return r.since(l).saturating_sub(known);
         }
         0
+    }
+
+    /// How many ranges the scoreboard may hold: one per segment
+    /// outstanding (no fewer than [`MAX_SACKED`]), so memory stays bounded
+    /// by the flight (as RACK's per-segment record is) whatever the peer
+    /// reports. A fixed small cap is not enough: a slow start that
+    /// overflows a drop-tail queue leaves a hole every few segments, and
+    /// blocks the scoreboard had no room for were never recorded, so RACK
+    /// (RFC 8985 §6.2 step 5) and RFC 6675 §4 IsLost took segments the
+    /// peer holds for lost and resent them (766 needless retransmissions
+    /// on a 100 Mbit/s, 50 ms path with a queue of one BDP).
+    fn sacked_limit(&self) -> usize {
+        MAX_SACKED.max(self.rack_outstanding())
     }
 
     /// Drops scoreboard ranges the cumulative ACK has passed.
