@@ -38,6 +38,23 @@ pub struct TunArgs {
     /// device, every packet a wire-sized segment.
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
     pub offload: String,
+    /// Set the device's MTU (and the stack's, so its MSS follows) before
+    /// starting: 576 to 65535 bytes, 1280 or more for an IPv6 address.
+    /// Without it the device keeps its MTU and the stack uses 1500.
+    #[arg(long, value_name = "BYTES")]
+    pub mtu: Option<usize>,
+}
+
+/// Checks an `--mtu`: IPv4 hosts must take 576-byte datagrams (RFC 791),
+/// IPv6 links carry at least 1280 (RFC 8200 §5); 65535 is IPv4's
+/// largest datagram.
+pub fn check_mtu(mtu: usize, ipv6: bool) -> Result<usize, String> {
+    let low = if ipv6 { 1280 } else { 576 };
+    if (low..=65535).contains(&mtu) {
+        Ok(mtu)
+    } else {
+        Err(format!("bad --mtu {mtu}: {low} to 65535 bytes"))
+    }
 }
 
 impl TunArgs {
@@ -61,6 +78,9 @@ impl TunArgs {
             .addr(self.addr)
             .config(config)
             .offload(self.offload == "on");
+        if let Some(m) = self.mtu {
+            b = b.mtu(check_mtu(m, self.addr.is_ipv6())?);
+        }
         if let Some(h) = self.host {
             if h.addr.is_ipv4() != self.addr.is_ipv4() {
                 return Err("--host and --addr must be of the same IP version".into());

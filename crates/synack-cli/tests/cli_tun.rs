@@ -195,6 +195,79 @@ fn echo_server_offload_off_puts_only_wire_sized_segments_on_the_device() {
     );
 }
 
+/// `--mtu 9000`: the device gets that MTU before the stack starts, and the
+/// stack's MSS follows it, so segments larger than a 1500-byte link's
+/// cross the device (offloads off: each packet is one wire segment).
+#[test]
+fn echo_server_mtu_sets_the_device_and_the_mss() {
+    let Some(ns) = Netns::new("cli_mtu_9000") else {
+        return;
+    };
+    if !have("python3", "--version") {
+        println!("skipped: cli_mtu_9000: no python3");
+        return;
+    }
+    let pcap = std::env::temp_dir().join(format!("synack-cli-mtu-{}.pcap", std::process::id()));
+    let mut server = Proc(
+        ns.command(BIN)
+            .args(["echo-server", "--tun", "syn0", "--addr", "10.0.0.2"])
+            .args(["--host", "10.0.0.1/24", "--offload", "off", "--mtu", "9000"])
+            .arg("--pcap")
+            .arg(&pcap)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the host address", || host_addr_ready(&ns));
+    let link = ns
+        .command("ip")
+        .args(["link", "show", "syn0"])
+        .output()
+        .unwrap();
+    let link = String::from_utf8_lossy(&link.stdout).to_string();
+    assert!(link.contains("mtu 9000"), "{link}");
+    let input = common::pattern(512 * 1024, 9);
+    let out = run_with_input(&ns, "python3", &["-c", ECHO_CLIENT], &input);
+    assert!(
+        out.stdout == input,
+        "echo differs: {} bytes back",
+        out.stdout.len()
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) };
+    assert_eq!(wait_exit(&mut server, Duration::from_secs(10)), 0);
+    let bytes = std::fs::read(&pcap).unwrap();
+    let _ = std::fs::remove_file(&pcap);
+    let largest = pcap_payloads(&bytes).into_iter().max().unwrap_or(0);
+    // 9000 - 20 (IPv4) - 20 (TCP) is the MSS both ends announce.
+    assert!(
+        (1461..=8960).contains(&largest),
+        "largest segment {largest} bytes"
+    );
+}
+
+/// A bad `--mtu` is one clear line and a failure, before any device is
+/// touched (so no root is needed).
+#[test]
+fn bad_mtu_is_one_clear_line() {
+    let out = std::process::Command::new(BIN)
+        .args([
+            "echo-server",
+            "--tun",
+            "syn-nope0",
+            "--addr",
+            "10.0.0.2",
+            "--mtu",
+            "100",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("bad --mtu 100: 576 to 65535 bytes"), "{err}");
+}
+
 #[test]
 fn connect_fetches_a_page_from_python_http_server() {
     let Some(ns) = Netns::new("cli_connect_http") else {

@@ -105,6 +105,18 @@ pub fn mtu(name: &str) -> io::Result<usize> {
     usize::try_from(req.value).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
 }
 
+/// Sets the MTU of interface `name` (`SIOCSIFMTU`).
+pub fn set_mtu(name: &str, mtu: usize) -> io::Result<()> {
+    let sock = socket(libc::AF_INET)?;
+    let mut req = IfReqInt {
+        name: ifname(name)?,
+        value: libc::c_int::try_from(mtu)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        _pad: [0; 20],
+    };
+    ioctl(&sock, libc::SIOCSIFMTU, &mut req)
+}
+
 fn set_ipv4(name: &str, addr: Ipv4Addr, prefix: u8) -> io::Result<()> {
     let sock = socket(libc::AF_INET)?;
     let mask = if prefix == 0 {

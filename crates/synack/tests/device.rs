@@ -490,3 +490,17 @@ proptest! {
         prop_assert_eq!(net.driver_stats().rx_packets, sent + 1);
     }
 }
+
+/// A device the application brings has its own MTU: asking the builder
+/// for another is refused with a clear error, not silently ignored.
+#[test]
+fn a_brought_device_keeps_its_own_mtu() {
+    let (device, _port) = channel(1500);
+    let err = Net::builder_with_device(device)
+        .addr(ip("10.0.0.2"))
+        .mtu(9000)
+        .start()
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("the device's"), "{err}");
+}

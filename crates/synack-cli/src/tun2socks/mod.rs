@@ -80,6 +80,13 @@ pub struct Tun2socksArgs {
     /// `off` opens a plain device, every packet a wire-sized segment.
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
     offload: String,
+    /// Set the device's MTU (and the stack's, so its MSS follows) before
+    /// starting: 576 to 65535 bytes, 1280 or more for an IPv6 address.
+    /// tun2socks tools often run a large one (9000, 65535): fewer, larger
+    /// segments cross the device. Without it the device keeps its MTU and
+    /// the stack uses 1500.
+    #[arg(long, value_name = "BYTES")]
+    mtu: Option<usize>,
     /// No status line (it is shown only when stderr is a terminal).
     #[arg(long)]
     quiet: bool,
@@ -222,6 +229,9 @@ fn start_net(args: &Tun2socksArgs) -> Result<Net, String> {
         .addr(addr)
         .config(config)
         .offload(args.offload == "on");
+    if let Some(m) = args.mtu {
+        b = b.mtu(crate::tun_common::check_mtu(m, addr.is_ipv6())?);
+    }
     if let Some(h) = args.host {
         b = b.host(h);
     }

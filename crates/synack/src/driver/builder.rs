@@ -38,6 +38,7 @@ pub struct NetBuilder {
     trace: Option<Sink>,
     pcap: Option<Sink>,
     offload: bool,
+    mtu: Option<usize>,
 }
 
 impl std::fmt::Debug for NetBuilder {
@@ -65,6 +66,7 @@ impl NetBuilder {
             trace: None,
             pcap: None,
             offload: true,
+            mtu: None,
         }
     }
 
@@ -103,6 +105,16 @@ impl NetBuilder {
         self
     }
 
+    /// Sets synack's TUN device to this MTU before the driver starts, and
+    /// the stack's `Config::mtu` with it (so its MSS follows: 1460 at 1500,
+    /// 8960 at 9000). Without it the stack uses `Config::mtu` and leaves
+    /// the device as it is. A device the application brings has its own
+    /// MTU: `start` refuses this for one.
+    pub fn mtu(mut self, mtu: usize) -> Self {
+        self.mtu = Some(mtu);
+        self
+    }
+
     /// The stack's configuration (default: [`Config::default`]). Its
     /// `gso_max_size` and `checksum_offload` are set by the driver to what
     /// the device does (see [`NetBuilder::offload`]); for a device the
@@ -135,7 +147,25 @@ impl NetBuilder {
         }
         let mut config = self.config;
         let device: Box<dyn Device> = match self.source {
-            Source::Tun(name) => Box::new(open_tun(&name, self.offload)?),
+            Source::Tun(name) => {
+                let tun = open_tun(&name, self.offload)?;
+                if let Some(mtu) = self.mtu {
+                    ifconfig::set_mtu(&name, mtu).map_err(|e| {
+                        io::Error::new(
+                            e.kind(),
+                            format!("cannot set the MTU of {name} to {mtu}: {e}"),
+                        )
+                    })?;
+                    config.mtu = mtu;
+                }
+                Box::new(tun)
+            }
+            Source::Device(_) if self.mtu.is_some() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the MTU of a device the application brings is the device's",
+                ));
+            }
             Source::Device(d) => {
                 // The device's MTU, not a choice of the application's.
                 config.mtu = d.capabilities().mtu;
