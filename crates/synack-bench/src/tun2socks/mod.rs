@@ -159,7 +159,7 @@ fn case(peer: &Peer, mtu: usize, sizes: &Sizes, tag: &str) -> Result<Vec<Fig>, S
         match rows[i] {
             Row::Throughput(streams, d) => {
                 let r = iperf::run(&t.app, streams, d, sizes.tun2socks_secs);
-                out.push(r.map(|r| (r.gbit, throughput_note(peer, mtu, r.retransmits))));
+                out.push(r.map(|r| (r.gbit, throughput_note(r.retransmits))));
                 i += 1;
             }
             Row::Rate => {
@@ -247,18 +247,10 @@ fn case(peer: &Peer, mtu: usize, sizes: &Sizes, tag: &str) -> Result<Vec<Fig>, S
 }
 
 /// What qualifies a throughput row.
-fn throughput_note(peer: &Peer, mtu: usize, retransmits: Option<u64>) -> Option<String> {
-    let mut n = Vec::new();
-    if let Some(r) = retransmits.filter(|&r| r > 0) {
-        n.push(format!("{r} retransmitted"));
-    }
-    if mtu != MTU && matches!(peer, Peer::Synack(..)) {
-        // No MTU flag: the device's MTU is set with `ip link`; the stack
-        // keeps its MSS of 1460 and, with the device's offloads, moves
-        // 64 KiB super-segments at any MTU.
-        n.push("stack MSS 1460".into());
-    }
-    (!n.is_empty()).then(|| n.join("; "))
+fn throughput_note(retransmits: Option<u64>) -> Option<String> {
+    retransmits
+        .filter(|&r| r > 0)
+        .map(|r| format!("{r} retransmitted"))
 }
 
 /// Why this benchmark cannot run here, if it cannot.

@@ -456,7 +456,8 @@ impl Topo {
             Peer::Kernel => return self.route_direct(),
             Peer::Synack(exe, upstream) => {
                 let mut c = in_netns(&self.app, exe);
-                c.args(["tun2socks", "--tun", TUN, "--host", TUN_HOST, "--quiet"]);
+                c.args(["tun2socks", "--tun", TUN, "--host", TUN_HOST, "--quiet"])
+                    .args(["--mtu", &mtu_s]);
                 match upstream {
                     Upstream::Socks5 => c.args(["--socks5", &format!("{PROXY_IP}:{PROXY_PORT}")]),
                     Upstream::Direct => c.args(["--direct", "--interface", VETH_APP]),
@@ -497,12 +498,8 @@ impl Topo {
             return Err(format!("{e}{said}"));
         }
         let a = &self.app.name;
-        if synack {
-            // The tool has no MTU flag; the device takes the case's MTU.
-            if mtu != crate::MTU {
-                ip(&["-n", a, "link", "set", TUN, "mtu", &mtu_s])?;
-            }
-        } else {
+        // synack's tool set the device's MTU itself (`--mtu`).
+        if !synack {
             // tun2proxy without `--setup` (which would also rewrite the
             // host's DNS settings) leaves the device down and bare, as its
             // README's manual setup says: done here.
