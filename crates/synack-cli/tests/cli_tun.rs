@@ -149,30 +149,27 @@ fn pcap_payloads(bytes: &[u8]) -> Vec<usize> {
     out
 }
 
-#[test]
-fn echo_server_offload_off_puts_only_wire_sized_segments_on_the_device() {
-    let Some(ns) = Netns::new("cli_offload_off") else {
-        return;
-    };
-    if !have("python3", "--version") {
-        println!("skipped: cli_offload_off: no python3");
-        return;
-    }
-    let pcap = std::env::temp_dir().join(format!("synack-cli-offload-{}.pcap", std::process::id()));
+/// Runs `echo-server` with offloads off and `extra` flags, calls `running`
+/// once it is up, echoes 512 KiB from the kernel through it (checked),
+/// stops it (exit 0 checked) and returns the TCP payload sizes of its
+/// capture.
+fn echo_bulk_payloads(ns: &Netns, tag: &str, extra: &[&str], running: impl FnOnce()) -> Vec<usize> {
+    let pcap = std::env::temp_dir().join(format!("synack-cli-{tag}-{}.pcap", std::process::id()));
     let mut server = Proc(
         ns.command(BIN)
             .args(["echo-server", "--tun", "syn0", "--addr", "10.0.0.2"])
-            .args(["--host", "10.0.0.1/24", "--offload", "off", "--pcap"])
+            .args(["--host", "10.0.0.1/24", "--offload", "off"])
+            .args(extra)
+            .arg("--pcap")
             .arg(&pcap)
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    wait_until("the host address", || host_addr_ready(&ns));
-    // Enough bulk both ways that, with offloads, the kernel would merge
-    // segments into super-segments on the device.
-    let input = common::pattern(512 * 1024, 7);
-    let out = run_with_input(&ns, "python3", &["-c", ECHO_CLIENT], &input);
+    wait_until("the host address", || host_addr_ready(ns));
+    running();
+    let input = common::pattern(512 * 1024, tag.len() as u8);
+    let out = run_with_input(ns, "python3", &["-c", ECHO_CLIENT], &input);
     assert!(
         out.stdout == input,
         "echo differs: {} bytes back",
@@ -187,6 +184,21 @@ fn echo_server_offload_off_puts_only_wire_sized_segments_on_the_device() {
     let data: usize = payloads.iter().sum();
     // Every byte echoed went through the device twice (in and out).
     assert!(data >= 2 * input.len(), "{data} bytes of payload captured");
+    payloads
+}
+
+#[test]
+fn echo_server_offload_off_puts_only_wire_sized_segments_on_the_device() {
+    let Some(ns) = Netns::new("cli_offload_off") else {
+        return;
+    };
+    if !have("python3", "--version") {
+        println!("skipped: cli_offload_off: no python3");
+        return;
+    }
+    // Enough bulk both ways that, with offloads, the kernel would merge
+    // segments into super-segments on the device.
+    let payloads = echo_bulk_payloads(&ns, "offload", &[], || {});
     // The MSS over a 1500-byte MTU: 1500 - 20 (IPv4) - 20 (TCP).
     let largest = payloads.iter().copied().max().unwrap_or(0);
     assert!(
@@ -207,38 +219,16 @@ fn echo_server_mtu_sets_the_device_and_the_mss() {
         println!("skipped: cli_mtu_9000: no python3");
         return;
     }
-    let pcap = std::env::temp_dir().join(format!("synack-cli-mtu-{}.pcap", std::process::id()));
-    let mut server = Proc(
-        ns.command(BIN)
-            .args(["echo-server", "--tun", "syn0", "--addr", "10.0.0.2"])
-            .args(["--host", "10.0.0.1/24", "--offload", "off", "--mtu", "9000"])
-            .arg("--pcap")
-            .arg(&pcap)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("the host address", || host_addr_ready(&ns));
-    let link = ns
-        .command("ip")
-        .args(["link", "show", "syn0"])
-        .output()
-        .unwrap();
-    let link = String::from_utf8_lossy(&link.stdout).to_string();
-    assert!(link.contains("mtu 9000"), "{link}");
-    let input = common::pattern(512 * 1024, 9);
-    let out = run_with_input(&ns, "python3", &["-c", ECHO_CLIENT], &input);
-    assert!(
-        out.stdout == input,
-        "echo differs: {} bytes back",
-        out.stdout.len()
-    );
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) };
-    assert_eq!(wait_exit(&mut server, Duration::from_secs(10)), 0);
-    let bytes = std::fs::read(&pcap).unwrap();
-    let _ = std::fs::remove_file(&pcap);
-    let largest = pcap_payloads(&bytes).into_iter().max().unwrap_or(0);
+    let payloads = echo_bulk_payloads(&ns, "mtu", &["--mtu", "9000"], || {
+        let out = ns
+            .command("ip")
+            .args(["link", "show", "syn0"])
+            .output()
+            .unwrap();
+        let link = String::from_utf8_lossy(&out.stdout);
+        assert!(link.contains("mtu 9000"), "{link}");
+    });
+    let largest = payloads.into_iter().max().unwrap_or(0);
     // 9000 - 20 (IPv4) - 20 (TCP) is the MSS both ends announce.
     assert!(
         (1461..=8960).contains(&largest),

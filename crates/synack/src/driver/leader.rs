@@ -157,29 +157,9 @@ pub(super) fn lead<'a>(
 /// Sleeps until the device is readable, the leader is kicked, or `left`
 /// passes. Returns (the device's poll events, kicked).
 fn poll(shared: &Shared, left: Option<Duration>) -> (libc::c_short, bool) {
-    let mut fds = [
-        libc::pollfd {
-            fd: shared.device.as_fd().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: shared.leader_wake.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    let ts = left.map(|d| libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
-    });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `fds` and `ts` outlive the call; a null timeout blocks.
-    let rc = unsafe { libc::ppoll(fds.as_mut_ptr(), 2, ts_ptr, std::ptr::null()) };
-    if rc <= 0 {
-        return (0, false);
-    }
-    (fds[0].revents, fds[1].revents != 0)
+    super::run::poll_two(
+        shared.device.as_fd().as_raw_fd(),
+        shared.leader_wake.as_raw_fd(),
+        left,
+    )
 }

@@ -305,6 +305,18 @@ fn wait(shared: &Shared, timeout: Option<Duration>, device_gone: bool) -> (libc:
     } else {
         shared.device_set.as_raw_fd()
     };
+    poll_two(device, shared.wake.as_raw_fd(), timeout)
+}
+
+/// `ppoll`s `device` (skipped when negative) and the wake-up descriptor
+/// `wake` for input, up to `timeout` (forever when `None`): returns the
+/// device's events and whether `wake` was readable. Shared by the driver
+/// thread and a leading socket thread, each with its own wake-up.
+pub(super) fn poll_two(
+    device: std::os::fd::RawFd,
+    wake: std::os::fd::RawFd,
+    timeout: Option<Duration>,
+) -> (libc::c_short, bool) {
     let mut fds = [
         libc::pollfd {
             fd: device,
@@ -312,7 +324,7 @@ fn wait(shared: &Shared, timeout: Option<Duration>, device_gone: bool) -> (libc:
             revents: 0,
         },
         libc::pollfd {
-            fd: shared.wake.as_raw_fd(),
+            fd: wake,
             events: libc::POLLIN,
             revents: 0,
         },
