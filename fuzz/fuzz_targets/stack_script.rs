@@ -1,7 +1,7 @@
 //! Feeds arbitrary scripts to a whole stack: segments, application calls
 //! and clock steps, decoded from the fuzzer's bytes, with the invariants of
 //! the state-machine proptest (no panic, every answer a well-formed packet
-//! from us, at most 8 connections, everything freed once left alone).
+//! from us, never past the stack's connection limit, everything freed once left alone).
 //!
 //! The script, its decoding and its checks are the proptest's own
 //! (`crates/synack-core/tests/script`), so that a crash found here replays
