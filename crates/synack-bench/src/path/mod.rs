@@ -2,7 +2,7 @@
 //! path (needs root: it makes its own network namespaces and removes them
 //! afterwards; no packet leaves them).
 //!
-//! The path ([`topology`]): two namespaces joined only by two TUN devices
+//! The path (`topology.rs`): two namespaces joined only by two TUN devices
 //! with a user-space [`emulator`] between them: [`RATE_MBIT`] Mbit/s each
 //! way, [`RTT_MS`] ms of round trip, a drop-tail queue of one
 //! bandwidth-delay product, and random loss, the same rate each way. On it,

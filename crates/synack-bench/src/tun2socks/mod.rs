@@ -3,7 +3,7 @@
 //! makes its own network namespaces and removes them afterwards; no packet
 //! leaves them).
 //!
-//! The topology ([`topology`]): an app namespace whose default route is
+//! The topology (`topology.rs`): an app namespace whose default route is
 //! the TUN device the tool owns, a server namespace behind a veth holding
 //! the far servers and the SOCKS5 proxy (dante; microsocks where dante is
 //! missing). Each case builds it afresh for one peer at one MTU:
@@ -17,8 +17,8 @@
 //!
 //! The figures, each peer at MTU 1500 and [`JUMBO`] (veth and TUN device
 //! both): iperf3 throughput of one stream and of eight, each way
-//! ([`iperf`]); short connections per second and connect latencies
-//! ([`conns`]); memory and CPU per idle relayed connection ([`idle`]).
+//! (`iperf.rs`); short connections per second and connect latencies
+//! (`conns.rs`); memory and CPU per idle relayed connection (`idle.rs`).
 
 pub(crate) mod conns;
 pub(crate) mod idle;

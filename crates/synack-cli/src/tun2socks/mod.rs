@@ -96,7 +96,7 @@ pub struct Tun2socksArgs {
 #[derive(Args, Debug)]
 #[group(required = true, multiple = false)]
 struct UpstreamArgs {
-    /// Relay through this SOCKS5 proxy: [USER:PASS@]HOST:PORT (CONNECT
+    /// Relay through this SOCKS5 proxy: HOST:PORT or USER:PASS@HOST:PORT (CONNECT
     /// for TCP, UDP ASSOCIATE for UDP).
     #[arg(long, value_name = "HOST:PORT")]
     socks5: Option<ProxySpec>,

@@ -419,7 +419,7 @@ impl UdpAssociation {
         self.udp.readable().await
     }
 
-    /// Takes a datagram without waiting, as [`UdpAssociation::recv_from`]
+    /// Takes a datagram without waiting, as `recv_from`
     /// (`WouldBlock` when none is ready).
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         loop {
