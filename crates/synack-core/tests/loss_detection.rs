@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
 use synack_wire::SackBlock;
 
 /// Sends a bulk transfer and opens the congestion window by acknowledging
@@ -179,7 +180,7 @@ fn rfc6675_4_no_recovery_after_a_timeout_until_high_data_is_acked() {
     sack_ack(&mut p, una, 65535, &[(f[1].tcp.seq, end(&f[3]))]);
     assert!(resent(&mut p, una));
     // The retransmission is lost too: the RTO fires and resends SND.UNA.
-    let rto = p.advance(std::time::Duration::from_secs(2));
+    let rto = p.advance(Duration::from_secs(2));
     assert!(rto.iter().any(|s| s.tcp.seq == una), "{rto:?}");
     assert_eq!(p.stack.stats().retransmission_timeouts, 1);
     // Go-back-N resends what the scoreboard held (it was cleared): the
@@ -276,4 +277,30 @@ fn rfc6675_2_a_lost_hole_left_by_a_recovery_starts_the_next() {
     assert!(resent(&mut p, g[1].tcp.seq), "the next recovery at once");
     let st = p.stack.stats();
     assert_eq!((st.fast_recoveries, st.retransmission_timeouts), (2, 0));
+}
+
+/// 8985-PTO: on a sub-millisecond path (a TUN device, loopback) the tail
+/// loss probe waits 2·SRTT and 2 ms of clock granularity with several
+/// segments in flight (Linux adds TCP_TIMEOUT_MIN), not the bare 2·SRTT of
+/// RFC 8985 §7.2, which is shorter than the jitter of the peer's ACK and
+/// fired a spurious probe of a FIN in the kernel interop test.
+#[test]
+fn rfc8985_7_2_the_probe_allows_for_clock_granularity() {
+    let mut p = Peer::new().established_sack_after(Duration::from_micros(100));
+    p.stack.send(p.now, p.id(), &[7u8; 2920]).unwrap();
+    assert_eq!(p.transmitted().len(), 2, "two segments in flight");
+    let sent_at = p.now;
+    let probe = p
+        .next_timed_segment(sent_at + Duration::from_secs(5))
+        .expect("a loss probe");
+    let waited = p.now.saturating_since(sent_at);
+    assert_eq!(
+        probe.tcp.seq,
+        p.stack_iss.wrapping_add(1 + 1460),
+        "the last segment"
+    );
+    assert!(
+        waited >= Duration::from_micros(2_200) && waited < Duration::from_millis(10),
+        "probed after {waited:?}"
+    );
 }

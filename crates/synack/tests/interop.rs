@@ -239,9 +239,12 @@ fn server_passive_close_states_and_kernel_time_wait() {
     );
     let ss = ns.run("ss", &["-tan", "state", "time-wait"]);
     let text = String::from_utf8_lossy(&ss.stdout);
+    let all = ns.run("ss", &["-tani"]);
     assert!(
         text.contains("10.0.0.2:7"),
-        "kernel not in TIME-WAIT:\n{text}"
+        "kernel not in TIME-WAIT:\n{text}\nits sockets:\n{}\nsynack's trace:\n{}",
+        String::from_utf8_lossy(&all.stdout),
+        trace.text()
     );
 }
 

@@ -15,6 +15,15 @@ use crate::time::Instant;
 
 /// Worst-case delayed-ACK time (RFC 8985 §7.2 WCDelAckT), µs.
 const WC_DEL_ACK_US: u64 = 200_000;
+/// Slack on the PTO with more than one segment in flight, µs: the clock
+/// granularity G of RFC 6298 §2 that RFC 8985 §7.2's bare 2·SRTT leaves
+/// out, as Linux adds TCP_TIMEOUT_MIN (2 ms). On a sub-millisecond path
+/// (a TUN device, loopback) 2·SRTT is a few hundred µs, less than the
+/// scheduling jitter of the peer's ACK: without it the probe fires while
+/// the ACK is on its way, a spurious retransmission that, on a FIN, draws
+/// a duplicate ACK after LAST-ACK has closed and an RST that ends the
+/// peer's TIME-WAIT.
+const PTO_SLACK_US: u64 = 2_000;
 /// DSACK-free recoveries after which the reordering window returns to its
 /// base (RFC 8985 §6.2 step 4: RACK.reo_wnd_persist).
 const REO_WND_PERSIST: u8 = 16;
@@ -449,7 +458,8 @@ impl Tcb {
     /// The PTO (RFC 8985 §7.2): when the sender may probe the tail, if it
     /// may: SACK in use, an RTT sample, no recovery, no probe in flight,
     /// data outstanding. 2·SRTT, plus WCDelAckT with one segment in flight
-    /// (the peer may delay its ACK of it), never past the RTO's deadline.
+    /// (the peer may delay its ACK of it) or [`PTO_SLACK_US`] with more,
+    /// never past the RTO's deadline.
     pub(crate) fn arm_loss_probe(&mut self, now: Instant) {
         let at = self.loss_probe_deadline(now);
         self.timers.assign(super::TimerKind::LossProbe, at);
@@ -462,10 +472,12 @@ impl Tcb {
         if !self.sack_ok || self.recover.is_some() || r.tlp_end.is_some() || flight == 0 {
             return None;
         }
-        let mut pto = 2 * srtt;
-        if flight <= self.snd_mss {
-            pto = pto.saturating_add(WC_DEL_ACK_US);
-        }
+        let slack = if flight <= self.snd_mss {
+            WC_DEL_ACK_US
+        } else {
+            PTO_SLACK_US
+        };
+        let pto = (2 * srtt).saturating_add(slack);
         let at = Instant::from_micros(now.micros().saturating_add(pto.max(1)));
         Some(match self.timers.get(super::TimerKind::Retransmission) {
             Some(rto) => at.min(rto),

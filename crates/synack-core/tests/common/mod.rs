@@ -495,11 +495,17 @@ impl Peer {
     }
 
     /// A passive open completed after one RTT and accepted.
-    pub fn established(mut self) -> Self {
+    pub fn established(self) -> Self {
+        self.established_after(RTT)
+    }
+
+    /// As [`Peer::established`], the handshake's ACK `rtt` after the SYN
+    /// (the stack's first RTT sample).
+    pub fn established_after(mut self, rtt: Duration) -> Self {
         if self.rcv_nxt == 0 {
             self = self.syn_received();
         }
-        self.now += RTT;
+        self.now += rtt;
         self.ack();
         self.expect_nothing();
         let lid = self.lid.unwrap();
@@ -511,7 +517,12 @@ impl Peer {
 
     /// As [`Peer::established`], the peer's SYN offering SACK-Permitted
     /// (RFC 2018 §2), which the SYN-ACK must accept.
-    pub fn established_sack(mut self) -> Self {
+    pub fn established_sack(self) -> Self {
+        self.established_sack_after(RTT)
+    }
+
+    /// As [`Peer::established_sack`], the handshake taking `rtt`.
+    pub fn established_sack_after(mut self, rtt: Duration) -> Self {
         if self.lid.is_none() {
             self = self.listening();
         }
@@ -526,7 +537,7 @@ impl Peer {
             sa.tcp.options.sack_permitted,
             "2018-1: the SYN-ACK answers the offer"
         );
-        self.established()
+        self.established_after(rtt)
     }
 
     /// An active OPEN: SYN-SENT, the SYN checked.
