@@ -20,6 +20,7 @@ mod icmp;
 mod input;
 mod open;
 mod output;
+mod pacing;
 mod place;
 mod rack;
 mod recovery;
@@ -247,6 +248,8 @@ pub(crate) struct Tcb {
     /// goes out with nothing outstanding, moved on by every ACK of new data
     /// (the clock of the user timeout, MUST-21).
     pub una_since: Timer,
+    /// When the next data segment may leave under pacing ([`pacing`]).
+    pub pace_next: Timer,
     /// When a segment last arrived from the peer.
     pub last_recv: Instant,
     /// Per-connection R2 as a time (MUST-21): `Some(Duration::MAX)` never
@@ -354,6 +357,7 @@ impl Tcb {
             cc: Controller::new(&cfg.congestion_control, default_peer_mss(v6), false),
             timers: Timers::OFF,
             wheel_at: Timer::OFF,
+            pace_next: Timer::OFF,
             ack_now: false,
             ack_queued: false,
             unacked_bytes: 0,

@@ -384,7 +384,7 @@ impl Tcb {
         if !self.fin_queued && !self.snd_nxt.lt(self.data_end()) {
             return false;
         }
-        let gso_cap = self.gso_cap(ctx);
+        let gso_cap = self.pacing_super_segment_cap(ctx, self.gso_cap(ctx));
         let mut force = mode == OutputMode::Probe;
         let mut sent = false;
         let mut sws_blocked = false;
@@ -428,7 +428,14 @@ impl Tcb {
                     break;
                 }
             }
+            if !probing {
+                if let Some(at) = self.pacing_hold(ctx) {
+                    self.pacing_wait(at);
+                    break;
+                }
+            }
             let got = self.send_data_segment(ctx, len, fin_now, data_end);
+            self.pacing_sent(ctx, got.max(1));
             sent = true;
             if fin_now || got == 0 {
                 break;

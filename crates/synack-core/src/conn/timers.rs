@@ -45,6 +45,8 @@ impl Tcb {
                     self.ack_now = true;
                     Disposition::Stay
                 }
+                // The held segments go with the output below.
+                TimerKind::Pacing => Disposition::Stay,
                 TimerKind::KeepAlive => self.on_keepalive(ctx),
             };
             if next != Disposition::Stay {
