@@ -46,7 +46,6 @@ fn decide(listener: &TcpListener) {
     }
 }
 
-/// A kernel client: connect, send "hello", read the reply to the end.
 /// Ends [`decide`] if the client side panics: a request for port 9 makes
 /// it return, so the scope reports the failure instead of waiting on a
 /// thread blocked in `request` for ever.
@@ -78,6 +77,7 @@ fn unreachable_client(ns: &Netns, dst: SocketAddr) -> (std::io::Error, u64) {
     }
 }
 
+/// A kernel client: connect, send "hello", read the reply to the end.
 fn kernel_client(dst: SocketAddr) -> std::io::Result<String> {
     let mut s = std::net::TcpStream::connect_timeout(&dst, T)?;
     s.set_read_timeout(Some(T)).unwrap();
