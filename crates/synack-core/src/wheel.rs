@@ -131,7 +131,6 @@ impl<T> TimerWheel<T> {
     }
 
     /// Number of items waiting in the wheel.
-    #[cfg(test)] // Read by the tests; the stack asks only for deadlines.
     pub fn len(&self) -> usize {
         self.len
     }
@@ -238,6 +237,25 @@ impl<T> TimerWheel<T> {
         self.now = target;
     }
 
+    /// Keeps only the items for which `keep(deadline, item)` is true, and
+    /// gives back the memory of slots left mostly empty: a sweep of every
+    /// slot (O(slots + items)), for a caller whose items go stale faster
+    /// than their deadlines come. Deadlines stay exact.
+    pub fn retain(&mut self, mut keep: impl FnMut(Instant, &T) -> bool) {
+        let mut kept = retain_entries(&mut self.due, &mut keep);
+        self.due_min = self.due.iter().map(|e| e.at).min().unwrap_or(u64::MAX);
+        for lvl in self.levels.iter_mut() {
+            for (s, (cell, earliest)) in lvl.slots.iter_mut().zip(&mut lvl.earliest).enumerate() {
+                kept += retain_entries(cell, &mut keep);
+                *earliest = cell.iter().map(|e| e.at).min().unwrap_or(u64::MAX);
+                if cell.is_empty() {
+                    lvl.occupied &= !(1u64 << s);
+                }
+            }
+        }
+        self.len = kept;
+    }
+
     /// Returns the items of the due list whose deadline is at or before
     /// `target`, keeping the others.
     fn drain_due(&mut self, target: u64, out: &mut Vec<T>) {
@@ -308,6 +326,20 @@ impl<T> TimerWheel<T> {
         }
         None
     }
+}
+
+/// Keeps the entries of `cell` that `keep` keeps and returns how many; a
+/// cell left with under a quarter of its room gives the rest back (so the
+/// allocations of a burst of timers do not outlive it).
+fn retain_entries<T>(
+    cell: &mut Vec<Entry<T>>,
+    keep: &mut impl FnMut(Instant, &T) -> bool,
+) -> usize {
+    cell.retain(|e| keep(Instant(e.at), &e.item));
+    if cell.capacity() > 4 * cell.len() {
+        cell.shrink_to(2 * cell.len());
+    }
+    cell.len()
 }
 
 /// `v << shift`, or `u64::MAX` if that would lose bits (`shift` < 64).
@@ -510,6 +542,41 @@ mod tests {
         assert!(w.moves <= n * LEVELS as u64, "moves = {}", w.moves);
     }
 
+    #[test]
+    fn retain_drops_items_and_keeps_deadlines_exact() {
+        let mut w = TimerWheel::new();
+        for i in 0..1000u32 {
+            w.insert(Instant(1_000 + u64::from(i) * 997), i);
+        }
+        w.insert(Instant(0), 5000); // the due list
+        w.retain(|_, &i| i % 3 == 0 && i != 0);
+        assert_eq!(w.len(), 333);
+        assert_eq!(w.next_deadline(), Some(Instant(1_000 + 3 * 997)));
+        let fired = drain(&mut w, u64::MAX);
+        assert_eq!(fired, (1..1000).filter(|i| i % 3 == 0).collect::<Vec<_>>());
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn retain_gives_back_the_room_of_emptied_slots() {
+        let mut w = TimerWheel::new();
+        for i in 0..10_000u32 {
+            w.insert(Instant(5_000_000), i);
+        }
+        w.retain(|_, _| false);
+        assert!(w.is_empty());
+        assert_eq!(w.next_deadline(), None);
+        let room: usize = w
+            .levels
+            .iter()
+            .flat_map(|l| l.slots.iter())
+            .map(Vec::capacity)
+            .sum();
+        assert_eq!(room, 0);
+        w.insert(Instant(7), 1);
+        assert_eq!(drain(&mut w, 7), vec![1]);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -547,6 +614,17 @@ mod tests {
                     (Some(nd), Some(m)) => prop_assert_eq!(nd.0, m),
                     (None, None) => {}
                     (a, b) => prop_assert!(false, "next_deadline {:?} vs min {:?}", a, b),
+                }
+                if step % 5 == 0 {
+                    // Now and then, drop the timers of every seventh id.
+                    w.retain(|_, &id| id % 7 != 3);
+                    for p in pending.iter().filter(|p| p.1 % 7 == 3) {
+                        fired[p.1] = true;
+                    }
+                    pending.retain(|p| p.1 % 7 != 3);
+                    prop_assert_eq!(w.len(), pending.len());
+                    let true_min = pending.iter().map(|p| p.0).min();
+                    prop_assert_eq!(w.next_deadline().map(|i| i.0), true_min);
                 }
                 now += step;
                 out.clear();

@@ -126,10 +126,13 @@ impl Stack {
 
     /// Registers the connection's next deadline in the wheel when it is
     /// earlier than the one already registered (stale entries are skipped
-    /// when they fire).
+    /// when they fire, or swept first when they pile up).
     fn schedule(&mut self, id: ConnId) {
         if let Some(d) = self.tcb_mut(id).and_then(Tcb::wheel_registration) {
             self.wheel.insert(d, TimerItem(id));
+            if self.wheel.len() > self.wheel_sweep_at {
+                self.sweep_wheel();
+            }
         }
     }
 }

@@ -86,6 +86,9 @@ pub struct Stack {
     /// Connection requests held for the application (`Handshake::Defer`).
     requests: Requests,
     wheel: TimerWheel<TimerItem>,
+    /// The wheel's size that starts the next sweep of its stale entries
+    /// ([`Stack::sweep_wheel`]).
+    wheel_sweep_at: usize,
     expired: Vec<TimerItem>,
     out: Outbox,
     events: VecDeque<Event>,
@@ -119,6 +122,7 @@ impl Stack {
             any_destination: false,
             requests: Requests::new(KeyedHash(table_key)),
             wheel: TimerWheel::new(),
+            wheel_sweep_at: timers::SWEEP_FLOOR,
             expired: Vec::new(),
             events: VecDeque::new(),
             port_counter: 0,
