@@ -285,6 +285,8 @@ mod tests {
             rtt: Some(Duration::from_millis(srtt_ms)),
             srtt: Some(Duration::from_millis(srtt_ms)),
             flight: 0,
+            min_rtt: None,
+            paced: false,
         }
     }
 

@@ -1,6 +1,9 @@
 //! HyStart++ (RFC 9406): leave slow start when the round trip starts to
 //! rise, before the queue overflows, through a phase of Conservative Slow
-//! Start (CSS) that guards against a rise that was noise.
+//! Start (CSS) that guards against a rise that was noise; and beside it
+//! the original HyStart's ACK train, which Linux's CUBIC also runs, for the
+//! deep drop-tail queue whose fill the delay test sees too late
+//! ([`HyStart::train_is_long`]).
 //!
 //! Rounds are counted in acknowledged bytes: a round ends once the bytes
 //! that were in flight when it began have been acknowledged (RFC 9406 §4.2
@@ -27,6 +30,14 @@ const CSS_ROUNDS: u8 = 5;
 const L: u32 = 8;
 /// "Infinity" for a round's minimum RTT.
 const NONE_US: u32 = u32::MAX;
+/// HyStart's ACK train (Ha and Rhee, "Taming the elephants: New TCP slow
+/// start", Computer Networks 55(9), 2011): ACKs that come back no further
+/// apart than this are one train, spaced by the bottleneck (Linux's
+/// `hystart_ack_delta_us`).
+const TRAIN_GAP_US: u32 = 2_000;
+/// The train is timed only with this many segments in flight (Linux's
+/// `hystart_low_window`): a small window's few ACKs say nothing of the path.
+const TRAIN_LOW_WINDOW: u32 = 16;
 
 /// Where HyStart++ is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +75,11 @@ pub struct HyStart {
     last_round_min: u32,
     current_round_min: u32,
     css_baseline: u32,
+    /// The ACK train: when the current one began, and its latest ACK (µs,
+    /// the low 32 bits: only differences are taken, and a train is far
+    /// shorter than the 71 minutes they wrap in).
+    train_start: u32,
+    train_last: u32,
 }
 
 impl Default for HyStart {
@@ -83,6 +99,8 @@ impl HyStart {
             last_round_min: NONE_US,
             current_round_min: NONE_US,
             css_baseline: NONE_US,
+            train_start: 0,
+            train_last: 0,
         }
     }
 
@@ -109,11 +127,14 @@ impl HyStart {
                 exit: false,
             };
         }
-        let exit = self.track_round(acked, ack.flight);
+        let mut exit = self.track_round(acked, ack.flight);
         if let Some(rtt) = ack.rtt {
             self.sample(rtt);
         }
         self.check_rtt();
+        // A long train ends slow start at once, with no CSS: it measures
+        // the bottleneck's rate, where a rise of the RTT may be noise.
+        exit |= self.phase == Phase::SlowStart && self.train_is_long(ack, mss);
         if exit {
             self.phase = Phase::Done;
         }
@@ -141,6 +162,38 @@ impl HyStart {
             return self.css_rounds >= CSS_ROUNDS;
         }
         false
+    }
+
+    /// HyStart's ACK-train test, beside RFC 9406's delay test. The delay
+    /// test alone cannot see a deep drop-tail queue fill: each round's
+    /// first segments find the queue drained (the burst before it has
+    /// left), so the round's minimum RTT stays flat until the window is
+    /// about twice the path's BDP, and the overshoot then drops up to a
+    /// window of data (on a 100 Mbit/s, 50 ms path with a one-BDP queue,
+    /// 613 segments, against 20 with the train). ACKs that come back at
+    /// most [`TRAIN_GAP_US`] apart are spaced by the bottleneck; once one
+    /// train has lasted half the path's least RTT (RACK's min_RTT), the data it
+    /// acknowledged is half a BDP, and the window, grown by as much, is
+    /// about one: slow start ends there, as in Linux's CUBIC. A paced
+    /// sender spreads its own ACKs, so its train must last the whole RTT.
+    /// Not on paths under [`MIN_RTT_THRESH_US`]: millisecond timestamps,
+    /// which give most RTT samples, cannot time half of such a round trip,
+    /// and an overshoot there is repaired within milliseconds.
+    fn train_is_long(&mut self, ack: &AckInfo, mss: u32) -> bool {
+        let min_rtt = match ack.min_rtt {
+            Some(r) => u32::try_from(r.as_micros()).unwrap_or(NONE_US),
+            None => return false,
+        };
+        if ack.flight < TRAIN_LOW_WINDOW.saturating_mul(mss) || min_rtt < MIN_RTT_THRESH_US {
+            return false;
+        }
+        let now = ack.now.micros() as u32;
+        if now.wrapping_sub(self.train_last) > TRAIN_GAP_US {
+            self.train_start = now;
+        }
+        self.train_last = now;
+        let needed = if ack.paced { min_rtt } else { min_rtt / 2 };
+        now.wrapping_sub(self.train_start) > needed
     }
 
     fn sample(&mut self, rtt: Duration) {
@@ -188,7 +241,76 @@ mod tests {
             rtt: Some(Duration::from_millis(rtt_ms)),
             srtt: Some(Duration::from_millis(rtt_ms)),
             flight,
+            min_rtt: Some(Duration::from_millis(rtt_ms)),
+            paced: false,
         }
+    }
+
+    /// ACKs of one segment each with 20 segments in flight, every `every_us`
+    /// from `from_us` for `span_us`, the path's RTT `rtt_ms`: whether one
+    /// ended slow start.
+    fn train(
+        h: &mut HyStart,
+        from_us: u64,
+        span_us: u64,
+        every_us: u64,
+        rtt_ms: u64,
+        paced: bool,
+    ) -> bool {
+        let mut t = from_us;
+        let mut exit = false;
+        while t <= from_us + span_us {
+            let a = AckInfo {
+                now: Instant::from_micros(t),
+                paced,
+                ..ack(rtt_ms, 20 * MSS)
+            };
+            exit |= h.on_ack(MSS, MSS, &a).exit;
+            t += every_us;
+        }
+        exit
+    }
+
+    #[test]
+    fn an_ack_train_of_half_the_rtt_ends_slow_start() {
+        let mut h = HyStart::new();
+        assert!(!train(&mut h, 0, 24_000, 500, 50, false), "24 ms < 25 ms");
+        assert!(train(&mut h, 24_500, 1_000, 500, 50, false), "25.5 ms");
+        assert_eq!(
+            h.on_ack(5 * MSS, MSS, &ack(50, 0)).increase,
+            MSS,
+            "RFC 5681 after"
+        );
+    }
+
+    #[test]
+    fn a_gap_breaks_the_train() {
+        let mut h = HyStart::new();
+        assert!(!train(&mut h, 0, 20_000, 500, 50, false));
+        // 2.5 ms of silence: the next ACK starts a new train.
+        assert!(!train(&mut h, 22_500, 20_000, 500, 50, false));
+        assert!(!h.in_css());
+    }
+
+    #[test]
+    fn no_train_below_sixteen_segments_or_on_a_short_path() {
+        let mut h = HyStart::new();
+        for t in 0..100u64 {
+            let a = AckInfo {
+                now: Instant::from_micros(t * 500),
+                ..ack(50, 15 * MSS)
+            };
+            assert!(!h.on_ack(MSS, MSS, &a).exit, "15 segments in flight");
+        }
+        let mut h = HyStart::new();
+        assert!(!train(&mut h, 0, 40_000, 500, 3, false), "3 ms RTT");
+    }
+
+    #[test]
+    fn a_paced_train_must_last_the_whole_rtt() {
+        let mut h = HyStart::new();
+        assert!(!train(&mut h, 0, 49_500, 500, 50, true));
+        assert!(train(&mut h, 50_000, 1_000, 500, 50, true));
     }
 
     /// One round of `n` one-segment ACKs, all with RTT `rtt_ms`, with `n`

@@ -38,6 +38,13 @@ pub struct AckInfo {
     /// Bytes sent and not yet acknowledged after this ACK (RFC 5681
     /// FlightSize).
     pub flight: u32,
+    /// The least RTT the connection has measured (RFC 8985 RACK.min_RTT,
+    /// from the send times of segments delivered unambiguously): the
+    /// path's propagation delay, once known.
+    pub min_rtt: Option<Duration>,
+    /// The connection paces its data ([`crate::Config`]'s `pacing`): the
+    /// ACKs come back spread by its pacing, not only by the path.
+    pub paced: bool,
 }
 
 /// A congestion controller: one per connection, owned by its TCB.
@@ -299,6 +306,8 @@ mod tests {
             rtt: None,
             srtt: None,
             flight: 0,
+            min_rtt: None,
+            paced: false,
         };
         c.on_ack(500, 500, ack);
         assert_eq!(alloc::format!("{choice:?}"), "Custom");

@@ -108,6 +108,8 @@ mod tests {
             rtt: None,
             srtt: None,
             flight: 0,
+            min_rtt: None,
+            paced: false,
         }
     }
 

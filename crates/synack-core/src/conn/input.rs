@@ -706,6 +706,8 @@ impl Tcb {
                 rtt: sample,
                 srtt: self.rtt.srtt(),
                 flight: self.snd_max.since(self.snd_una),
+                min_rtt: self.rack_min_rtt(),
+                paced: ctx.cfg.pacing,
             };
             self.cc.on_ack(data, self.snd_mss, info);
         }
