@@ -16,21 +16,21 @@ pub(super) struct TimerItem(pub(super) ConnId);
 pub(super) const SWEEP_FLOOR: usize = 1024;
 
 impl Stack {
-    /// Drops the wheel's stale entries: those of connections gone (most,
-    /// under churn: a connection's first registration is its SYN's
+    /// Drops the wheel's entries of connections gone. Under churn most
+    /// entries are theirs: a connection's first registration is its SYN's
     /// retransmission timeout, a second away, and it is often closed and
-    /// in TIME-WAIT within a few round trips) and those left behind when a
-    /// deadline moved earlier. Without it each would hold its 16 bytes
-    /// (and its share of the slot's room) until its deadline came, which
-    /// at a high connection rate is more than a TIME-WAIT entry costs.
-    /// The next sweep waits until the wheel has doubled (and holds at
-    /// least [`SWEEP_FLOOR`] entries), so that each stale entry costs O(1)
-    /// amortised to sweep.
+    /// in TIME-WAIT within a few round trips; each such entry would hold
+    /// its 16 bytes (and its share of the slot's room) until its deadline,
+    /// which at a high connection rate is more than a TIME-WAIT entry
+    /// costs. The test is the compact array of generations alone, no TCB
+    /// read: a live connection's entries stay, the stale ones too (left
+    /// when its deadline moved earlier; they fire and are skipped), since
+    /// telling them apart would read every idle connection's TCB. The next
+    /// sweep waits until the wheel has doubled (and holds at least
+    /// [`SWEEP_FLOOR`] entries), so that each entry costs O(1) amortised.
     pub(super) fn sweep_wheel(&mut self) {
         let conns = &self.conns;
-        self.wheel.retain(|at, TimerItem(id)| {
-            conns.get(*id).is_some_and(|t| t.wheel_at.get() == Some(at))
-        });
+        self.wheel.retain(|_, TimerItem(id)| conns.is_current(*id));
         self.wheel_sweep_at = (2 * self.wheel.len()).max(SWEEP_FLOOR);
     }
 
