@@ -284,16 +284,29 @@ pub const MAX_CONNECTIONS: usize = 8;
 
 /// Runs a script against a fresh stack (a listener on port 80 with a
 /// backlog of 4, a connection from port 81 to the remote's 40000, 4 KiB
-/// buffers, a limit of [`MAX_CONNECTIONS`]) and checks, after every step,
+/// buffers, a limit of [`MAX_CONNECTIONS`]; pacing when the first step's
+/// application byte has its top bit set, Reno when it has the next) and
+/// checks, after every step,
 /// that every answer is a well-formed packet from us and that the limit
 /// holds whatever path opened the connections (SYN queue, cookies, the
 /// application's accepts); and at the end that, left alone, everything
 /// times out and is freed. Returns what was broken.
 pub fn run(inputs: &[Input]) -> Result<(), String> {
+    // The first step's application byte also picks the options a script
+    // runs under, so that pacing (and its timer) and Reno are explored as
+    // well as the defaults. Pacing holds only flights of ten segments or
+    // more, which 4 KiB buffers reach when the peer offers a small MSS.
+    let pick = inputs.first().map_or(0, |i| i.app);
     let cfg = Config {
         recv_buffer: 4096,
         send_buffer: 4096,
         max_connections: MAX_CONNECTIONS,
+        pacing: pick & 0x80 != 0,
+        congestion_control: if pick & 0x40 != 0 {
+            synack_core::CongestionControlChoice::Reno
+        } else {
+            synack_core::CongestionControlChoice::Cubic
+        },
         ..Config::default()
     };
     let mut stack = Stack::new(cfg, [7; 16]);
