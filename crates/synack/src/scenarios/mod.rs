@@ -180,7 +180,7 @@ pub const ALL: &[Scenario] = &[
     },
     Scenario {
         name: "congestion",
-        about: "bulk data over a 20 Mbit/s bottleneck: slow start, a queue overflow, recovery, the window over time",
+        about: "bulk data over a 20 Mbit/s bottleneck: slow start, CUBIC probing to a queue overflow, recovery, the window over time",
         view: View::Window,
         run: congestion::congestion,
     },
