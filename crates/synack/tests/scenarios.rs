@@ -79,11 +79,8 @@ fn scenarios_pass_over_many_seeds() {
 }
 
 /// The congestion scenario still delivers and recovers with random loss on
-/// top of the queue's (its goodput floor is then off: Reno's rate falls as
-/// 1/sqrt(loss)), and on a path with next to no delay. (With `--delay 40`
-/// it fails its goodput floor today: slow start overshoots a 400 KB path
-/// by some 270 segments and their recovery takes 3 s; RACK-TLP and PRR are
-/// what should bring that back within the floor.)
+/// top of the queue's (its goodput floor is then off: the rate falls as
+/// 1/sqrt(loss)), and on a path with next to no delay.
 #[test]
 fn congestion_with_random_loss_and_other_delays() {
     let s = synack::scenarios::find("congestion").expect("scenario exists");
@@ -96,6 +93,26 @@ fn congestion_with_random_loss_and_other_delays() {
         };
         if let Err(e) = s.run(&opts).verdict {
             panic!("loss {loss:?}, delay {delay_ms} ms: {e}");
+        }
+    }
+}
+
+/// Regression: on long paths CUBIC leaves slow start on HyStart's ACK train
+/// before the queue overflows, and the scenario's 8 MiB ended before the
+/// first loss ("the queue never overflowed"); from 20 ms each way it sends
+/// 32 MiB by default, and shows the losses of CUBIC's probing and their
+/// recovery, at 95 % of the link at 40 ms (before the ACK train, slow
+/// start overshot there by some 270 segments and missed the 70 % floor).
+#[test]
+fn congestion_on_a_long_path_shows_a_loss_by_default() {
+    let s = synack::scenarios::find("congestion").expect("scenario exists");
+    for delay_ms in [20, 40, 100] {
+        let opts = Options {
+            delay: std::time::Duration::from_millis(delay_ms),
+            ..Options::default()
+        };
+        if let Err(e) = s.run(&opts).verdict {
+            panic!("delay {delay_ms} ms: {e}");
         }
     }
 }

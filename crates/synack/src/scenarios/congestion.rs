@@ -17,8 +17,25 @@ use crate::sim::{Bottleneck, Client, LinkConfig, QueueLimit, Sim, Sink, CLIENT_I
 
 /// The bottleneck's rate.
 pub const RATE_BPS: u64 = 20_000_000;
-/// What the scenario sends by default: enough for a few sawteeth.
+/// What the scenario sends by default on a short path: enough for a few
+/// sawteeth.
 const DEFAULT_BYTES: u64 = 8 << 20;
+/// What it sends by default from [`LONG_PATH`] on. There CUBIC leaves slow
+/// start at about one BDP, on HyStart's ACK train, and its probing takes
+/// seconds to fill the queue of one BDP: 8 MiB (3.4 s at 20 Mbit/s) ends
+/// before the first loss from a one-way delay of 20 ms.
+const LONG_PATH_BYTES: u64 = 32 << 20;
+/// The one-way delay from which the default is [`LONG_PATH_BYTES`].
+const LONG_PATH: Duration = Duration::from_millis(20);
+
+/// The bytes sent when `--bytes` is not given, for a one-way `delay`.
+fn default_bytes(delay: Duration) -> u64 {
+    if delay >= LONG_PATH {
+        LONG_PATH_BYTES
+    } else {
+        DEFAULT_BYTES
+    }
+}
 /// The queue never holds fewer than this many full-size packets: with
 /// `--delay 0` the BDP is a packet, and a window of a few segments cannot
 /// draw the three duplicate ACKs of a fast retransmit, so every loss would
@@ -163,7 +180,7 @@ fn first_data(records: &[Record], host: HostId) -> Option<Instant> {
 
 /// Runs the scenario: the client uploads to a [`Sink`] on the server.
 pub(super) fn congestion(opts: &Options) -> Outcome {
-    let bytes = opts.bytes.unwrap_or(DEFAULT_BYTES);
+    let bytes = opts.bytes.unwrap_or_else(|| default_bytes(opts.delay));
     let link = bottleneck_link(opts);
     let roomy = Config {
         send_buffer: 4 << 20,
