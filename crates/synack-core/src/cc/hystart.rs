@@ -172,13 +172,14 @@ impl HyStart {
     /// window of data (on a 100 Mbit/s, 50 ms path with a one-BDP queue,
     /// 613 segments, against 20 with the train). ACKs that come back at
     /// most [`TRAIN_GAP_US`] apart are spaced by the bottleneck; once one
-    /// train has lasted half the path's least RTT (RACK's min_RTT), the data it
-    /// acknowledged is half a BDP, and the window, grown by as much, is
+    /// train has lasted half the path's least RTT (RACK's min_RTT), the
+    /// data it acknowledged is half a BDP, and the window, grown by as much, is
     /// about one: slow start ends there, as in Linux's CUBIC. A paced
     /// sender spreads its own ACKs, so its train must last the whole RTT.
-    /// Not on paths under [`MIN_RTT_THRESH_US`]: millisecond timestamps,
-    /// which give most RTT samples, cannot time half of such a round trip,
-    /// and an overshoot there is repaired within milliseconds.
+    /// Not on paths under [`MIN_RTT_THRESH_US`]: there half a round trip
+    /// is within the wake-up jitter of a busy host (a train of a TUN path's
+    /// 50 µs would end slow start at sixteen segments), and an overshoot
+    /// is repaired within milliseconds.
     fn train_is_long(&mut self, ack: &AckInfo, mss: u32) -> bool {
         let min_rtt = match ack.min_rtt {
             Some(r) => u32::try_from(r.as_micros()).unwrap_or(NONE_US),
