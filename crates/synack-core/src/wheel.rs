@@ -237,11 +237,11 @@ impl<T> TimerWheel<T> {
         self.now = target;
     }
 
-    /// Keeps only the items for which `keep(deadline, item)` is true, and
+    /// Keeps only the items for which `keep(item)` is true, and
     /// gives back the memory of slots left mostly empty: a sweep of every
     /// slot (O(slots + items)), for a caller whose items go stale faster
     /// than their deadlines come. Deadlines stay exact.
-    pub fn retain(&mut self, mut keep: impl FnMut(Instant, &T) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
         let mut kept = retain_entries(&mut self.due, &mut keep);
         self.due_min = self.due.iter().map(|e| e.at).min().unwrap_or(u64::MAX);
         for lvl in self.levels.iter_mut() {
@@ -331,11 +331,8 @@ impl<T> TimerWheel<T> {
 /// Keeps the entries of `cell` that `keep` keeps and returns how many; a
 /// cell left with under a quarter of its room gives the rest back (so the
 /// allocations of a burst of timers do not outlive it).
-fn retain_entries<T>(
-    cell: &mut Vec<Entry<T>>,
-    keep: &mut impl FnMut(Instant, &T) -> bool,
-) -> usize {
-    cell.retain(|e| keep(Instant(e.at), &e.item));
+fn retain_entries<T>(cell: &mut Vec<Entry<T>>, keep: &mut impl FnMut(&T) -> bool) -> usize {
+    cell.retain(|e| keep(&e.item));
     if cell.capacity() > 4 * cell.len() {
         cell.shrink_to(2 * cell.len());
     }
@@ -549,7 +546,7 @@ mod tests {
             w.insert(Instant(1_000 + u64::from(i) * 997), i);
         }
         w.insert(Instant(0), 5000); // the due list
-        w.retain(|_, &i| i % 3 == 0 && i != 0);
+        w.retain(|&i| i % 3 == 0 && i != 0);
         assert_eq!(w.len(), 333);
         assert_eq!(w.next_deadline(), Some(Instant(1_000 + 3 * 997)));
         let fired = drain(&mut w, u64::MAX);
@@ -563,7 +560,7 @@ mod tests {
         for i in 0..10_000u32 {
             w.insert(Instant(5_000_000), i);
         }
-        w.retain(|_, _| false);
+        w.retain(|_| false);
         assert!(w.is_empty());
         assert_eq!(w.next_deadline(), None);
         let room: usize = w
@@ -617,7 +614,7 @@ mod tests {
                 }
                 if step % 5 == 0 {
                     // Now and then, drop the timers of every seventh id.
-                    w.retain(|_, &id| id % 7 != 3);
+                    w.retain(|&id| id % 7 != 3);
                     for p in pending.iter().filter(|p| p.1 % 7 == 3) {
                         fired[p.1] = true;
                     }

@@ -262,13 +262,13 @@ impl Tcb {
         d
     }
 
-    /// RACK_update_reo_wnd (RFC 8985 §6.2 step 4), µs.
     /// RACK.min_RTT, once a segment was delivered unambiguously.
     pub(crate) fn rack_min_rtt(&self) -> Option<Duration> {
         let r = self.rack.as_deref()?;
         (r.min_rtt != u64::MAX).then(|| Duration::from_micros(r.min_rtt))
     }
 
+    /// RACK_update_reo_wnd (RFC 8985 §6.2 step 4), µs.
     fn reo_wnd(&self, r: &Rack) -> u64 {
         if !r.reordering_seen {
             let segs_sacked = r.segs.iter().filter(|s| s.sacked).count() as u32;

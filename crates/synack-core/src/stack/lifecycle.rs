@@ -126,7 +126,8 @@ impl Stack {
 
     /// Registers the connection's next deadline in the wheel when it is
     /// earlier than the one already registered (stale entries are skipped
-    /// when they fire, or swept first when they pile up).
+    /// when they fire; those of connections gone are swept out each time
+    /// the wheel doubles).
     fn schedule(&mut self, id: ConnId) {
         if let Some(d) = self.tcb_mut(id).and_then(Tcb::wheel_registration) {
             self.wheel.insert(d, TimerItem(id));

@@ -86,8 +86,8 @@ pub struct Stack {
     /// Connection requests held for the application (`Handshake::Defer`).
     requests: Requests,
     wheel: TimerWheel<TimerItem>,
-    /// The wheel's size that starts the next sweep of its stale entries
-    /// ([`Stack::sweep_wheel`]).
+    /// The wheel's size that starts the next sweep of the entries of
+    /// connections gone ([`Stack::sweep_wheel`]).
     wheel_sweep_at: usize,
     expired: Vec<TimerItem>,
     out: Outbox,

@@ -30,7 +30,7 @@ impl Stack {
     /// [`SWEEP_FLOOR`] entries), so that each entry costs O(1) amortised.
     pub(super) fn sweep_wheel(&mut self) {
         let conns = &self.conns;
-        self.wheel.retain(|_, TimerItem(id)| conns.is_current(*id));
+        self.wheel.retain(|TimerItem(id)| conns.is_current(*id));
         self.wheel_sweep_at = (2 * self.wheel.len()).max(SWEEP_FLOOR);
     }
 
