@@ -37,7 +37,12 @@ fn uploads(n: u8, link: LinkConfig) -> Sim {
 
 /// [`uploads`] with the senders configured as `sender`.
 fn uploads_with(n: u8, link: LinkConfig, sender: Config) -> Sim {
-    let mut sim = Sim::new(1, link);
+    add_uploads(Sim::new(1, link), n, sender, roomy())
+}
+
+/// Adds to `sim` the hosts of [`uploads_with`], the sink configured as
+/// `sink`.
+fn add_uploads(mut sim: Sim, n: u8, sender: Config, sink_config: Config) -> Sim {
     let sink = SocketAddr::new(SERVER_IP, 9);
     for k in 0..n {
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 1, k + 1));
@@ -50,7 +55,7 @@ fn uploads_with(n: u8, link: LinkConfig, sender: Config) -> Sim {
             Box::new(client),
         );
     }
-    sim.add_host("sink", &[SERVER_IP], roomy(), Box::new(Sink::new(sink)));
+    sim.add_host("sink", &[SERVER_IP], sink_config, Box::new(Sink::new(sink)));
     sim
 }
 
@@ -259,6 +264,46 @@ fn slow_start_ends_on_the_ack_train_before_the_queue_overflows() {
     assert_eq!(st.retransmissions, 0, "{st:?}");
     let got = received(&sim, synack::record::HostId(1))[0];
     assert!(got > 40_000_000, "5 s moved only {got} bytes");
+}
+
+/// Slow start on a 100 Mbit/s, 50 ms path, to a receiver that ACKs every
+/// segment (as Linux's quick ACKs do at a connection's start), doubles
+/// the window each round until the ACK train ends it: no ACK grows the
+/// window by CSS's quarter. Each burst at twice the link's rate builds a
+/// queue its own tail waits behind; a round boundary inside a train made
+/// that tail the next round's first RTT samples, a rise past RFC 9406's
+/// 6.25 ms (24 ACKs grew by a quarter before rounds ended with trains).
+#[test]
+fn slow_start_takes_no_rtt_rise_of_its_own_burst_for_a_queue() {
+    use synack::record::Record;
+    use synack_core::TraceKind;
+    let link = path(100 * MBIT, Duration::from_millis(50));
+    let quick = Config {
+        delayed_ack: Duration::ZERO,
+        ..roomy()
+    };
+    let mut sim = add_uploads(Sim::new(1, link).record(true), 1, roomy(), quick);
+    sim.run(Instant::from_secs(2));
+    let sender = synack::record::HostId(0);
+    let mut last = None;
+    let mut growth = Vec::new();
+    for r in sim.records() {
+        let Record::Trace { host, event } = r else {
+            continue;
+        };
+        if let (true, TraceKind::Cwnd { cwnd, ssthresh }) = (*host == sender, &event.kind) {
+            if *ssthresh != u32::MAX {
+                break;
+            }
+            if let Some(before) = last.replace(*cwnd) {
+                growth.push(cwnd - before);
+            }
+        }
+    }
+    assert!(growth.len() > 200, "slow start seen: {} ACKs", growth.len());
+    let css = growth.iter().filter(|g| **g < 1000).count();
+    assert_eq!(css, 0, "ACKs grown by CSS's quarter, of {}", growth.len());
+    assert!(last.unwrap_or(0) > 625_000, "a BDP reached: {last:?}");
 }
 
 /// Reno's slow start (RFC 5681, no HyStart) overshoots a drop-tail queue

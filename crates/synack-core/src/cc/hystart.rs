@@ -5,10 +5,12 @@
 //! deep drop-tail queue whose fill the delay test sees too late
 //! ([`HyStart::train_is_long`]).
 //!
-//! Rounds are counted in acknowledged bytes: a round ends once the bytes
-//! that were in flight when it began have been acknowledged (RFC 9406 §4.2
-//! "windowEnd = SND.NXT", measured from the acknowledged side). Any
-//! controller can use it; [`super::Cubic`] does.
+//! Rounds are counted in acknowledged bytes: a round's bytes are those
+//! that were in flight when it began (RFC 9406 §4.2 "windowEnd =
+//! SND.NXT", measured from the acknowledged side). Once they are
+//! acknowledged, the round ends with the ACK train they came in
+//! ([`HyStart::track_round`]). Any controller can use it; [`super::Cubic`]
+//! does.
 
 use core::time::Duration;
 
@@ -35,6 +37,10 @@ const NONE_US: u32 = u32::MAX;
 /// apart than this are one train, spaced by the bottleneck (Linux's
 /// `hystart_ack_delta_us`).
 const TRAIN_GAP_US: u32 = 2_000;
+/// A round whose bytes are acknowledged inside a train ends at most this
+/// fraction of the flight later when the ACKs come with no gap at all (a
+/// saturated path, a paced sender).
+const ROUND_OVERRUN_DIVISOR: u32 = 8;
 /// The train is timed only with this many segments in flight (Linux's
 /// `hystart_low_window`): a small window's few ACKs say nothing of the path.
 const TRAIN_LOW_WINDOW: u32 = 16;
@@ -69,6 +75,9 @@ pub struct HyStart {
     samples: u8,
     /// Rounds completed in CSS.
     css_rounds: u8,
+    /// The round's bytes are acknowledged; it ends with the train, and
+    /// `round_left` counts down the overrun allowed when no gap comes.
+    round_due: bool,
     /// Bytes still to be acknowledged before the current round ends.
     round_left: u32,
     /// RFC 9406 lastRoundMinRTT, currentRoundMinRTT, cssBaselineMinRtt (µs).
@@ -95,6 +104,8 @@ impl HyStart {
             phase: Phase::SlowStart,
             samples: 0,
             css_rounds: 0,
+            // The first ACK starts the first round, gap or none.
+            round_due: true,
             round_left: 0,
             last_round_min: NONE_US,
             current_round_min: NONE_US,
@@ -127,7 +138,13 @@ impl HyStart {
                 exit: false,
             };
         }
-        let mut exit = self.track_round(acked, ack.flight);
+        let now = ack.now.micros() as u32;
+        let gap = now.wrapping_sub(self.train_last) > TRAIN_GAP_US;
+        self.train_last = now;
+        if gap {
+            self.train_start = now;
+        }
+        let mut exit = self.track_round(acked, ack.flight, gap);
         if let Some(rtt) = ack.rtt {
             self.sample(rtt);
         }
@@ -146,13 +163,35 @@ impl HyStart {
     }
 
     /// Counts acknowledged bytes; at a round's end starts the next one,
-    /// which ends when what is in flight now is acknowledged (RFC 9406
-    /// §4.2). Returns true when CSS has run its rounds.
-    fn track_round(&mut self, acked: u32, flight: u32) -> bool {
-        if acked < self.round_left {
+    /// whose bytes are those in flight now (RFC 9406 §4.2). Returns true
+    /// when CSS has run its rounds.
+    ///
+    /// A round whose bytes are acknowledged in the middle of an ACK train
+    /// ends with that train, at the first ACK after a gap (or, with no gap,
+    /// [`ROUND_OVERRUN_DIVISOR`] of the flight later). RFC 9406 ends it at
+    /// once, and so does Linux; but windowEnd is SND.NXT before this ACK's
+    /// own segments are sent, so a round ends a little before its train
+    /// does, and the next one a little more before (what the rest of a
+    /// train sends doubles in slow start). Within a few rounds the boundary
+    /// sits well inside a train, and the next round's first samples are
+    /// the train's tail, which waited behind the queue the sender's own
+    /// burst built: on a 100 Mbit/s, 50 ms path the rise passed 6.25 ms in
+    /// the sixth round and CSS slowed the growth for 4 ms of ACKs before the
+    /// next round's samples undid it, leaving the link idle 3 ms longer
+    /// than Linux's. Ended with the train, each round's first samples are
+    /// the next train's head, which finds the queue drained, as the
+    /// comparison of minima assumes.
+    fn track_round(&mut self, acked: u32, flight: u32, gap: bool) -> bool {
+        if acked < self.round_left && !(self.round_due && gap) {
             self.round_left -= acked;
             return false;
         }
+        if !self.round_due && !gap {
+            self.round_due = true;
+            self.round_left = (flight / ROUND_OVERRUN_DIVISOR).max(1);
+            return false;
+        }
+        self.round_due = false;
         self.round_left = flight.max(1);
         self.last_round_min = self.current_round_min;
         self.current_round_min = NONE_US;
@@ -189,10 +228,6 @@ impl HyStart {
             return false;
         }
         let now = ack.now.micros() as u32;
-        if now.wrapping_sub(self.train_last) > TRAIN_GAP_US {
-            self.train_start = now;
-        }
-        self.train_last = now;
         let needed = if ack.paced { min_rtt } else { min_rtt / 2 };
         now.wrapping_sub(self.train_start) > needed
     }
@@ -314,13 +349,20 @@ mod tests {
         assert!(train(&mut h, 50_000, 1_000, 500, 50, true));
     }
 
-    /// One round of `n` one-segment ACKs, all with RTT `rtt_ms`, with `n`
-    /// segments in flight: the sum of the growth, and whether it exited.
-    fn round(h: &mut HyStart, n: u32, rtt_ms: u64) -> (u32, bool) {
+    /// One round of `n` one-segment ACKs 100 µs apart from `*clock` (µs,
+    /// moved on by an RTT), all with RTT `rtt_ms`, with `n` segments in
+    /// flight: the sum of the growth, and whether it exited.
+    fn round(h: &mut HyStart, clock: &mut u64, n: u32, rtt_ms: u64) -> (u32, bool) {
         let mut grown = 0;
         let mut exit = false;
-        for _ in 0..n {
-            let g = h.on_ack(MSS, MSS, &ack(rtt_ms, n * MSS));
+        let start = *clock;
+        *clock += rtt_ms * 1000;
+        for i in 0..u64::from(n) {
+            let a = AckInfo {
+                now: Instant::from_micros(start + i * 100),
+                ..ack(rtt_ms, n * MSS)
+            };
+            let g = h.on_ack(MSS, MSS, &a);
             grown += g.increase;
             exit |= g.exit;
         }
@@ -341,8 +383,9 @@ mod tests {
     #[test]
     fn rfc9406_a_steady_rtt_stays_in_slow_start() {
         let mut h = HyStart::new();
+        let mut t = 0;
         for _ in 0..10 {
-            let (grown, exit) = round(&mut h, 16, 50);
+            let (grown, exit) = round(&mut h, &mut t, 16, 50);
             assert_eq!(grown, 16 * MSS);
             assert!(!exit);
         }
@@ -352,18 +395,19 @@ mod tests {
     #[test]
     fn rfc9406_rtt_rise_enters_css_then_congestion_avoidance() {
         let mut h = HyStart::new();
-        round(&mut h, 16, 50);
-        round(&mut h, 16, 50);
+        let mut t = 0;
+        round(&mut h, &mut t, 16, 50);
+        round(&mut h, &mut t, 16, 50);
         // Threshold: clamp(50/8, 4, 16) = 6.25 ms; 57 ms is a rise.
-        let (grown, _) = round(&mut h, 16, 57);
+        let (grown, _) = round(&mut h, &mut t, 16, 57);
         assert!(h.in_css());
         assert!(grown < 16 * MSS, "CSS grows slower within the round");
-        let (grown, exit) = round(&mut h, 16, 57);
+        let (grown, exit) = round(&mut h, &mut t, 16, 57);
         assert_eq!(grown, 16 * MSS / CSS_GROWTH_DIVISOR);
         assert!(!exit);
         let mut rounds = 2;
         loop {
-            let (_, exit) = round(&mut h, 16, 57);
+            let (_, exit) = round(&mut h, &mut t, 16, 57);
             rounds += 1;
             if exit {
                 break;
@@ -381,31 +425,73 @@ mod tests {
     #[test]
     fn rfc9406_a_rise_under_the_threshold_is_not_one() {
         let mut h = HyStart::new();
-        round(&mut h, 16, 50);
-        round(&mut h, 16, 50);
-        round(&mut h, 16, 56); // 6 ms < 6.25 ms
+        let mut t = 0;
+        round(&mut h, &mut t, 16, 50);
+        round(&mut h, &mut t, 16, 50);
+        round(&mut h, &mut t, 16, 56); // 6 ms < 6.25 ms
         assert!(!h.in_css());
     }
 
     #[test]
     fn rfc9406_css_returns_to_slow_start_when_rtt_falls() {
         let mut h = HyStart::new();
-        round(&mut h, 16, 50);
-        round(&mut h, 16, 50);
-        round(&mut h, 16, 60);
+        let mut t = 0;
+        round(&mut h, &mut t, 16, 50);
+        round(&mut h, &mut t, 16, 50);
+        round(&mut h, &mut t, 16, 60);
         assert!(h.in_css());
-        round(&mut h, 16, 55); // below the 60 ms baseline
+        round(&mut h, &mut t, 16, 55); // below the 60 ms baseline
         assert!(!h.in_css());
-        let (grown, _) = round(&mut h, 16, 55);
+        let (grown, _) = round(&mut h, &mut t, 16, 55);
         assert_eq!(grown, 16 * MSS);
     }
 
     #[test]
     fn rfc9406_few_samples_decide_nothing() {
         let mut h = HyStart::new();
-        round(&mut h, 4, 50);
-        round(&mut h, 4, 50);
-        round(&mut h, 4, 200);
+        let mut t = 0;
+        round(&mut h, &mut t, 4, 50);
+        round(&mut h, &mut t, 4, 50);
+        round(&mut h, &mut t, 4, 200);
         assert!(!h.in_css(), "fewer than N_RTT_SAMPLE samples a round");
+    }
+
+    /// Slow start on a path whose queue drains between rounds: each train
+    /// of ACKs (one per segment, 50 µs apart, the window doubling) starts
+    /// at the base RTT and rises by `tail_rise_ms` to its tail, the queue
+    /// its own burst built. Each ACK reports the flight before the
+    /// segments it releases are sent, as the stack calls it. In which
+    /// train CSS was entered, if it was; slow start must not have ended.
+    fn doubling_trains(tail_rise_ms: u64) -> Option<u32> {
+        let mut h = HyStart::new();
+        let mut t = 100_000u64;
+        let mut n = 10u64;
+        for k in 0..6 {
+            for i in 0..n {
+                let rtt = 50_000 + tail_rise_ms * 1000 * i / n;
+                let a = AckInfo {
+                    now: Instant::from_micros(t + i * 50),
+                    rtt: Some(Duration::from_micros(rtt)),
+                    min_rtt: Some(Duration::from_millis(50)),
+                    ..ack(50, ((n - i - 1) + 2 * i) as u32 * MSS)
+                };
+                h.on_ack(MSS, MSS, &a);
+                if h.in_css() {
+                    return Some(k);
+                }
+            }
+            t += 50_000;
+            n *= 2;
+        }
+        assert_eq!(h.phase, Phase::SlowStart, "no train of half the RTT");
+        None
+    }
+
+    #[test]
+    fn a_round_ends_with_its_ack_train() {
+        // 6 rounds, the last a train of 320 segments in 16 ms: 12 ms of
+        // self-built queue at each tail never counts as an RTT rise (ended
+        // when windowEnd is acknowledged, CSS began in the fourth train).
+        assert_eq!(doubling_trains(12), None);
     }
 }
