@@ -126,8 +126,8 @@ impl RttEstimator {
         (self.srtt != NO_SAMPLE).then(|| Duration::from_micros(self.srtt))
     }
 
-    /// The RTT variation, or `None` before the first sample.
-    #[cfg(test)] // Read by the tests; the TCB needs only the RTO.
+    /// The RTT variation, or `None` before the first sample (the loss
+    /// probe's timeout for a lone segment takes four of it as its margin).
     pub fn rttvar(&self) -> Option<Duration> {
         (self.srtt != NO_SAMPLE).then(|| Duration::from_micros(self.rttvar))
     }

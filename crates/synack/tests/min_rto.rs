@@ -93,8 +93,9 @@ const RFC: Duration = Duration::from_secs(1);
 
 /// 40 ms round trip, 3 % random loss each way: tails whose probe is lost
 /// too wait for the RTO. With a 200 ms floor the exchanges finish sooner
-/// than with 1 s (141.3 s against 146.9 s over ten seeds), at the price of
-/// seven times the timeouts (914 against 122), most of them needless.
+/// than with 1 s (144.7 s against 147.2 s over ten seeds), at the price of
+/// nine times the timeouts (922 against 104), most of them needless (433
+/// against 30).
 /// (Before a new fast recovery could start at the last recovery point,
 /// RFC 6582 §3.2, a loss there waited for the RTO too, and the figures were
 /// 146.8 s against 171.3 s, 1,016 timeouts against 201: the 1 s floor cost
@@ -121,9 +122,10 @@ fn rfc6298_2_4_a_lower_floor_delivers_lossy_tails_sooner() {
 
 /// 40 ms round trip, 0.5 % loss, and 2 % of packets held back by up to
 /// 400 ms: with a 200 ms floor some timeouts fire while the segment or its
-/// ACK is only late (Eifel proves them spurious and undoes them): 100
-/// against none with 1 s, and the exchanges take as long (54.9 s against
-/// 53.6 s).
+/// ACK is only late (Eifel proves them spurious and undoes them): 89 of
+/// 196 against none of 2 with 1 s, for exchanges that end 6 % sooner
+/// (50.96 s against 54.05 s; as long, 54.9 s against 53.6 s, while a lone
+/// segment's probe waited 2·SRTT + 200 ms after the last ACK).
 #[test]
 fn rfc6298_2_4_a_lower_floor_fires_on_delay_spikes() {
     let link = LinkConfig {
@@ -140,5 +142,8 @@ fn rfc6298_2_4_a_lower_floor_fires_on_delay_spikes() {
         linux.spurious > 10 * rfc.spurious.max(1),
         "{linux:?} {rfc:?}"
     );
-    assert!(linux.secs > 0.95 * rfc.secs, "no gain: {linux:?} {rfc:?}");
+    assert!(
+        linux.secs > 0.9 * rfc.secs,
+        "a small gain: {linux:?} {rfc:?}"
+    );
 }

@@ -25,6 +25,30 @@ const WC_DEL_ACK_US: u64 = 200_000;
 /// a duplicate ACK after LAST-ACK has closed and an RST that ends the
 /// peer's TIME-WAIT.
 const PTO_SLACK_US: u64 = 2_000;
+/// When to probe with one segment in flight (µs): `sent` is when that
+/// segment left, `now` when the timer is armed, `srtt` and `rttvar` the
+/// path's.
+///
+/// RFC 8985 §7.2 lets the sender inflate its 2·SRTT by TLP.max_ack_delay,
+/// of an implementation's choosing, because the peer may hold its ACK of a
+/// lone segment for its delayed-ACK timer; `now` + 2·SRTT + WCDelAckT is
+/// the latest that needs. But the ACK is due one round trip after the
+/// segment *left*, plus the peer's delay: `sent` + SRTT + WCDelAckT and
+/// RFC 6298's clock granularity G ([`PTO_SLACK_US`]), or + 4·RTTVAR where
+/// the path varies more (the RTO's margin, as Linux's SRTT + max(200 ms,
+/// 4·RTTVAR)). The probe goes at the earlier of the two. Armed by the ACK
+/// of segments sent with it (a lost tail), the lone segment may have left
+/// a round trip before, and the probe goes about WCDelAckT after that ACK
+/// instead of 2·SRTT + WCDelAckT; armed as it leaves, SRTT + WCDelAckT + G.
+/// (Linux probes at SRTT + 200 ms from the ACK, by capping 2·SRTT + 200 ms
+/// at its RTO, whose floor is 200 ms; synack's is RFC 6298's 1 s.)
+fn lone_segment_probe_at(sent: u64, now: u64, srtt: u64, rttvar: u64) -> u64 {
+    let latest = now.saturating_add(2 * srtt).saturating_add(WC_DEL_ACK_US);
+    let wait = (WC_DEL_ACK_US + PTO_SLACK_US).max(4 * rttvar);
+    let due = sent.min(now).saturating_add(srtt + wait);
+    latest.min(due)
+}
+
 /// DSACK-free recoveries after which the reordering window returns to its
 /// base (RFC 8985 §6.2 step 4: RACK.reo_wnd_persist).
 const REO_WND_PERSIST: u8 = 16;
@@ -464,9 +488,9 @@ impl Tcb {
 
     /// The PTO (RFC 8985 §7.2): when the sender may probe the tail, if it
     /// may: SACK in use, an RTT sample, no recovery, no probe in flight,
-    /// data outstanding. 2·SRTT, plus WCDelAckT with one segment in flight
-    /// (the peer may delay its ACK of it) or [`PTO_SLACK_US`] with more,
-    /// never past the RTO's deadline.
+    /// data outstanding. 2·SRTT plus [`PTO_SLACK_US`] with more than one
+    /// segment in flight; with one, [`lone_segment_probe_at`]; never past
+    /// the RTO's deadline.
     pub(crate) fn arm_loss_probe(&mut self, now: Instant) {
         let at = self.loss_probe_deadline(now);
         self.timers.assign(super::TimerKind::LossProbe, at);
@@ -479,13 +503,15 @@ impl Tcb {
         if !self.sack_ok || self.recover.is_some() || r.tlp_end.is_some() || flight == 0 {
             return None;
         }
-        let slack = if flight <= self.snd_mss {
-            WC_DEL_ACK_US
+        let now_us = now.micros();
+        let at = if flight <= self.snd_mss {
+            let rttvar = self.rtt.rttvar().map_or(0, |v| v.as_micros() as u64);
+            let sent = r.segs.back().map_or(now_us, |s| s.xmit);
+            lone_segment_probe_at(sent, now_us, srtt, rttvar)
         } else {
-            PTO_SLACK_US
+            now_us.saturating_add((2 * srtt).saturating_add(PTO_SLACK_US))
         };
-        let pto = (2 * srtt).saturating_add(slack);
-        let at = Instant::from_micros(now.micros().saturating_add(pto.max(1)));
+        let at = Instant::from_micros(at.max(now_us + 1));
         Some(match self.timers.get(super::TimerKind::Retransmission) {
             Some(rto) => at.min(rto),
             None => at,
@@ -569,5 +595,46 @@ fn rack_update(r: &mut Rack, s: Sent, now: Instant, tsecr: Option<u32>, ts_now: 
     }
     if s.end.gt(r.fack) {
         r.fack = s.end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000;
+
+    #[test]
+    fn rfc8985_7_2_a_lone_segment_is_probed_when_its_delayed_ack_is_overdue() {
+        let now = 1_000 * MS;
+        // A lost tail, armed by the ACK of the segments sent with it a
+        // round trip ago (steady 50 ms path): WCDelAckT and the 2 ms floor
+        // of the margin after that ACK, not 2·SRTT + WCDelAckT.
+        assert_eq!(
+            lone_segment_probe_at(now - 50 * MS, now, 50 * MS, 100),
+            now + 202 * MS
+        );
+        // Armed as the segment leaves: a round trip and the delayed ACK
+        // (with its 2 ms), the variance being smaller...
+        assert_eq!(
+            lone_segment_probe_at(now, now, 50 * MS, 5 * MS),
+            now + 252 * MS
+        );
+        // ...or four RTTVAR when they are more: the RTO's margin.
+        assert_eq!(
+            lone_segment_probe_at(now, now, 50 * MS, 60 * MS),
+            now + 290 * MS
+        );
+        // Never later than RFC 8985's 2·SRTT + WCDelAckT from now.
+        assert_eq!(
+            lone_segment_probe_at(now, now, 50 * MS, 80 * MS),
+            now + 300 * MS
+        );
+        // A send time after `now` (a clock step) counts as now; on a
+        // sub-millisecond path RFC 8985's 2·SRTT + WCDelAckT comes first.
+        assert_eq!(
+            lone_segment_probe_at(now + 5 * MS, now, 300, 0),
+            now + 600 + 200 * MS
+        );
     }
 }
